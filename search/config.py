@@ -1,0 +1,145 @@
+"""The experiment configuration: frozen dataclasses loaded from YAML and validated."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from search.objectives import Objectives
+from search.schema import ConfigError, from_dict, to_dict
+from spaces.space import SpaceSettings
+from trainers.data import DATASETS, DataSettings
+from trainers.models import MODELS, ModelSettings
+from trainers.pruning import CRITERIA
+from trainers.training import TrainSettings
+
+SAMPLERS = ("nsga2", "tpe", "random")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The ``search:`` section: budget, sampler, objectives, storage."""
+
+    n_trials: int = 40
+    sampler: str = "nsga2"
+    population_size: int = 16
+    objectives: Objectives = field(default_factory=Objectives)
+    storage: str | None = None        # default: sqlite:///<study folder>/study.db
+    enqueue_dense: bool = True        # first trial = the dense reference (32 bits, no pruning)
+    max_consecutive_failures: int = 5
+
+    def __post_init__(self) -> None:
+        if self.n_trials < 1:
+            raise ConfigError(f"search.n_trials must be >= 1, got {self.n_trials}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"search.sampler must be one of {list(SAMPLERS)}, got '{self.sampler}'")
+        if self.population_size < 2:
+            raise ConfigError(f"search.population_size must be >= 2, got {self.population_size}")
+        if self.max_consecutive_failures < 1:
+            raise ConfigError("search.max_consecutive_failures must be >= 1, "
+                              f"got {self.max_consecutive_failures}")
+
+
+@dataclass(frozen=True)
+class CostSettings:
+    """The ``cost:`` section: energy profile, activation width, training-energy meter."""
+
+    energy_profile: str | None = None   # YAML file; default: Horowitz 45 nm (shipped)
+    activation_bits: int = 32
+    energy_meter: str = "auto"
+    watts_per_core: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.activation_bits not in (4, 8, 16, 32):
+            raise ConfigError(f"cost.activation_bits must be one of [4, 8, 16, 32], "
+                              f"got {self.activation_bits}")
+        if not self.watts_per_core > 0:
+            raise ConfigError(f"cost.watts_per_core must be > 0, got {self.watts_per_core}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One study: what to compress, how to search, where to store it."""
+
+    study: str = "default"
+    output_dir: str = "runs"
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0                  # torch threads per worker; 0 = cores / workers
+    data: DataSettings = field(default_factory=DataSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    dense: TrainSettings = field(default_factory=lambda: TrainSettings(epochs=40, lr=2e-3))
+    finetune: TrainSettings = field(default_factory=lambda: TrainSettings(epochs=4, lr=1e-3))
+    space: SpaceSettings = field(default_factory=SpaceSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    cost: CostSettings = field(default_factory=CostSettings)
+
+    def __post_init__(self) -> None:
+        if not self.study or any(c in self.study for c in "/\\") or self.study.startswith("."):
+            raise ConfigError(f"study must be a plain folder name (no '/' or leading '.'), "
+                              f"got '{self.study}'")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.output_dir) / self.study
+
+    def dense_key(self) -> str:
+        """Hash of everything that defines the dense reference."""
+        parts = {k: to_dict(getattr(self, k)) for k in ("data", "model", "dense", "seed")}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def with_overrides(self, **changes: Any) -> "ExperimentConfig":
+        return replace(self, **changes)
+
+
+def validate_names(config: ExperimentConfig) -> None:
+    """Registered names: criteria, model, data set (listed in the message when unknown)."""
+    for name in config.space.criteria:
+        if name not in CRITERIA:
+            raise ConfigError(f"space.criteria: criterion must be one of {sorted(CRITERIA)}, "
+                              f"got '{name}'")
+    if config.model.name not in MODELS and ":" not in config.model.name:
+        raise ConfigError(f"model.name must be one of {sorted(MODELS)} (or 'module:callable'), "
+                          f"got '{config.model.name}'")
+    if config.data.name not in DATASETS and ":" not in config.data.name:
+        raise ConfigError(f"data.name must be one of {sorted(DATASETS)}, got '{config.data.name}'")
+
+
+def config_from_dict(data: dict[str, Any] | None) -> ExperimentConfig:
+    config = from_dict(ExperimentConfig, data or {})
+    validate_names(config)
+    return config
+
+
+def load_config(path: str | Path | None) -> ExperimentConfig:
+    """Load and validate a YAML config; ``None`` gives the defaults (digits + built-in CNN)."""
+    if path is None:
+        return config_from_dict({})
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file '{path}' is not valid YAML{where}: "
+                          f"{getattr(exc, 'problem', exc)}") from exc
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping of sections, "
+                          f"got {type(data).__name__}")
+    return config_from_dict(data)
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

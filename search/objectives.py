@@ -1,0 +1,56 @@
+"""Objectives: which trial metrics the study optimises, and in which direction."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from search.schema import ConfigError
+
+# Metrics every trial records that may be objectives. test_accuracy is deliberately absent:
+# selection reads the validation split, the test split is for reporting only.
+OBJECTIVE_METRICS = ("accuracy", "flops", "flops_dense", "bops", "params_nonzero", "size_bytes",
+                     "energy_uj", "train_energy_j", "train_seconds")
+DIRECTIONS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """Ordered (metric, direction) pairs; YAML form ``{accuracy: max, flops: min}``."""
+
+    items: tuple[tuple[str, str], ...] = (("accuracy", "maximize"), ("flops", "minimize"),
+                                          ("energy_uj", "minimize"))
+
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise ConfigError("search.objectives must name at least one metric, got {}")
+        for metric, direction in self.items:
+            if metric not in OBJECTIVE_METRICS:
+                raise ConfigError(f"search.objectives: metric must be one of "
+                                  f"{list(OBJECTIVE_METRICS)}, got '{metric}'")
+            if direction not in ("maximize", "minimize"):
+                raise ConfigError(f"search.objectives.{metric}: direction must be 'max' or 'min', "
+                                  f"got '{direction}'")
+
+    @property
+    def metrics(self) -> list[str]:
+        return [m for m, _ in self.items]
+
+    @property
+    def directions(self) -> list[str]:
+        return [d for _, d in self.items]
+
+    @classmethod
+    def from_config_value(cls, value: Any, path: str) -> "Objectives":
+        if not isinstance(value, dict) or not value:
+            raise ConfigError(f"field '{path}' must be a mapping of metric to min/max, e.g. "
+                              f"{{accuracy: max, flops: min}}, got {value!r}")
+        items = []
+        for metric, direction in value.items():
+            if str(direction) not in DIRECTIONS:
+                raise ConfigError(f"{path}.{metric}: direction must be 'max' or 'min', "
+                                  f"got '{direction}'")
+            items.append((str(metric), DIRECTIONS[str(direction)]))
+        return cls(tuple(items))
+
+    def to_config_value(self) -> dict[str, str]:
+        return {m: ("max" if d == "maximize" else "min") for m, d in self.items}

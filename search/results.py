@@ -1,0 +1,75 @@
+"""Tables of a study read from its Optuna storage: trials.csv, pareto.csv, the printed front."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from search.pareto import pareto_front
+from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX
+from trainers.checkpoint import atomic_write_text
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: number, state, every recorded metric and label, every parameter."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        row = {"trial": trial.number, "state": trial.state.name}
+        for key, value in trial.user_attrs.items():
+            if key == "candidate":
+                row.update(value)
+            else:
+                row[key] = value
+        if trial.datetime_start and trial.datetime_complete:
+            row["duration_s"] = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def front_frame(study: optuna.Study, metrics: Sequence[str], directions: Sequence[str]
+                ) -> pd.DataFrame:
+    """Completed trials on the Pareto front of ``metrics`` (our own front function)."""
+    frame = trials_frame(study)
+    if frame.empty or "state" not in frame:
+        return frame
+    done = frame[frame["state"] == "COMPLETE"].dropna(subset=list(metrics))
+    if done.empty:
+        return done
+    keep = pareto_front(done[list(metrics)].to_numpy(dtype=float), directions)
+    return done.iloc[keep].sort_values(metrics[-1] if len(metrics) > 1 else metrics[0])
+
+
+def write_tables(study: optuna.Study, folder: Path, metrics: Sequence[str],
+                 directions: Sequence[str]) -> pd.DataFrame:
+    """Write trials.csv and pareto.csv atomically; return the front."""
+    front = front_frame(study, metrics, directions)
+    atomic_write_text(folder / "trials.csv", trials_frame(study).to_csv(index=False))
+    atomic_write_text(folder / "pareto.csv", front.to_csv(index=False))
+    return front
+
+
+def _layer_summary(row: pd.Series, prefix: str, fmt: str) -> str:
+    values = [row[c] for c in row.index if c.startswith(prefix) and pd.notna(row[c])]
+    return "/".join(fmt.format(v) for v in values)
+
+
+def format_front(front: pd.DataFrame) -> str:
+    """The front as a fixed-width text table (trial, accuracy, FLOPs, energy, layers, bits)."""
+    if front.empty:
+        return "(no completed trials yet)"
+    table = pd.DataFrame({
+        "trial": front["trial"].astype(int),
+        "val_acc": front["accuracy"].map("{:.4f}".format),
+        "test_acc": front.get("test_accuracy", pd.Series(np.nan, index=front.index))
+                         .map("{:.4f}".format),
+        "MFLOPs": (front["flops"] / 1e6).map("{:.3f}".format),
+        "energy_uJ(est)": front["energy_uj"].map("{:.3f}".format),
+        "size_KB": (front["size_bytes"] / 1024).map("{:.1f}".format),
+        "sparsity/layer": front.apply(lambda r: _layer_summary(r, SPARSITY_PREFIX, "{:.2f}"), axis=1),
+        "bits/layer": front.apply(lambda r: _layer_summary(r, BITS_PREFIX, "{:.0f}"), axis=1),
+        "criterion": front.get("criterion", ""),
+    })
+    return table.to_string(index=False)

@@ -1,0 +1,59 @@
+"""The embedded data sets: scikit-learn's digits (real, offline) and a synthetic one for fast tests."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from trainers.data.bundle import DataBundle, DataSettings
+
+
+def split_indices(n: int, settings: DataSettings, labels: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded, stratified (when labels are given) train / val / test index split."""
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(n)
+    rest, test = train_test_split(index, test_size=settings.test_fraction,
+                                  random_state=settings.split_seed, stratify=labels)
+    val_share = settings.val_fraction / (1.0 - settings.test_fraction)
+    train, val = train_test_split(rest, test_size=val_share, random_state=settings.split_seed,
+                                  stratify=None if labels is None else labels[rest])
+    return train, val, test
+
+
+def bundle_from_arrays(x: np.ndarray, y: np.ndarray, settings: DataSettings, num_classes: int,
+                       name: str) -> DataBundle:
+    """Split in-memory arrays into a bundle of TensorDatasets (fast path in the training loop)."""
+    train, val, test = split_indices(len(x), settings, y)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.long)
+
+    def part(idx: np.ndarray) -> TensorDataset:
+        idx_t = torch.as_tensor(idx)
+        return TensorDataset(xt[idx_t], yt[idx_t])
+
+    return DataBundle(part(train), part(val), part(test), num_classes, tuple(xt.shape[1:]), name)
+
+
+def load_digits_bundle(settings: DataSettings) -> DataBundle:
+    """scikit-learn's digits: 1,797 real 8x8 handwritten digits shipped with the package."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = digits.images.astype(np.float32) / 16.0
+    x = (x - 0.5) / 0.5
+    return bundle_from_arrays(x[:, None, :, :], digits.target, settings, 10, "digits")
+
+
+def load_synthetic_bundle(settings: DataSettings) -> DataBundle:
+    """Class-dependent 8x8 patterns plus noise: learnable in a few epochs, for fast tests."""
+    opts = settings.options
+    n = int(opts.get("samples", 600))
+    classes = int(opts.get("classes", 4))
+    size = int(opts.get("size", 8))
+    gen = np.random.default_rng(int(opts.get("seed", 0)))
+    prototypes = gen.normal(size=(classes, 1, size, size)).astype(np.float32)
+    y = np.arange(n) % classes
+    x = prototypes[y] + 0.8 * gen.normal(size=(n, 1, size, size)).astype(np.float32)
+    return bundle_from_arrays(x, y, settings, classes, "synthetic")

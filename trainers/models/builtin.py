@@ -1,0 +1,45 @@
+"""Built-in models sized for small (8x8) inputs."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SmallCNN(nn.Module):
+    """Three 3x3 convolutions and two linear layers; about 0.64 M MACs per 8x8 sample."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 16,
+                 input_size: int = 8):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        spatial = max(input_size // 4, 1)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(4 * width * spatial * spatial, 128), nn.ReLU(),
+            nn.Linear(128, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class MLP(nn.Module):
+    """Flatten, then hidden layers with ReLU, then the classifier."""
+
+    def __init__(self, in_features: int = 64, num_classes: int = 10,
+                 hidden: tuple[int, ...] = (128, 64)):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

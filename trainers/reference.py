@@ -1,0 +1,48 @@
+"""The dense reference model: trained once per study and cached in the study folder."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+from trainers.checkpoint import load_checkpoint, save_checkpoint
+from trainers.data.bundle import DataBundle
+from trainers.training import LossFn, TrainSettings, train_epochs
+
+
+def count_other_params(model: nn.Module, prunable: set[str]) -> int:
+    """Parameters that are not the weight of a prunable layer (biases, norms, embeddings)."""
+    total = 0
+    for module_name, module in model.named_modules():
+        for param_name, param in module.named_parameters(recurse=False):
+            if module_name in prunable and param_name == "weight":
+                continue
+            total += param.numel()
+    return total
+
+
+def load_or_train_dense(path: str | Path, key: str, model_factory: Callable[[], nn.Module],
+                        data: DataBundle, settings: TrainSettings, *, batch_size: int,
+                        device: torch.device, seed: int, loss_fn: LossFn | None = None,
+                        log: Callable[[str], None] = print) -> Mapping[str, torch.Tensor]:
+    """Return the dense state dict, training it only when no checkpoint with ``key`` exists.
+
+    ``key`` is a hash of everything that defines the dense model (model, data, training settings,
+    seed); a checkpoint with another key is ignored and replaced (atomically).
+    """
+    path = Path(path)
+    if path.exists():
+        stored = load_checkpoint(path)
+        if isinstance(stored, dict) and stored.get("key") == key:
+            return stored["state_dict"]
+        log(f"dense reference at {path} was made with other settings; retraining it")
+    torch.manual_seed(seed)
+    model = model_factory().to(device)
+    log(f"training the dense reference ({settings.epochs} epochs) ...")
+    train_epochs(model, data.train, settings, batch_size=batch_size, device=device, seed=seed,
+                 loss_fn=loss_fn)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_checkpoint({"key": key, "state_dict": state}, path)
+    return state

@@ -1,0 +1,122 @@
+"""Training and evaluation loops.
+
+In-memory ``TensorDataset``s are batched by slicing tensors on the device (no per-sample
+DataLoader work); any other ``Dataset`` goes through a ``DataLoader``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """One training phase (the ``dense:`` and ``finetune:`` sections of the config)."""
+
+    epochs: int = 5
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be one of ['adam', 'sgd'], got '{self.optimizer}'")
+
+
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=settings.lr, momentum=0.9,
+                               weight_decay=settings.weight_decay)
+    return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def iterate_batches(dataset: Dataset, batch_size: int, device: torch.device, *, shuffle: bool,
+                    generator: torch.Generator | None = None
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(x, y)`` batches on ``device``."""
+    if isinstance(dataset, TensorDataset):
+        x, y = dataset.tensors[0], dataset.tensors[1]
+        n = len(x)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            yield x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
+        return
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+    for x, y in loader:
+        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def train_epochs(model: nn.Module, dataset: Dataset, settings: TrainSettings, *, batch_size: int,
+                 device: torch.device, seed: int, loss_fn: LossFn | None = None,
+                 extra_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor],
+                                      torch.Tensor] | None = None,
+                 on_epoch: Callable[[int], None] | None = None) -> int:
+    """Train ``settings.epochs`` epochs in place; return the number of optimizer steps.
+
+    ``extra_loss(model, x, y, logits)`` adds a term (regularisation, distillation). ``on_epoch(e)``
+    runs before each epoch (schedules). Raises ``TrainingDiverged`` on a NaN / infinite loss.
+    """
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    optimizer = make_optimizer(model, settings)
+    generator = torch.Generator().manual_seed(seed)
+    steps = 0
+    model.train()
+    for epoch in range(settings.epochs):
+        if on_epoch is not None:
+            on_epoch(epoch)
+        for x, y in iterate_batches(dataset, batch_size, device, shuffle=True, generator=generator):
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            if extra_loss is not None:
+                loss = loss + extra_loss(model, x, y, logits)
+            if not math.isfinite(loss.item()):
+                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {steps}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+    return steps
+
+
+MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
+
+
+def accuracy_metric(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Top-1 accuracy over all predictions."""
+    return (logits.argmax(dim=1) == targets).float().mean().item()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 1024
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """All logits and targets of a split, in order."""
+    model.eval()
+    logits, targets = [], []
+    for x, y in iterate_batches(dataset, batch_size, device, shuffle=False):
+        logits.append(model(x))
+        targets.append(y)
+    return torch.cat(logits), torch.cat(targets)
+
+
+def evaluate(model: nn.Module, dataset: Dataset, device: torch.device,
+             metric: MetricFn | None = None) -> float:
+    """The metric (top-1 accuracy by default) of ``model`` on ``dataset``."""
+    logits, targets = predict(model, dataset, device)
+    return float((metric or accuracy_metric)(logits, targets))

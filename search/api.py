@@ -12,6 +12,7 @@ from search.config import ExperimentConfig, load_config
 from search.context import build_study_context, set_threads
 from search.results import front_frame, trials_frame, write_tables
 from search.study import open_study, run_trials, save_study_config
+from trainers.evaluate import reference_metrics
 
 
 @dataclass
@@ -33,6 +34,10 @@ class StudyResult:
     def trials(self) -> pd.DataFrame:
         return trials_frame(self.study)
 
+    def dense_reference(self) -> dict[str, float]:
+        """Metrics of the dense reference as trained (no pruning, no fine-tuning)."""
+        return dict(self.study.user_attrs.get("dense_reference", {}))
+
 
 def run_search(config: ExperimentConfig | str | Path | None = None, *,
                log: Callable[[str], None] = print) -> StudyResult:
@@ -44,6 +49,8 @@ def run_search(config: ExperimentConfig | str | Path | None = None, *,
     set_threads(config)
     context, space = build_study_context(config, log=log)
     study = open_study(config, space)
+    if "dense_reference" not in study.user_attrs:
+        study.set_user_attr("dense_reference", reference_metrics(space.dense_candidate(), context))
     save_study_config(config)
     try:
         run_trials(study, space, context, config, log=log)

@@ -51,6 +51,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     result = run_search(config)
     front = result.front()
+    dense = result.dense_reference()
+    if dense:
+        print(f"\nDense reference: val_acc={dense['accuracy']:.4f} test_acc={dense['test_accuracy']:.4f}"
+              f" MFLOPs={dense['flops'] / 1e6:.3f} energy_uJ(est)={dense['energy_uj']:.3f}"
+              f" size_KB={dense['size_bytes'] / 1024:.1f}")
     print(f"\nPareto front of study '{config.study}' ({len(front)} trials; energy is an analytic "
           f"estimate; FLOPs are effective, sparsity-aware, per sample):")
     print(format_front(front))

@@ -24,12 +24,16 @@ SAMPLERS = ("nsga2", "tpe", "random")
 class SearchSettings:
     """The ``search:`` section: budget, sampler, objectives, storage."""
 
-    n_trials: int = 40
+    n_trials: int = 60
     sampler: str = "nsga2"
     population_size: int = 16
     objectives: Objectives = field(default_factory=Objectives)
     storage: str | None = None        # default: sqlite:///<study folder>/study.db
     enqueue_dense: bool = True        # first trial = the dense reference (32 bits, no pruning)
+    # Hand-made baselines enqueued first: the same sparsity in every layer, magnitude criterion,
+    # at each of ``baseline_bits``. An empty list turns them off.
+    baseline_sparsities: tuple[float, ...] = (0.5, 0.8, 0.85, 0.9, 0.95)
+    baseline_bits: tuple[int, ...] = (32, 8)
     max_consecutive_failures: int = 5
 
     def __post_init__(self) -> None:
@@ -39,6 +43,9 @@ class SearchSettings:
             raise ConfigError(f"search.sampler must be one of {list(SAMPLERS)}, got '{self.sampler}'")
         if self.population_size < 2:
             raise ConfigError(f"search.population_size must be >= 2, got {self.population_size}")
+        for value in self.baseline_sparsities:
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"search.baseline_sparsities must be in [0, 1), got {value}")
         if self.max_consecutive_failures < 1:
             raise ConfigError("search.max_consecutive_failures must be >= 1, "
                               f"got {self.max_consecutive_failures}")
@@ -72,7 +79,8 @@ class ExperimentConfig:
     threads: int = 0                  # torch threads per worker; 0 = cores / workers
     data: DataSettings = field(default_factory=DataSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
-    dense: TrainSettings = field(default_factory=lambda: TrainSettings(epochs=40, lr=2e-3))
+    dense: TrainSettings = field(
+        default_factory=lambda: TrainSettings(epochs=40, lr=2e-3, weight_decay=1e-4))
     finetune: TrainSettings = field(default_factory=lambda: TrainSettings(epochs=4, lr=1e-3))
     space: SpaceSettings = field(default_factory=SpaceSettings)
     search: SearchSettings = field(default_factory=SearchSettings)

@@ -133,6 +133,17 @@ class BudgetAndProgress:
             study.stop()
 
 
+def starting_candidates(space: SearchSpace, config: ExperimentConfig) -> list:
+    """Dense reference and hand-made uniform sweeps, enqueued before the sampler's own trials."""
+    found = [space.dense_candidate()] if config.search.enqueue_dense else []
+    for bits in config.search.baseline_bits:
+        for sparsity in config.search.baseline_sparsities:
+            candidate = space.uniform_candidate(sparsity, bits)
+            if candidate not in found:
+                found.append(candidate)
+    return found[: config.search.n_trials]
+
+
 def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
                config: ExperimentConfig, log: Callable[[str], None] = print) -> None:
     """Run trials until the study holds ``n_trials`` finished ones (resume-safe)."""
@@ -141,8 +152,9 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
     if done >= budget:
         log(f"study '{config.study}' already has {done}/{budget} finished trials")
         return
-    if config.search.enqueue_dense and not study.trials:
-        study.enqueue_trial(space.to_params(space.dense_candidate()), skip_if_exists=True)
+    if not study.trials:
+        for candidate in starting_candidates(space, config):
+            study.enqueue_trial(space.to_params(candidate), skip_if_exists=True)
     log(f"study '{config.study}': {done}/{budget} finished, running {budget - done} more")
     callback = BudgetAndProgress(config, log)
     study.optimize(make_objective(space, context, config), n_trials=None,

@@ -131,10 +131,14 @@ class SearchSpace:
 
     def dense_candidate(self) -> Candidate:
         """All layers dense at 32 bits: the reference point, enqueued as the first trial."""
-        params = {SPARSITY_PREFIX + n: 0.0 for n in self.searched_layers()}
-        params.update({BITS_PREFIX + n: 32 for n in self.layer_names})
-        if "magnitude" in self.settings.criteria:
-            params["criterion"] = "magnitude"
+        return self.uniform_candidate(0.0, 32)
+
+    def uniform_candidate(self, sparsity: float, bits: int, criterion: str = "magnitude") -> Candidate:
+        """The same sparsity in every searched layer and the same bits everywhere (hand-made sweep)."""
+        params = {SPARSITY_PREFIX + n: sparsity for n in self.searched_layers()}
+        params.update({BITS_PREFIX + n: bits for n in self.layer_names})
+        if criterion in self.settings.criteria:
+            params["criterion"] = criterion
         return self.from_params(self._closest(params))
 
     def _closest(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -142,10 +146,12 @@ class SearchSpace:
         out = dict(params)
         for key, value in params.items():
             if key.startswith(BITS_PREFIX) and value not in self.settings.bits:
-                out[key] = max(self.settings.bits)
+                out[key] = min(self.settings.bits, key=lambda b: (abs(b - value), -b))
             if key.startswith(SPARSITY_PREFIX):
                 low, high = self._sparsity_bounds[key[len(SPARSITY_PREFIX):]]
-                out[key] = min(max(value, low), high)
+                step = self.settings.sparsity.step
+                snapped = low + step * round((min(max(value, low), high) - low) / step)
+                out[key] = round(min(snapped, high), 10)
         return out
 
     def to_params(self, candidate: Candidate) -> dict[str, Any]:

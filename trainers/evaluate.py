@@ -58,3 +58,16 @@ def evaluate(candidate: Candidate, context: EvalContext) -> TrialResult:
         train_seconds=train_seconds,
     )
     return TrialResult(candidate, metrics, "complete", {"energy_source": meter.source})
+
+
+def reference_metrics(dense_candidate: Candidate, context: EvalContext) -> dict[str, float]:
+    """The dense reference as trained (no pruning, no fine-tuning): the point every front is read
+    against."""
+    model = context.model_factory()
+    model.load_state_dict(context.dense_state)
+    model.to(context.device)
+    metrics = cost_metrics(dense_candidate, context)
+    metrics.update(
+        accuracy=evaluate_metric(model, context.data.val, context.device, context.metric_fn),
+        test_accuracy=evaluate_metric(model, context.data.test, context.device, context.metric_fn))
+    return metrics

@@ -28,6 +28,7 @@ class TrainSettings:
     lr: float = 1e-3
     weight_decay: float = 0.0
     optimizer: str = "adam"
+    lr_schedule: str = "cosine"       # "cosine" (decay to 0 over the phase) or "constant"
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -36,6 +37,9 @@ class TrainSettings:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be one of ['adam', 'sgd'], got '{self.optimizer}'")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError("lr_schedule must be one of ['cosine', 'constant'], "
+                             f"got '{self.lr_schedule}'")
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -75,6 +79,9 @@ def train_epochs(model: nn.Module, dataset: Dataset, settings: TrainSettings, *,
     """
     loss_fn = loss_fn or nn.functional.cross_entropy
     optimizer = make_optimizer(model, settings)
+    scheduler = None
+    if settings.lr_schedule == "cosine" and settings.epochs > 0:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     generator = torch.Generator().manual_seed(seed)
     steps = 0
     model.train()
@@ -92,6 +99,8 @@ def train_epochs(model: nn.Module, dataset: Dataset, settings: TrainSettings, *,
             loss.backward()
             optimizer.step()
             steps += 1
+        if scheduler is not None:
+            scheduler.step()
     return steps
 
 

@@ -17,10 +17,10 @@ class DataSettings:
     """
 
     name: str = "digits"
-    val_fraction: float = 0.2
+    val_fraction: float = 0.15
     test_fraction: float = 0.25
     split_seed: int = 0
-    batch_size: int = 64
+    batch_size: int = 32
     root: str | None = None
     download: bool = False
     options: dict[str, Any] = field(default_factory=dict)

@@ -63,6 +63,7 @@ def run_search(config: ExperimentConfig | str | Path | None = None, *,
 def open_existing(config: ExperimentConfig) -> StudyResult:
     """Open a stored study for reading (pareto, pick, export, report) without running anything."""
     from search.schema import ConfigError
+    from search.storage import open_storage
     from search.study import storage_url
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -71,7 +72,7 @@ def open_existing(config: ExperimentConfig) -> StudyResult:
         raise ConfigError(f"no study storage at '{url[len('sqlite:///'):]}'; "
                           f"run `sparsity-search run` first")
     try:
-        study = optuna.load_study(study_name=config.study, storage=url)
+        study = optuna.load_study(study_name=config.study, storage=open_storage(url))
     except KeyError as exc:
         raise ConfigError(f"storage '{url}' has no study named '{config.study}'") from exc
     return StudyResult(config, study)

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from search.config import ExperimentConfig, dump_config
 from search.schema import ConfigError
+from search.storage import open_storage
 from spaces.space import SearchSpace
 from trainers.checkpoint import atomic_write_text
 from trainers.context import EvalContext
@@ -38,7 +39,7 @@ def open_study(config: ExperimentConfig, space: SearchSpace) -> optuna.Study:
     """Create the study or load it; refuse to resume with another space or other objectives."""
     try:
         study = optuna.create_study(
-            study_name=config.study, storage=storage_url(config), load_if_exists=True,
+            study_name=config.study, storage=open_storage(storage_url(config)), load_if_exists=True,
             directions=config.search.objectives.directions, sampler=make_sampler(config))
     except ValueError as exc:
         raise ConfigError(f"study '{config.study}' exists with other objective directions "

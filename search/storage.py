@@ -8,8 +8,10 @@
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
@@ -40,7 +42,10 @@ def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
         if heartbeat:
             kwargs = dict(heartbeat_interval=HEARTBEAT_SECONDS,
                           grace_period=3 * HEARTBEAT_SECONDS)
-        return RDBStorage(url, **kwargs)
+        with warnings.catch_warnings():
+            # Heartbeats are marked experimental in Optuna; they are what makes resume safe.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, **kwargs)
     except ConfigError:
         raise
     except Exception as exc:

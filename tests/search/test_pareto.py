@@ -1,0 +1,41 @@
+import itertools
+
+import numpy as np
+import optuna
+
+from search.pareto import pareto_front
+
+
+def brute_force(values, directions):
+    signs = np.array([-1 if d == "maximize" else 1 for d in directions])
+    points = values * signs
+    keep = []
+    for i, a in enumerate(points):
+        dominated = any(all(b <= a) and any(b < a) for j, b in enumerate(points) if j != i)
+        if not dominated:
+            keep.append(i)
+    return keep
+
+
+def test_matches_brute_force_on_random_sets():
+    rng = np.random.default_rng(0)
+    for n, m in itertools.product([1, 5, 40], [1, 2, 3]):
+        values = rng.integers(0, 6, size=(n, m)).astype(float)   # ties on purpose
+        directions = ["maximize"] + ["minimize"] * (m - 1)
+        assert pareto_front(values, directions).tolist() == brute_force(values, directions)
+
+
+def test_hand_example():
+    values = np.array([[0.9, 10.0], [0.8, 5.0], [0.7, 6.0], [0.9, 12.0]])
+    assert pareto_front(values, ["maximize", "minimize"]).tolist() == [0, 1]
+
+
+def test_agrees_with_optuna_best_trials():
+    directions = ["maximize", "minimize", "minimize"]
+    study = optuna.create_study(directions=directions,
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: [t.suggest_int("a", 0, 5), t.suggest_int("b", 0, 5),
+                              t.suggest_float("c", 0, 1)], n_trials=60)
+    values = np.array([t.values for t in study.trials])
+    ours = {study.trials[i].number for i in pareto_front(values, directions)}
+    assert ours == {t.number for t in study.best_trials}

@@ -55,10 +55,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if dense:
         print(f"\nDense reference: val_acc={dense['accuracy']:.4f} test_acc={dense['test_accuracy']:.4f}"
               f" MFLOPs={dense['flops'] / 1e6:.3f} energy_uJ(est)={dense['energy_uj']:.3f}"
-              f" size_KB={dense['size_bytes'] / 1024:.1f}")
-    print(f"\nPareto front of study '{config.study}' ({len(front)} trials; energy is an analytic "
-          f"estimate; FLOPs are effective, sparsity-aware, per sample):")
-    print(format_front(front))
+              f" size_KB={dense['size_bytes'] / 1024:.1f}"
+              + (f" latency_ms(meas)={dense['latency_ms']:.3f}" if "latency_ms" in dense else ""))
+    print(f"\nPareto front of study '{config.study}' ({len(front)} trials; FLOPs (effective, "
+          f"sparsity-aware) and size are counted per sample, energy_uJ is an analytic estimate, "
+          f"(meas) is measured on this machine, train_J says its source):")
+    print(format_front(front, config.search.objectives.metrics))
     print(f"\nTables: {config.study_dir / 'trials.csv'}, {config.study_dir / 'pareto.csv'}")
     return 0
 
@@ -67,8 +69,9 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     from search.api import open_existing
     from search.results import format_front
 
-    result = open_existing(resolve_config(args))
-    print(format_front(result.front()))
+    config = resolve_config(args)
+    result = open_existing(config)
+    print(format_front(result.front(), config.search.objectives.metrics))
     return 0
 
 

@@ -12,6 +12,8 @@ import yaml
 from search.objectives import Objectives
 from search.schema import ConfigError, from_dict, to_dict
 from spaces.space import SpaceSettings
+from trainers.costs import METER_CHOICES, LatencySettings, load_profile
+from trainers.costs.meters import DEFAULT_POWERCAP_ROOT
 from trainers.data import DATASETS, DataSettings
 from trainers.models import MODELS, ModelSettings
 from trainers.pruning import CRITERIA
@@ -53,12 +55,17 @@ class SearchSettings:
 
 @dataclass(frozen=True)
 class CostSettings:
-    """The ``cost:`` section: energy profile, activation width, training-energy meter."""
+    """The ``cost:`` section: energy profile, activation width, meters, latency timing."""
 
-    energy_profile: str | None = None   # YAML file; default: Horowitz 45 nm (shipped)
+    energy_profile: str | None = None   # shipped profile name or YAML file; default: horowitz45
     activation_bits: int = 32
-    energy_meter: str = "auto"
-    watts_per_core: float = 10.0
+    energy_meter: str = "auto"          # auto | nvml | rapl | estimate
+    watts_per_core: float = 10.0        # for the 'estimate' meter
+    powercap_root: str = DEFAULT_POWERCAP_ROOT   # where the 'rapl' meter looks
+    measure_latency: bool = True        # time the exported model of every trial
+    latency_batch_size: int = 32
+    latency_warmup: int = 5
+    latency_repeats: int = 20
 
     def __post_init__(self) -> None:
         if self.activation_bits not in (4, 8, 16, 32):
@@ -66,6 +73,18 @@ class CostSettings:
                               f"got {self.activation_bits}")
         if not self.watts_per_core > 0:
             raise ConfigError(f"cost.watts_per_core must be > 0, got {self.watts_per_core}")
+        if self.energy_meter not in METER_CHOICES:
+            raise ConfigError(f"cost.energy_meter must be one of {list(METER_CHOICES)}, "
+                              f"got '{self.energy_meter}'")
+        try:
+            load_profile(self.energy_profile)
+            self.latency_settings()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def latency_settings(self) -> LatencySettings:
+        return LatencySettings(enabled=self.measure_latency, batch_size=self.latency_batch_size,
+                               warmup=self.latency_warmup, repeats=self.latency_repeats)
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,9 @@ class ExperimentConfig:
                               f"got '{self.study}'")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
+        if "latency_ms" in self.search.objectives.metrics and not self.cost.measure_latency:
+            raise ConfigError("search.objectives has latency_ms but cost.measure_latency is false; "
+                              "turn it on or choose another objective")
 
     @property
     def study_dir(self) -> Path:

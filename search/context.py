@@ -10,12 +10,11 @@ from torch import nn
 from search.config import ExperimentConfig
 from spaces.space import SearchSpace
 from trainers.context import EvalContext
-from trainers.costs import load_profile
+from trainers.costs import cost_basis, load_profile
 from trainers.data import DataBundle, load_data
 from trainers.device import resolve_device
-from trainers.discovery import discover_layers
 from trainers.models import build_model
-from trainers.reference import count_other_params, load_or_train_dense
+from trainers.reference import load_or_train_dense
 
 
 def set_threads(config: ExperimentConfig, workers: int = 1) -> int:
@@ -40,7 +39,8 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
     data = data or load_data(config.data)
     factory = model_factory or model_factory_for(config, data)
     probe = factory()
-    layers = discover_layers(probe, data.input_shape)
+    basis = cost_basis(probe, data.input_shape)
+    layers = list(basis.layers)
     dense_state = load_or_train_dense(
         config.study_dir / "dense.pt", config.dense_key(), factory, data, config.dense,
         batch_size=config.data.batch_size, device=device, seed=config.seed, log=log)
@@ -48,8 +48,9 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
         model_factory=factory, data=data, dense_state=dense_state, layers=layers,
         finetune=config.finetune, batch_size=config.data.batch_size, device=device,
         profile=load_profile(config.cost.energy_profile),
-        other_params=count_other_params(probe, {layer.name for layer in layers}),
+        other_params=basis.other_params, other_flops=basis.other_flops,
         activation_bits=config.cost.activation_bits, watts_per_core=config.cost.watts_per_core,
-        energy_meter=config.cost.energy_meter)
+        energy_meter=config.cost.energy_meter, powercap_root=config.cost.powercap_root,
+        latency=config.cost.latency_settings())
     space = SearchSpace(layers, config.space, seed=config.seed)
     return context, space

@@ -5,11 +5,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from search.schema import ConfigError
+from trainers.costs.metrics import METRICS
 
-# Metrics every trial records that may be objectives. test_accuracy is deliberately absent:
-# selection reads the validation split, the test split is for reporting only.
-OBJECTIVE_METRICS = ("accuracy", "flops", "flops_dense", "bops", "params_nonzero", "size_bytes",
-                     "energy_uj", "train_energy_j", "train_seconds")
+# Metrics every trial records that may be objectives (see trainers.costs.metrics). test_accuracy is
+# deliberately absent: selection reads the validation split, the test split is for reporting only.
+OBJECTIVE_METRICS = tuple(name for name in METRICS if name != "test_accuracy")
 DIRECTIONS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
 
 

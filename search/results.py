@@ -11,6 +11,7 @@ import pandas as pd
 from search.pareto import pareto_front
 from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX
 from trainers.checkpoint import atomic_write_text
+from trainers.costs.metrics import SHORT_NATURE, metric_nature
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -56,8 +57,16 @@ def _layer_summary(row: pd.Series, prefix: str, fmt: str) -> str:
     return "/".join(fmt.format(v) for v in values)
 
 
-def format_front(front: pd.DataFrame) -> str:
-    """The front as a fixed-width text table (trial, accuracy, FLOPs, energy, layers, bits)."""
+def _train_energy_label(front: pd.DataFrame) -> str:
+    sources = sorted(set(front.get("energy_source", pd.Series(dtype=str)).dropna()))
+    if len(sources) == 1:
+        return f"train_J({SHORT_NATURE[metric_nature('train_energy_j', sources[0])]})"
+    return "train_J(" + "/".join(sources) + ")" if sources else "train_J"
+
+
+def format_front(front: pd.DataFrame, metrics: Sequence[str] = ()) -> str:
+    """The front as a fixed-width text table: accuracy, costs (each labelled counted / est / meas),
+    layers, bits; plus a column for any objective in ``metrics`` not already shown."""
     if front.empty:
         return "(no completed trials yet)"
     table = pd.DataFrame({
@@ -68,8 +77,18 @@ def format_front(front: pd.DataFrame) -> str:
         "MFLOPs": (front["flops"] / 1e6).map("{:.3f}".format),
         "energy_uJ(est)": front["energy_uj"].map("{:.3f}".format),
         "size_KB": (front["size_bytes"] / 1024).map("{:.1f}".format),
-        "sparsity/layer": front.apply(lambda r: _layer_summary(r, SPARSITY_PREFIX, "{:.2f}"), axis=1),
-        "bits/layer": front.apply(lambda r: _layer_summary(r, BITS_PREFIX, "{:.0f}"), axis=1),
-        "criterion": front.get("criterion", ""),
     })
+    if "latency_ms" in front:
+        table["latency_ms(meas)"] = front["latency_ms"].map("{:.3f}".format)
+    if "train_energy_j" in front:
+        table[_train_energy_label(front)] = front["train_energy_j"].map("{:.2f}".format)
+    shown = {"accuracy", "flops", "energy_uj", "size_bytes", "latency_ms", "train_energy_j"}
+    for metric in metrics:
+        if metric not in shown and metric in front:
+            label = f"{metric}({SHORT_NATURE[metric_nature(metric)]})"
+            table[label] = front[metric].map("{:.4g}".format)
+    table["sparsity/layer"] = front.apply(lambda r: _layer_summary(r, SPARSITY_PREFIX, "{:.2f}"),
+                                          axis=1)
+    table["bits/layer"] = front.apply(lambda r: _layer_summary(r, BITS_PREFIX, "{:.0f}"), axis=1)
+    table["criterion"] = front.get("criterion", "")
     return table.to_string(index=False)

@@ -8,7 +8,10 @@ import torch
 from torch import nn
 
 from spaces.layers import LayerInfo
+from trainers.costs.basis import CostBasis
 from trainers.costs.energy import EnergyProfile
+from trainers.costs.latency import LatencySettings
+from trainers.costs.meters import DEFAULT_POWERCAP_ROOT
 from trainers.data.bundle import DataBundle
 from trainers.training import LossFn, MetricFn, TrainSettings
 
@@ -18,7 +21,8 @@ class EvalContext:
     """Shared, read-only inputs of ``evaluate``.
 
     ``dense_state`` is the trained dense reference every candidate starts from;
-    ``other_params`` counts parameters outside the prunable layers' weights (biases, norms).
+    ``other_params`` counts parameters outside the prunable layers' weights (biases, norms);
+    ``other_flops`` the FLOPs per sample outside them (see ``trainers.costs.basis``).
     """
 
     model_factory: Callable[[], nn.Module]
@@ -33,6 +37,14 @@ class EvalContext:
     activation_bits: int = 32
     watts_per_core: float = 10.0
     energy_meter: str = "auto"
+    other_flops: int = 0
+    powercap_root: str = DEFAULT_POWERCAP_ROOT
+    latency: LatencySettings = field(default_factory=LatencySettings)
     loss_fn: LossFn | None = None
     metric_fn: MetricFn | None = None
     extras: dict = field(default_factory=dict)
+
+    @property
+    def cost_basis(self) -> CostBasis:
+        """The dense model's layers and the rest: what the analytic costs scale."""
+        return CostBasis(tuple(self.layers), self.other_params, self.other_flops)

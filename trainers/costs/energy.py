@@ -1,30 +1,43 @@
-"""Analytic inference energy per sample (an estimate) from a per-operation hardware profile.
+"""Analytic inference energy per sample (an estimate, labelled ``analytic``) from a hardware profile.
 
-Rules (stated in the README):
-- Arithmetic runs at the wider of the weight and activation widths. 32 bits: float32 multiply and
-  add. 16 bits: float16. <= 8 bits: integer; multiply energy scales with the product of the operand
-  widths from the 8x8-bit figure, accumulation is a 32-bit integer add.
-- Memory: a weight costs ``bits / 32`` of a 32-bit read. Stored weights (plus the sparsity pattern)
-  that fit in ``sram_bytes`` are read from SRAM once per sample; otherwise they also stream from DRAM
-  once per batch (amortised over ``batch_size``). Input and output activations of every layer are
-  read / written in SRAM at the activation width. Only surviving (nonzero) MACs are counted.
+Rules (also in the README, "Cost model"):
+
+- Arithmetic. A MAC runs at the wider of its weight and activation widths ``w``, ``a``:
+  wider than 16 bits -> float32 multiply + float32 add; 9-16 bits -> float16 multiply + add;
+  up to 8 bits -> integer: the 8x8-bit multiply energy scaled by ``w * a / 64`` (an array
+  multiplier's area grows with the product of the widths) plus a 32-bit integer accumulate.
+  Only surviving MACs count (a sparse kernel skips pruned weights). MACs outside the prunable layers
+  run at float32.
+- Weight memory. Stored weight bits (surviving weights at their width, the sparsity pattern,
+  quantization scales, plus the float32 parameters outside the prunable layers) cost ``bits / 32``
+  of a 32-bit SRAM read once per sample. If the stored model is larger than the profile's
+  ``sram_bytes`` it cannot stay on chip: it also streams from DRAM once per batch, i.e.
+  ``bits / 32`` DRAM reads divided by the profile's ``batch_size``. A model that fits is loaded
+  once and its DRAM cost amortises to zero.
+- Activation memory. Every prunable layer reads its input and writes its output once per sample in
+  SRAM at the activation width (writes cost as much as reads); element-wise layers (norms,
+  activations, pooling) are taken as fused into the layer before them and cost nothing extra.
+  Activations are assumed to fit on chip.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import yaml
 
-from spaces.layers import LayerInfo
-from trainers.costs.size import layer_size_bits
+from trainers.costs.basis import CostBasis, kept_weights
+from trainers.costs.size import FLOAT_BITS, layer_size_bits
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
+DEFAULT_PROFILE = "horowitz45"
 
 
 @dataclass(frozen=True)
 class EnergyProfile:
+    """Per-operation energies in picojoules plus the on-chip buffer size and inference batch size."""
+
     name: str
     fp32_mult_pj: float
     fp32_add_pj: float
@@ -38,45 +51,89 @@ class EnergyProfile:
     sram_bytes: int
     batch_size: int
 
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name != "name" and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"energy profile '{self.name}': {item.name} must be a number > 0, "
+                                 f"got {value!r}")
+
     def mac_pj(self, weight_bits: int, act_bits: int) -> float:
+        """Energy of one multiply-accumulate at the given operand widths (rule in module doc)."""
         width = max(weight_bits, act_bits)
-        if width >= 32:
+        if width > 16:
             return self.fp32_mult_pj + self.fp32_add_pj
         if width > 8:
             return self.fp16_mult_pj + self.fp16_add_pj
         return self.int8_mult_pj * (weight_bits * act_bits) / 64.0 + self.int32_add_pj
 
+    def read_pj(self, bits: float, *, dram: bool = False) -> float:
+        """Energy to move ``bits`` bits through SRAM (or DRAM): linear in the bit count."""
+        per_32 = self.dram_read_32b_pj if dram else self.sram_read_32b_pj
+        return bits / 32.0 * per_32
 
-def load_profile(path: str | Path | None = None) -> EnergyProfile:
-    """Load a profile YAML (default: Horowitz 45 nm shipped with the package)."""
-    source = Path(path) if path else PROFILE_DIR / "horowitz45.yaml"
+
+def shipped_profiles() -> list[str]:
+    """Names of the profiles that ship with the package (YAML files in ``profiles/``)."""
+    return sorted(path.stem for path in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(spec: str | Path | None = None) -> EnergyProfile:
+    """A shipped profile by name (default ``horowitz45``) or a user's YAML file by path."""
+    spec = DEFAULT_PROFILE if spec in (None, "") else spec
+    source = PROFILE_DIR / f"{spec}.yaml" if str(spec) in shipped_profiles() else Path(spec)
     if not source.is_file():
-        raise ValueError(f"cost.energy_profile must be an existing YAML file, got '{source}'")
+        raise ValueError(f"cost.energy_profile must be one of {shipped_profiles()} or an existing "
+                         f"YAML file, got '{spec}'")
     with open(source) as handle:
-        data = yaml.safe_load(handle)
-    fields = EnergyProfile.__dataclass_fields__
-    missing = sorted(set(fields) - set(data or {}))
-    if missing:
-        raise ValueError(f"energy profile '{source}' is missing keys {missing}")
-    return EnergyProfile(**{k: data[k] for k in fields})
+        data = yaml.safe_load(handle) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"energy profile '{source}' must be a mapping of keys to numbers")
+    names = [item.name for item in fields(EnergyProfile)]
+    missing = sorted(set(names) - set(data))
+    unknown = sorted(set(data) - set(names))
+    if missing or unknown:
+        raise ValueError(f"energy profile '{source}': missing keys {missing}, unknown keys {unknown}")
+    return EnergyProfile(**data)
 
 
-def inference_energy_uj(layers: Sequence[LayerInfo], sparsity: Mapping[str, float],
-                        bits: Mapping[str, int], profile: EnergyProfile,
-                        activation_bits: int = 32) -> float:
-    """Estimated energy of one inference in microjoules (see module docstring for the rules)."""
-    stored_bits = {layer.name: layer_size_bits(layer, sparsity.get(layer.name, 0.0),
-                                               bits.get(layer.name, 32)) for layer in layers}
-    fits_on_chip = sum(stored_bits.values()) / 8.0 <= profile.sram_bytes
-    total_pj = 0.0
-    for layer in layers:
-        wbits = bits.get(layer.name, 32)
-        density = 1.0 - sparsity.get(layer.name, 0.0)
-        total_pj += layer.macs * density * profile.mac_pj(wbits, activation_bits)
-        reads_32 = stored_bits[layer.name] / 32.0
-        total_pj += reads_32 * profile.sram_read_32b_pj
-        if not fits_on_chip:
-            total_pj += reads_32 * profile.dram_read_32b_pj / profile.batch_size
-        total_pj += ((layer.in_elems + layer.out_elems) * activation_bits / 32.0
-                     * profile.sram_read_32b_pj)
-    return total_pj * 1e-6
+@dataclass(frozen=True)
+class EnergyBreakdown:
+    """Energy of one inference by where it goes, in picojoules."""
+
+    compute_pj: float
+    weight_sram_pj: float
+    weight_dram_pj: float
+    activation_pj: float
+
+    @property
+    def total_uj(self) -> float:
+        return (self.compute_pj + self.weight_sram_pj + self.weight_dram_pj
+                + self.activation_pj) * 1e-6
+
+
+def energy_breakdown(basis: CostBasis, sparsity: Mapping[str, float], bits: Mapping[str, int],
+                     profile: EnergyProfile, activation_bits: int = FLOAT_BITS,
+                     granularity: str = "unstructured") -> EnergyBreakdown:
+    """Arithmetic, weight traffic and activation traffic of one inference (rules in module doc)."""
+    compute = basis.other_macs * profile.mac_pj(FLOAT_BITS, activation_bits)
+    stored_bits = basis.other_params * FLOAT_BITS
+    activation_bits_moved = 0
+    for layer in basis.layers:
+        layer_sparsity = sparsity.get(layer.name, 0.0)
+        weight_bits = bits.get(layer.name, FLOAT_BITS)
+        density = kept_weights(layer, layer_sparsity) / layer.params
+        compute += layer.macs * density * profile.mac_pj(weight_bits, activation_bits)
+        stored_bits += layer_size_bits(layer, layer_sparsity, weight_bits, granularity)
+        activation_bits_moved += (layer.in_elems + layer.out_elems) * activation_bits
+    on_chip = stored_bits / 8.0 <= profile.sram_bytes
+    dram = 0.0 if on_chip else profile.read_pj(stored_bits, dram=True) / profile.batch_size
+    return EnergyBreakdown(compute_pj=compute, weight_sram_pj=profile.read_pj(stored_bits),
+                           weight_dram_pj=dram, activation_pj=profile.read_pj(activation_bits_moved))
+
+
+def inference_energy_uj(basis: CostBasis, sparsity: Mapping[str, float], bits: Mapping[str, int],
+                        profile: EnergyProfile, activation_bits: int = FLOAT_BITS,
+                        granularity: str = "unstructured") -> float:
+    """Estimated energy of one inference in microjoules."""
+    return energy_breakdown(basis, sparsity, bits, profile, activation_bits, granularity).total_uj

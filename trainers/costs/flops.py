@@ -1,22 +1,54 @@
-"""FLOPs: 2 FLOPs per multiply-accumulate, the convention of torch.utils.flop_counter."""
+"""FLOPs per sample, in the convention of ``torch.utils.flop_counter.FlopCounterMode``.
+
+Convention: 2 FLOPs per multiply-accumulate of a matrix product or convolution; bias additions,
+normalisation, activations and pooling are not counted (FlopCounterMode does not count them
+either). ``count_flops`` asks FlopCounterMode directly; ``dense_flops`` / ``effective_flops``
+compute the same numbers from a ``CostBasis`` without running the model, and a test holds them
+equal to FlopCounterMode on torchvision and built-in models.
+"""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
-from spaces.layers import LayerInfo
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from trainers.costs.basis import CostBasis, kept_weights
 
 FLOPS_PER_MAC = 2
 
 
-def dense_flops(layers: Sequence[LayerInfo]) -> int:
-    """FLOPs per sample of the Conv2d / Linear layers as a dense model runs them."""
-    return FLOPS_PER_MAC * sum(layer.macs for layer in layers)
+@torch.no_grad()
+def count_flops(model: nn.Module, example_input: torch.Tensor) -> int:
+    """FLOPs of one forward pass of ``model`` on ``example_input`` (the whole batch), eval mode.
 
-
-def effective_flops(layers: Sequence[LayerInfo], density: Mapping[str, float]) -> float:
-    """Sparsity-aware FLOPs per sample: each layer's MACs scaled by its weight density.
-
-    This is the work a sparse kernel would do; a dense kernel on a masked model still does
-    ``dense_flops``. Layers missing from ``density`` count as dense.
+    Divide by the batch size for a per-sample figure. The model's train/eval mode is restored.
     """
-    return FLOPS_PER_MAC * sum(layer.macs * density.get(layer.name, 1.0) for layer in layers)
+    was_training = model.training
+    model.eval()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(example_input)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def dense_flops(basis: CostBasis) -> int:
+    """FLOPs per sample of the model run by dense kernels (zeros in the weights still cost)."""
+    return FLOPS_PER_MAC * sum(layer.macs for layer in basis.layers) + basis.other_flops
+
+
+def effective_flops(basis: CostBasis, sparsity: Mapping[str, float]) -> float:
+    """Sparsity-aware FLOPs per sample: each prunable layer's MACs times its kept-weight fraction.
+
+    This is the work a sparse kernel would do (a dense kernel on a masked model still does
+    ``dense_flops``). Layers missing from ``sparsity`` and FLOPs outside the prunable layers count
+    as dense.
+    """
+    total = float(basis.other_flops)
+    for layer in basis.layers:
+        kept = kept_weights(layer, sparsity.get(layer.name, 0.0))
+        total += FLOPS_PER_MAC * layer.macs * kept / layer.params
+    return total

@@ -1,0 +1,112 @@
+"""Every trial records the cost metrics; any of them can be an objective; labels say their nature."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from search.api import run_search
+from search.config import config_from_dict
+from search.context import build_study_context
+from search.objectives import OBJECTIVE_METRICS
+from search.results import format_front
+from search.schema import ConfigError
+from spaces.candidate import Candidate
+from trainers.costs import LatencySettings, metric_label
+from trainers.evaluate import cost_metrics, evaluate
+
+COST_KEYS = {"flops_dense", "flops", "bops", "params_nonzero", "size_bytes", "energy_uj",
+             "train_energy_j", "train_seconds", "latency_ms", "accuracy", "test_accuracy"}
+
+
+def tiny_config(tmp_path, **cost):
+    return config_from_dict({
+        "study": "costs", "output_dir": str(tmp_path), "threads": 1,
+        "data": {"name": "synthetic", "options": {"samples": 160}},
+        "model": {"name": "cnn", "options": {"width": 4}},
+        "dense": {"epochs": 1}, "finetune": {"epochs": 1},
+        "cost": {"powercap_root": str(tmp_path / "no-powercap"), "latency_repeats": 3, **cost},
+        "search": {"n_trials": 2, "baseline_sparsities": [], "enqueue_dense": True,
+                   "objectives": {"accuracy": "max", "latency_ms": "min", "size_bytes": "min"}},
+    })
+
+
+@pytest.fixture(scope="module")
+def study_context(tmp_path_factory):
+    config = tiny_config(tmp_path_factory.mktemp("ctx"))
+    return build_study_context(config, log=lambda _: None)
+
+
+def test_trial_records_every_cost_metric_and_its_energy_source(study_context):
+    context, space = study_context
+    candidate = space.uniform_candidate(0.5, 8)
+    result = evaluate(candidate, context)
+    assert COST_KEYS <= set(result.metrics)
+    assert result.info["energy_source"] == "estimate"    # no counters on this machine
+    assert result.metrics["train_energy_j"] > 0 and result.metrics["latency_ms"] > 0
+    assert result.metrics["flops"] < result.metrics["flops_dense"]
+    assert result.metrics["bops"] == pytest.approx(
+        sum(layer.macs * candidate.density(layer.name) * candidate.bits[layer.name] * 32
+            for layer in context.layers), rel=1e-2)
+
+
+def test_dense_cost_equals_flop_counter_of_the_model(study_context):
+    context, space = study_context
+    model = context.model_factory()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, *context.data.input_shape))
+    metrics = cost_metrics(space.dense_candidate(), context)
+    assert metrics["flops_dense"] == metrics["flops"] == counter.get_total_flops()
+    assert metrics["size_bytes"] == 4 * sum(p.numel() for p in model.parameters())
+
+
+def test_latency_can_be_turned_off(tmp_path, study_context):
+    context, space = study_context
+    kept = context.latency
+    context.latency = LatencySettings(enabled=False)
+    try:
+        result = evaluate(space.dense_candidate(), context)
+    finally:
+        context.latency = kept
+    assert "latency_ms" not in result.metrics
+
+
+def test_every_recorded_metric_can_be_an_objective():
+    assert COST_KEYS - {"test_accuracy"} <= set(OBJECTIVE_METRICS)
+    assert "test_accuracy" not in OBJECTIVE_METRICS
+
+
+def test_default_objectives_stay_accuracy_flops_energy():
+    assert config_from_dict({}).search.objectives.metrics == ["accuracy", "flops", "energy_uj"]
+
+
+def test_latency_objective_needs_latency_measurement(tmp_path):
+    with pytest.raises(ConfigError, match="latency_ms but cost.measure_latency is false"):
+        tiny_config(tmp_path, measure_latency=False)
+
+
+def test_unknown_meter_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"cost.energy_meter must be one of \['auto', 'nvml', "
+                                          r"'rapl', 'estimate'\], got 'wattmeter'"):
+        config_from_dict({"cost": {"energy_meter": "wattmeter"}})
+
+
+@pytest.mark.slow
+def test_search_on_latency_and_size_writes_labelled_tables(tmp_path):
+    result = run_search(tiny_config(tmp_path), log=lambda _: None)
+    trials = pd.read_csv(result.folder / "trials.csv")
+    assert set(trials["energy_source"]) == {"estimate"}
+    assert trials["latency_ms"].gt(0).all() and trials["size_bytes"].gt(0).all()
+    text = format_front(result.front(), result.config.search.objectives.metrics)
+    assert "latency_ms(meas)" in text and "energy_uJ(est)" in text and "train_J(est)" in text
+
+
+def test_labels_say_estimated_or_measured():
+    assert metric_label("energy_uj") == "energy_uj (est)"
+    assert metric_label("latency_ms") == "latency_ms (meas)"
+    assert metric_label("flops") == "flops (counted)"
+    assert metric_label("train_energy_j", "rapl") == "train_energy_j (meas: rapl)"
+    assert metric_label("train_energy_j", "estimate") == "train_energy_j (est: estimate)"
+    with pytest.raises(ValueError, match="metric must be one of"):
+        metric_label("speed")

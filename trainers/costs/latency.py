@@ -1,0 +1,92 @@
+"""Measured inference latency of the model as it would be exported.
+
+``inference_copy`` makes the exported form without touching the trained model: a deep copy with
+masks and quantization folded into plain weights (``trainers.pruning.fold``) and, for channel
+granularity, channels physically removed. ``measure_latency_ms`` times it on the run's device:
+warm-up passes first, then the median of ``repeats`` timed passes of one batch, in milliseconds
+(device work is synchronised before each clock read). It is a measurement, labelled as one; it
+depends on the machine and on whatever else runs there at the same time.
+"""
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from trainers.pruning import fold
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """Whether and how to time inference (the ``cost.latency_*`` config fields)."""
+
+    enabled: bool = True
+    batch_size: int = 32
+    warmup: int = 5
+    repeats: int = 20
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"cost.latency_batch_size must be >= 1, got {self.batch_size}")
+        if self.warmup < 0:
+            raise ValueError(f"cost.latency_warmup must be >= 0, got {self.warmup}")
+        if self.repeats < 1:
+            raise ValueError(f"cost.latency_repeats must be >= 1, got {self.repeats}")
+
+
+def _detach_parametrized_classes(model: nn.Module) -> None:
+    """Give each parametrized module of a deep copy a class of its own.
+
+    ``copy.deepcopy`` shares the dynamically made ``Parametrized<Name>`` class between the original
+    and the copy, and removing a parametrization deletes the weight property from that class: the
+    original would lose its ``weight``. With a private class per copy, folding the copy is safe.
+    """
+    for module in model.modules():
+        if parametrize.is_parametrized(module):
+            cls = module.__class__
+            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
+
+
+def inference_copy(model: nn.Module, shrink: Callable[[nn.Module], nn.Module] | None = None
+                   ) -> nn.Module:
+    """A folded (and, with ``shrink``, physically smaller) eval-mode copy of ``model``.
+
+    The trained ``model`` is left as it was (masks attached, same mode).
+    """
+    exported = copy.deepcopy(model)
+    _detach_parametrized_classes(exported)
+    exported = fold(exported)
+    if shrink is not None:
+        exported = shrink(exported)
+    return exported.eval()
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+@torch.no_grad()
+def measure_latency_ms(model: nn.Module, input_shape: Sequence[int], device: torch.device,
+                       settings: LatencySettings = LatencySettings()) -> float:
+    """Median wall time in ms of one forward pass on a batch of ``settings.batch_size`` samples."""
+    model = model.to(device).eval()
+    batch = torch.randn((settings.batch_size, *input_shape), device=device)
+    for _ in range(settings.warmup):
+        model(batch)
+    times = []
+    for _ in range(settings.repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        model(batch)
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000.0

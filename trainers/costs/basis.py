@@ -9,7 +9,7 @@ the physically smaller model and no sparsity is applied on top.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, Union
 
 import torch
 from torch import nn
@@ -37,6 +37,15 @@ class CostBasis:
     def other_macs(self) -> float:
         """Multiply-accumulates outside the prunable layers (FLOPs / 2)."""
         return self.other_flops / 2
+
+
+# What the cost functions accept: a basis, or a bare list of layers (nothing outside them).
+BasisLike = Union[CostBasis, Sequence[LayerInfo]]
+
+
+def as_basis(value: BasisLike) -> CostBasis:
+    """A ``CostBasis`` as is, or one made of a bare list of layers (nothing outside them)."""
+    return value if isinstance(value, CostBasis) else CostBasis(tuple(value))
 
 
 def kept_weights(layer: LayerInfo, sparsity: float) -> int:

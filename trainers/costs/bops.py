@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from trainers.costs.basis import CostBasis, kept_weights
+from trainers.costs.basis import BasisLike, as_basis, kept_weights
 
 FLOAT_BITS = 32
 
 
-def bit_operations(basis: CostBasis, sparsity: Mapping[str, float], bits: Mapping[str, int],
+def bit_operations(basis: BasisLike, sparsity: Mapping[str, float], bits: Mapping[str, int],
                    activation_bits: int = FLOAT_BITS) -> float:
     """Sum over layers of surviving MACs x weight bits x ``activation_bits``."""
+    basis = as_basis(basis)
     total = basis.other_macs * FLOAT_BITS * activation_bits
     for layer in basis.layers:
         density = kept_weights(layer, sparsity.get(layer.name, 0.0)) / layer.params

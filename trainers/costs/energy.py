@@ -27,7 +27,7 @@ from typing import Mapping
 
 import yaml
 
-from trainers.costs.basis import CostBasis, kept_weights
+from trainers.costs.basis import BasisLike, as_basis, kept_weights
 from trainers.costs.size import FLOAT_BITS, layer_size_bits
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -112,10 +112,11 @@ class EnergyBreakdown:
                 + self.activation_pj) * 1e-6
 
 
-def energy_breakdown(basis: CostBasis, sparsity: Mapping[str, float], bits: Mapping[str, int],
+def energy_breakdown(basis: BasisLike, sparsity: Mapping[str, float], bits: Mapping[str, int],
                      profile: EnergyProfile, activation_bits: int = FLOAT_BITS,
                      granularity: str = "unstructured") -> EnergyBreakdown:
     """Arithmetic, weight traffic and activation traffic of one inference (rules in module doc)."""
+    basis = as_basis(basis)
     compute = basis.other_macs * profile.mac_pj(FLOAT_BITS, activation_bits)
     stored_bits = basis.other_params * FLOAT_BITS
     activation_bits_moved = 0
@@ -132,8 +133,9 @@ def energy_breakdown(basis: CostBasis, sparsity: Mapping[str, float], bits: Mapp
                            weight_dram_pj=dram, activation_pj=profile.read_pj(activation_bits_moved))
 
 
-def inference_energy_uj(basis: CostBasis, sparsity: Mapping[str, float], bits: Mapping[str, int],
+def inference_energy_uj(basis: BasisLike, sparsity: Mapping[str, float], bits: Mapping[str, int],
                         profile: EnergyProfile, activation_bits: int = FLOAT_BITS,
                         granularity: str = "unstructured") -> float:
     """Estimated energy of one inference in microjoules."""
+    basis = as_basis(basis)
     return energy_breakdown(basis, sparsity, bits, profile, activation_bits, granularity).total_uj

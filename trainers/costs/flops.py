@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from trainers.costs.basis import CostBasis, kept_weights
+from trainers.costs.basis import BasisLike, as_basis, kept_weights
 
 FLOPS_PER_MAC = 2
 
@@ -35,18 +35,20 @@ def count_flops(model: nn.Module, example_input: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def dense_flops(basis: CostBasis) -> int:
+def dense_flops(basis: BasisLike) -> int:
     """FLOPs per sample of the model run by dense kernels (zeros in the weights still cost)."""
+    basis = as_basis(basis)
     return FLOPS_PER_MAC * sum(layer.macs for layer in basis.layers) + basis.other_flops
 
 
-def effective_flops(basis: CostBasis, sparsity: Mapping[str, float]) -> float:
+def effective_flops(basis: BasisLike, sparsity: Mapping[str, float]) -> float:
     """Sparsity-aware FLOPs per sample: each prunable layer's MACs times its kept-weight fraction.
 
     This is the work a sparse kernel would do (a dense kernel on a masked model still does
     ``dense_flops``). Layers missing from ``sparsity`` and FLOPs outside the prunable layers count
     as dense.
     """
+    basis = as_basis(basis)
     total = float(basis.other_flops)
     for layer in basis.layers:
         kept = kept_weights(layer, sparsity.get(layer.name, 0.0))

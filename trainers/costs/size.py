@@ -18,7 +18,7 @@ import re
 from typing import Mapping
 
 from spaces.layers import LayerInfo
-from trainers.costs.basis import CostBasis, kept_weights
+from trainers.costs.basis import BasisLike, as_basis, kept_weights
 
 FLOAT_BITS = 32
 N_M_PATTERN = re.compile(r"^(\d+):(\d+)$")
@@ -43,19 +43,21 @@ def layer_size_bits(layer: LayerInfo, sparsity: float, bits: int,
     return nonzero * bits + pattern_bits(layer.params, nonzero, granularity) + scales
 
 
-def model_size_bytes(basis: CostBasis, sparsity: Mapping[str, float], bits: Mapping[str, int],
+def model_size_bytes(basis: BasisLike, sparsity: Mapping[str, float], bits: Mapping[str, int],
                      granularity: str = "unstructured") -> float:
     """Bytes of the stored model: prunable layers compressed, everything else float32."""
+    basis = as_basis(basis)
     total = sum(layer_size_bits(layer, sparsity.get(layer.name, 0.0),
                                 bits.get(layer.name, FLOAT_BITS), granularity)
                 for layer in basis.layers)
     return (total + basis.other_params * FLOAT_BITS) / 8.0
 
 
-def nonzero_params(basis: CostBasis, sparsity: Mapping[str, float]) -> int:
+def nonzero_params(basis: BasisLike, sparsity: Mapping[str, float]) -> int:
     """Parameters left after pruning: surviving weights plus all parameters outside the layers.
 
     Weights that quantization rounds to zero are not subtracted (the pattern is the pruning mask).
     """
+    basis = as_basis(basis)
     return basis.other_params + sum(kept_weights(layer, sparsity.get(layer.name, 0.0))
                                     for layer in basis.layers)

@@ -74,7 +74,7 @@ def test_flops_outside_prunable_layers_are_counted_once():
     assert dense_flops(basis) == flop_counter_total(model, (4, 8))
     # Sparsity only scales the prunable layer.
     fc_flops = 2 * 30 * 3
-    assert effective_flops(basis, {"fc": 0.5}) == conv1d + matmul + fc_flops * 45 / 90
+    assert effective_flops(basis, sparsity={"fc": 0.5}) == conv1d + matmul + fc_flops * 45 / 90
 
 
 def test_count_flops_is_per_batch_and_restores_training_mode():
@@ -96,7 +96,7 @@ def test_unstructured_effective_flops_by_hand():
     # fc1: 32 x 4 = 128 MACs = 128 weights; 96 pruned -> 32 kept
     # fc2: 8 MACs, dense
     expected = 2 * (288 * 12 / 18 + 128 * 32 / 128 + 8)
-    assert effective_flops(basis, sparsity) == pytest.approx(expected)
+    assert effective_flops(basis, sparsity=sparsity) == pytest.approx(expected)
     assert expected == 2 * (192 + 32 + 8)
     assert dense_flops(basis) == 2 * (288 + 128 + 8)
 
@@ -110,7 +110,7 @@ def test_effective_flops_equal_surviving_multiplications_of_a_pruned_model():
     # Each surviving weight is used once per output position: 16 for the conv, 1 for the linears.
     positions = {"0": 16, "3": 1, "5": 1}
     surviving_macs = sum(int(masks[name].sum()) * positions[name] for name in masks)
-    assert effective_flops(basis, candidate.sparsity) == pytest.approx(2 * surviving_macs)
+    assert effective_flops(basis, sparsity=candidate.sparsity) == pytest.approx(2 * surviving_macs)
     for layer in basis.layers:
         assert int(masks[layer.name].sum()) == kept_weights(layer, candidate.sparsity[layer.name])
 
@@ -151,7 +151,7 @@ def test_channel_pruned_flops_equal_flop_counter_of_the_smaller_model():
     basis = cost_basis(small, (3, 4, 4))
     counted = flop_counter_total(small, (3, 4, 4))
     assert dense_flops(basis) == counted
-    assert effective_flops(basis, {}) == counted
+    assert effective_flops(basis, sparsity={}) == counted
     # By hand: conv1 16x4x(3x9) + conv2 16x3x(4x9) + fc 5x48 MACs.
     assert counted == 2 * (16 * 4 * 27 + 16 * 3 * 36 + 5 * 48)
     assert counted < flop_counter_total(model, (3, 4, 4))

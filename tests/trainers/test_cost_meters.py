@@ -197,3 +197,10 @@ def test_unknown_meter_lists_the_valid_ones():
     with pytest.raises(ValueError, match=r"must be one of \['auto', 'nvml', 'rapl', 'estimate'\], "
                                          r"got 'joulemeter'"):
         make_meter("joulemeter")
+
+
+def test_reading_unpacks_as_joules_and_seconds():
+    meter = make_meter("estimate")
+    meter.start()
+    joules, seconds = meter.stop()
+    assert joules >= 0 and seconds >= 0

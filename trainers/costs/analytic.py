@@ -20,10 +20,10 @@ def analytic_costs(basis: CostBasis, sparsity: Mapping[str, float], bits: Mappin
     """
     return {
         "flops_dense": float(dense_flops(basis)),
-        "flops": effective_flops(basis, sparsity),
+        "flops": effective_flops(basis, sparsity=sparsity),
         "bops": bit_operations(basis, sparsity, bits, activation_bits),
         "params_nonzero": float(nonzero_params(basis, sparsity)),
-        "size_bytes": model_size_bytes(basis, sparsity, bits, granularity),
-        "energy_uj": inference_energy_uj(basis, sparsity, bits, profile, activation_bits,
-                                         granularity),
+        "size_bytes": model_size_bytes(basis, sparsity, bits, granularity=granularity),
+        "energy_uj": inference_energy_uj(basis, sparsity, bits, profile,
+                                         activation_bits=activation_bits, granularity=granularity),
     }

@@ -113,7 +113,7 @@ class EnergyBreakdown:
 
 
 def energy_breakdown(basis: BasisLike, sparsity: Mapping[str, float], bits: Mapping[str, int],
-                     profile: EnergyProfile, activation_bits: int = FLOAT_BITS,
+                     profile: EnergyProfile, *, activation_bits: int = FLOAT_BITS,
                      granularity: str = "unstructured") -> EnergyBreakdown:
     """Arithmetic, weight traffic and activation traffic of one inference (rules in module doc)."""
     basis = as_basis(basis)
@@ -134,8 +134,9 @@ def energy_breakdown(basis: BasisLike, sparsity: Mapping[str, float], bits: Mapp
 
 
 def inference_energy_uj(basis: BasisLike, sparsity: Mapping[str, float], bits: Mapping[str, int],
-                        profile: EnergyProfile, activation_bits: int = FLOAT_BITS,
+                        profile: EnergyProfile, *, activation_bits: int = FLOAT_BITS,
                         granularity: str = "unstructured") -> float:
     """Estimated energy of one inference in microjoules."""
     basis = as_basis(basis)
-    return energy_breakdown(basis, sparsity, bits, profile, activation_bits, granularity).total_uj
+    return energy_breakdown(basis, sparsity, bits, profile, activation_bits=activation_bits,
+                            granularity=granularity).total_uj

@@ -41,7 +41,7 @@ def dense_flops(basis: BasisLike) -> int:
     return FLOPS_PER_MAC * sum(layer.macs for layer in basis.layers) + basis.other_flops
 
 
-def effective_flops(basis: BasisLike, sparsity: Mapping[str, float]) -> float:
+def effective_flops(basis: BasisLike, *, sparsity: Mapping[str, float]) -> float:
     """Sparsity-aware FLOPs per sample: each prunable layer's MACs times its kept-weight fraction.
 
     This is the work a sparse kernel would do (a dense kernel on a masked model still does

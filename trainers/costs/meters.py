@@ -34,6 +34,10 @@ class EnergyReading:
     seconds: float
     source: str
 
+    def __iter__(self):
+        """Unpacks as ``joules, seconds`` (the meter's first interface returned that pair)."""
+        return iter((self.joules, self.seconds))
+
 
 class EnergyMeter:
     """Measures one block of work: ``start()``, then ``stop()`` returns an ``EnergyReading``."""

@@ -43,7 +43,7 @@ def layer_size_bits(layer: LayerInfo, sparsity: float, bits: int,
     return nonzero * bits + pattern_bits(layer.params, nonzero, granularity) + scales
 
 
-def model_size_bytes(basis: BasisLike, sparsity: Mapping[str, float], bits: Mapping[str, int],
+def model_size_bytes(basis: BasisLike, sparsity: Mapping[str, float], bits: Mapping[str, int], *,
                      granularity: str = "unstructured") -> float:
     """Bytes of the stored model: prunable layers compressed, everything else float32."""
     basis = as_basis(basis)

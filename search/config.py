@@ -16,7 +16,8 @@ from trainers.costs import METER_CHOICES, LatencySettings, load_profile
 from trainers.costs.meters import DEFAULT_POWERCAP_ROOT
 from trainers.data import DATASETS, DataSettings
 from trainers.models import MODELS, ModelSettings
-from trainers.pruning import CRITERIA
+from trainers.pruning import CRITERIA, GRANULARITIES, PruningSettings
+from trainers.schedules import SCHEDULES
 from trainers.training import TrainSettings
 
 SAMPLERS = ("nsga2", "tpe", "random")
@@ -104,6 +105,7 @@ class ExperimentConfig:
     space: SpaceSettings = field(default_factory=SpaceSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     cost: CostSettings = field(default_factory=CostSettings)
+    pruning: PruningSettings = field(default_factory=PruningSettings)
 
     def __post_init__(self) -> None:
         if not self.study or any(c in self.study for c in "/\\") or self.study.startswith("."):
@@ -137,11 +139,45 @@ def validate_names(config: ExperimentConfig) -> None:
         if name not in CRITERIA:
             raise ConfigError(f"space.criteria: criterion must be one of {sorted(CRITERIA)}, "
                               f"got '{name}'")
+    validate_methods(config.space)
     if config.model.name not in MODELS and ":" not in config.model.name:
         raise ConfigError(f"model.name must be one of {sorted(MODELS)} (or 'module:callable'), "
                           f"got '{config.model.name}'")
     if config.data.name not in DATASETS and ":" not in config.data.name:
         raise ConfigError(f"data.name must be one of {sorted(DATASETS)}, got '{config.data.name}'")
+
+
+def validate_methods(space: SpaceSettings) -> None:
+    """Granularity and schedule names, and criterion x granularity pairs that make sense: each
+    listed criterion must work with a listed granularity and each granularity with a criterion."""
+    for name in space.granularities:
+        if name not in GRANULARITIES:
+            raise ConfigError(f"space.granularities: granularity must be one of "
+                              f"{list(GRANULARITIES)}, got '{name}'")
+    for name in space.schedules:
+        if name not in SCHEDULES:
+            raise ConfigError(f"space.schedules: schedule must be one of {list(SCHEDULES)}, "
+                              f"got '{name}'")
+    for name in space.criteria:
+        works_with = CRITERIA[name].granularities
+        if not set(works_with) & set(space.granularities):
+            raise ConfigError(
+                f"space.criteria: criterion '{name}' works only with granularities "
+                f"{list(works_with)} ({CRITERIA[name].__doc__.splitlines()[0].strip()}), but "
+                f"space.granularities is {list(space.granularities)}; add one of them or remove "
+                f"'{name}'")
+    for granularity in space.granularities:
+        if not any(granularity in CRITERIA[c].granularities for c in space.criteria):
+            raise ConfigError(
+                f"space.granularities: no criterion in space.criteria {list(space.criteria)} "
+                f"works with granularity '{granularity}'; add one of "
+                f"{[c for c, cls in CRITERIA.items() if granularity in cls.granularities]}")
+
+
+def criteria_by_granularity(space: SpaceSettings) -> dict[str, list[str]]:
+    """For each listed granularity, the listed criteria defined for it (config order)."""
+    return {g: [c for c in space.criteria if g in CRITERIA[c].granularities]
+            for g in space.granularities}
 
 
 def config_from_dict(data: dict[str, Any] | None) -> ExperimentConfig:

@@ -7,7 +7,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from search.config import ExperimentConfig
+from search.config import ExperimentConfig, criteria_by_granularity
+from search.schema import ConfigError
 from spaces.space import SearchSpace
 from trainers.context import EvalContext
 from trainers.costs import cost_basis, load_profile
@@ -51,6 +52,10 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
         other_params=basis.other_params, other_flops=basis.other_flops,
         activation_bits=config.cost.activation_bits, watts_per_core=config.cost.watts_per_core,
         energy_meter=config.cost.energy_meter, powercap_root=config.cost.powercap_root,
-        latency=config.cost.latency_settings())
-    space = SearchSpace(layers, config.space, seed=config.seed)
+        latency=config.cost.latency_settings(), pruning=config.pruning, dense_train=config.dense)
+    try:
+        space = SearchSpace(layers, config.space, seed=config.seed,
+                            criteria_by_granularity=criteria_by_granularity(config.space))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     return context, space

@@ -13,6 +13,7 @@ from trainers.costs.energy import EnergyProfile
 from trainers.costs.latency import LatencySettings
 from trainers.costs.meters import DEFAULT_POWERCAP_ROOT
 from trainers.data.bundle import DataBundle
+from trainers.pruning.settings import PruningSettings
 from trainers.training import LossFn, MetricFn, TrainSettings
 
 
@@ -43,6 +44,10 @@ class EvalContext:
     loss_fn: LossFn | None = None
     metric_fn: MetricFn | None = None
     extras: dict = field(default_factory=dict)
+    # Pruning methods: fixed settings, and the dense training settings that ``during_training``
+    # trains from scratch with (None: the fine-tune settings).
+    pruning: PruningSettings = field(default_factory=PruningSettings)
+    dense_train: TrainSettings | None = None
 
     @property
     def cost_basis(self) -> CostBasis:

@@ -1,4 +1,4 @@
-"""Evaluate one candidate: prune the dense reference, fine-tune, measure. Backend-independent."""
+"""Evaluate one candidate: train it with its schedule, measure it. Backend-independent."""
 from __future__ import annotations
 
 import torch
@@ -6,42 +6,57 @@ from torch import nn
 
 from spaces.candidate import Candidate
 from spaces.result import TrialResult
+from trainers import method
 from trainers.context import EvalContext
 from trainers.costs import (analytic_costs, cost_basis, inference_copy, make_meter,
                             measure_latency_ms)
-from trainers.pruning import prune_model
+from trainers.pruning.masks import current_masks
+from trainers.pruning.structured import shrink_model
+from trainers.schedules import ScheduleResult, run_schedule
 from trainers.training import evaluate as evaluate_metric
-from trainers.training import train_epochs
 
 
 def build_candidate_model(candidate: Candidate, context: EvalContext) -> nn.Module:
     """The dense reference with the candidate's masks and bit-widths attached (not trained)."""
-    model = context.model_factory()
-    model.load_state_dict(context.dense_state)
-    model.to(context.device)
-    prune_model(model, candidate)
+    model = method.dense_model(context)
+    method.make_pruner(candidate, context).step(model)
     return model
 
 
-def _shrinker(candidate: Candidate, context: EvalContext):
-    """How the candidate's model is made physically smaller at export (None: masks only)."""
+def _shrinker(candidate: Candidate, context: EvalContext, model: nn.Module):
+    """How ``model`` (masks attached) is made physically smaller at export (None: masks only).
+
+    Channel pruning removes every output channel whose weight row is entirely masked (and all
+    channels coupled to it) with ``shrink_model``; a model already shrunk during training has no
+    such rows and comes back unchanged.
+    """
     if candidate.granularity != "channel":
         return None
-    raise ValueError("channel granularity needs trainers.pruning.structured.shrink_model (issue 3)")
+    keep = {name: mask.reshape(mask.shape[0], -1).any(dim=1)
+            for name, mask in current_masks(model).items()}
+    example = method.example_input(context)
+
+    def shrink(folded: nn.Module) -> nn.Module:
+        return shrink_model(folded, example, keep, inplace=True)
+
+    return shrink
 
 
-def cost_metrics(candidate: Candidate, context: EvalContext) -> dict[str, float]:
+def cost_metrics(candidate: Candidate, context: EvalContext, model: nn.Module | None = None
+                 ) -> dict[str, float]:
     """Metrics known before training: FLOPs, bit-operations, size, inference energy.
 
     Per-weight sparsity scales the dense model's cost basis; channel pruning is costed on the
     physically smaller model (FlopCounterMode's count of it), with no sparsity left on top.
+    ``model`` is the candidate's trained model when there is one (else it is rebuilt untrained:
+    its shape, hence its cost, is the same).
     """
     bits = {layer.name: candidate.bits.get(layer.name, 32) for layer in context.layers}
-    shrink = _shrinker(candidate, context)
-    if shrink is None:
+    if candidate.granularity != "channel":
         basis, sparsity = context.cost_basis, candidate.sparsity
     else:
-        basis = cost_basis(inference_copy(build_candidate_model(candidate, context), shrink),
+        model = build_candidate_model(candidate, context) if model is None else model
+        basis = cost_basis(inference_copy(model, _shrinker(candidate, context, model)),
                            context.data.input_shape)
         sparsity = {}
     return analytic_costs(basis, sparsity, bits, context.profile,
@@ -54,38 +69,61 @@ def inference_latency(model: nn.Module, candidate: Candidate, context: EvalConte
     """``latency_ms`` of the exported form of ``model`` (empty when latency is turned off)."""
     if not context.latency.enabled:
         return {}
-    exported = inference_copy(model, _shrinker(candidate, context))
+    exported = inference_copy(model, _shrinker(candidate, context, model))
     return {"latency_ms": measure_latency_ms(exported, context.data.input_shape, context.device,
                                              context.latency)}
 
 
 def evaluate(candidate: Candidate, context: EvalContext) -> TrialResult:
-    """Prune, fine-tune and measure one candidate; selection metric is validation accuracy."""
+    """Train the candidate with its schedule (prune + fine-tune, or prune during training from
+    scratch) and measure it; the selection metric is validation accuracy."""
     torch.manual_seed(candidate.seed)
-    model = build_candidate_model(candidate, context)
+    comparison = None
+    if candidate.schedule == "during_training":
+        comparison = method.dense_training_cost(context, method.from_scratch_settings(context),
+                                                candidate.seed)
+        torch.manual_seed(candidate.seed)
     meter = make_meter(context.energy_meter, context.watts_per_core, device=context.device,
                        powercap_root=context.powercap_root)
     meter.start()
-    train_epochs(model, context.data.train, context.finetune, batch_size=context.batch_size,
-                 device=context.device, seed=candidate.seed, loss_fn=context.loss_fn)
+    run = run_schedule(candidate, context)
     training = meter.stop()
-    metrics = cost_metrics(candidate, context)
+    metrics = cost_metrics(candidate, context, run.model)
     metrics.update(
-        accuracy=evaluate_metric(model, context.data.val, context.device, context.metric_fn),
-        test_accuracy=evaluate_metric(model, context.data.test, context.device, context.metric_fn),
+        accuracy=evaluate_metric(run.model, context.data.val, context.device, context.metric_fn),
+        test_accuracy=evaluate_metric(run.model, context.data.test, context.device,
+                                      context.metric_fn),
         train_energy_j=training.joules,
         train_seconds=training.seconds,
+        train_flops=run.train_flops,
     )
-    metrics.update(inference_latency(model, candidate, context))
-    return TrialResult(candidate, metrics, "complete", {"energy_source": training.source})
+    metrics.update(inference_latency(run.model, candidate, context))
+    info = {"energy_source": training.source}
+    if comparison is not None:
+        metrics.update(training_savings(metrics, comparison, run))
+        info["dense_train_energy_source"] = comparison["source"]
+    return TrialResult(candidate, metrics, "complete", info)
+
+
+def training_savings(metrics: dict[str, float], dense: dict, run: ScheduleResult
+                     ) -> dict[str, float]:
+    """Training time, energy and FLOPs saved against training the dense model from scratch for
+    the same epochs (fractions: 0.3 means 30% less)."""
+    flops_dense = run.train_flops_dense or dense["flops"]
+    return {
+        "train_seconds_dense": dense["seconds"],
+        "train_energy_j_dense": dense["energy_j"],
+        "train_flops_dense": flops_dense,
+        "train_time_saved": 1.0 - metrics["train_seconds"] / max(dense["seconds"], 1e-12),
+        "train_energy_saved": 1.0 - metrics["train_energy_j"] / max(dense["energy_j"], 1e-12),
+        "train_flops_saved": 1.0 - run.train_flops / max(flops_dense, 1e-12),
+    }
 
 
 def reference_metrics(dense_candidate: Candidate, context: EvalContext) -> dict[str, float]:
     """The dense reference as trained (no pruning, no fine-tuning): the point every front is read
     against."""
-    model = context.model_factory()
-    model.load_state_dict(context.dense_state)
-    model.to(context.device)
+    model = method.dense_model(context)
     metrics = cost_metrics(dense_candidate, context)
     metrics.update(
         accuracy=evaluate_metric(model, context.data.val, context.device, context.metric_fn),

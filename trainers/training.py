@@ -71,16 +71,25 @@ def train_epochs(model: nn.Module, dataset: Dataset, settings: TrainSettings, *,
                  device: torch.device, seed: int, loss_fn: LossFn | None = None,
                  extra_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor],
                                       torch.Tensor] | None = None,
-                 on_epoch: Callable[[int], None] | None = None) -> int:
+                 on_epoch: Callable[[int], None] | None = None,
+                 on_step: Callable[[int], None] | None = None,
+                 lr_window: tuple[int, int] | None = None) -> int:
     """Train ``settings.epochs`` epochs in place; return the number of optimizer steps.
 
     ``extra_loss(model, x, y, logits)`` adds a term (regularisation, distillation). ``on_epoch(e)``
-    runs before each epoch (schedules). Raises ``TrainingDiverged`` on a NaN / infinite loss.
+    runs before each epoch, ``on_step(s)`` before each optimizer step's forward pass (schedules).
+    ``lr_window=(first_epoch, total_epochs)`` places these epochs inside a longer cosine schedule
+    (a run split in phases, e.g. around a physical shrink). Raises ``TrainingDiverged`` on a NaN /
+    infinite loss.
     """
     loss_fn = loss_fn or nn.functional.cross_entropy
     optimizer = make_optimizer(model, settings)
     scheduler = None
-    if settings.lr_schedule == "cosine" and settings.epochs > 0:
+    if settings.lr_schedule == "cosine" and lr_window is not None and lr_window[1] > 0:
+        first, total = lr_window
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda e: 0.5 * (1.0 + math.cos(math.pi * min(first + e, total) / total)))
+    elif settings.lr_schedule == "cosine" and settings.epochs > 0:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     generator = torch.Generator().manual_seed(seed)
     steps = 0
@@ -89,6 +98,8 @@ def train_epochs(model: nn.Module, dataset: Dataset, settings: TrainSettings, *,
         if on_epoch is not None:
             on_epoch(epoch)
         for x, y in iterate_batches(dataset, batch_size, device, shuffle=True, generator=generator):
+            if on_step is not None:
+                on_step(steps)
             logits = model(x)
             loss = loss_fn(logits, y)
             if extra_loss is not None:

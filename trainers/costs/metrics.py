@@ -33,6 +33,7 @@ METRICS: dict[str, MetricInfo] = {
     "energy_uj": MetricInfo("uJ", ESTIMATED, "inference energy per sample from the profile"),
     "train_energy_j": MetricInfo("J", MEASURED, "energy of the trial's training (see source)"),
     "train_seconds": MetricInfo("s", MEASURED, "wall time of the trial's training"),
+    "train_flops": MetricInfo("FLOPs", COUNTED, "training FLOPs of the trial (3 x forward)"),
     "latency_ms": MetricInfo("ms", MEASURED, "median time per batch of the exported model"),
 }
 

@@ -1,23 +1,16 @@
-"""Pruning: criteria registry, masks, and the function that prunes a model for a candidate."""
+"""Pruning: criteria, granularities, masks (parametrizations) and physical channel removal."""
 from __future__ import annotations
 
-from torch import nn
+from trainers.pruning.criteria import CRITERIA, Criterion, criteria_for, get_criterion
+from trainers.pruning.gradients import GradientStats, collect_gradient_stats
+from trainers.pruning.granularity import GRANULARITIES, PruneMasks, nm_mask
+from trainers.pruning.masks import (attach, current_masks, current_param_masks, fold, folded_copy,
+                                    mask_from_scores, set_masks)
+from trainers.pruning.pruner import Pruner, prune_model
+from trainers.pruning.settings import PruningSettings
+from trainers.pruning.structured import ChannelCoupling, shrink_model
 
-from spaces.candidate import Candidate
-from trainers.pruning.criteria import CRITERIA, Criterion, get_criterion
-from trainers.pruning.masks import attach, current_masks, fold, mask_from_scores
-
-
-def prune_model(model: nn.Module, candidate: Candidate) -> None:
-    """Score each layer with the candidate's criterion and attach masks and bit-widths."""
-    criterion = get_criterion(candidate.criterion)
-    modules = dict(model.named_modules())
-    masks = {}
-    for name, sparsity in candidate.sparsity.items():
-        scores = criterion.score(modules[name], layer_name=name, seed=candidate.seed)
-        masks[name] = mask_from_scores(scores, sparsity)
-    attach(model, masks, candidate.bits)
-
-
-__all__ = ["CRITERIA", "Criterion", "attach", "current_masks", "fold", "get_criterion",
-           "mask_from_scores", "prune_model"]
+__all__ = ["CRITERIA", "ChannelCoupling", "Criterion", "GRANULARITIES", "GradientStats",
+           "PruneMasks", "Pruner", "PruningSettings", "attach", "collect_gradient_stats",
+           "criteria_for", "current_masks", "current_param_masks", "fold", "folded_copy", "get_criterion",
+           "mask_from_scores", "nm_mask", "prune_model", "set_masks", "shrink_model"]

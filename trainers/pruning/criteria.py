@@ -1,53 +1,155 @@
-"""Pruning criteria: small objects that score weights; lower scores are pruned first."""
+"""Pruning criteria: small objects that score weights or output channels; lower is pruned first.
+
+A criterion scores one layer's weight tensor. ``score`` gives one value per weight (unstructured and
+n:m granularities), ``channel_score`` one value per output channel / neuron (channel granularity).
+Data-driven criteria (``needs_gradients``) read ``GradientStats`` gathered over a few training
+batches by ``trainers.pruning.gradients``. Adding a criterion touches its class, one registry line
+below and the contract-test list in ``tests/trainers/pruning``.
+"""
 from __future__ import annotations
 
 import zlib
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
-from torch import nn
+
+from trainers.pruning.gradients import GradientStats
+
+PER_WEIGHT = ("unstructured", "channel", "n:m")
+CHANNEL_ONLY = ("channel",)
 
 
 class Criterion:
-    """Scores every weight of a layer (same shape as the weight); lower is pruned first.
+    """Scores a layer's weights; lower scores are pruned first.
 
-    ``needs_data`` criteria receive a ``batches`` iterable of ``(x, y)`` and the model.
+    Attributes:
+        name: registry key.
+        needs_gradients: True when scoring reads ``GradientStats`` (taylor, snip, movement).
+        granularities: the granularities this criterion is defined for.
     """
 
-    name: str = ""
-    needs_data: bool = False
+    name: ClassVar[str] = ""
+    needs_gradients: ClassVar[bool] = False
+    granularities: ClassVar[tuple[str, ...]] = PER_WEIGHT
 
-    def score(self, module: nn.Module, *, layer_name: str, seed: int) -> torch.Tensor:
-        raise NotImplementedError
+    def score(self, weight: torch.Tensor, *, layer_name: str, seed: int,
+              stats: GradientStats | None = None) -> torch.Tensor:
+        """One score per weight (same shape as ``weight``)."""
+        raise NotImplementedError(f"criterion '{self.name}' has no per-weight score; "
+                                  f"it works with granularities {list(self.granularities)}")
+
+    def channel_score(self, weight: torch.Tensor, *, layer_name: str, seed: int,
+                      stats: GradientStats | None = None) -> torch.Tensor:
+        """One score per output channel (dim 0); by default the sum of the per-weight scores."""
+        scores = self.score(weight, layer_name=layer_name, seed=seed, stats=stats)
+        return scores.reshape(scores.shape[0], -1).sum(dim=1)
+
+    def _require(self, stats: GradientStats | None) -> GradientStats:
+        if stats is None:
+            raise ValueError(f"criterion '{self.name}' needs gradient statistics "
+                             "(pass batches of training data)")
+        return stats
 
 
 class MagnitudeCriterion(Criterion):
-    """|w|: the classic magnitude criterion (L1 of single weights)."""
+    """|w| per weight; the L1 norm of a channel for channel granularity."""
 
     name = "magnitude"
 
-    def score(self, module, *, layer_name, seed):
-        return module.weight.detach().abs()
+    def score(self, weight, *, layer_name, seed, stats=None):
+        return weight.detach().abs()
+
+
+class L2Criterion(Criterion):
+    """L2 norm of each output channel / neuron (per weight it would equal ``magnitude``)."""
+
+    name = "l2"
+    granularities = CHANNEL_ONLY
+
+    def channel_score(self, weight, *, layer_name, seed, stats=None):
+        return weight.detach().reshape(weight.shape[0], -1).norm(p=2, dim=1)
 
 
 class RandomCriterion(Criterion):
-    """Uniform random scores, seeded by the candidate's seed and the layer name: the baseline."""
+    """Uniform random scores seeded by the candidate's seed and the layer name: the baseline."""
 
     name = "random"
 
-    def score(self, module, *, layer_name, seed):
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(layer_name.encode()))
-        weight = module.weight
+    @staticmethod
+    def _generator(layer_name: str, seed: int) -> torch.Generator:
+        return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(layer_name.encode()))
+
+    def score(self, weight, *, layer_name, seed, stats=None):
+        gen = self._generator(layer_name, seed)
         return torch.rand(weight.shape, generator=gen).to(weight.device)
+
+    def channel_score(self, weight, *, layer_name, seed, stats=None):
+        gen = self._generator(layer_name, seed)
+        return torch.rand(weight.shape[0], generator=gen).to(weight.device)
+
+
+class TaylorCriterion(Criterion):
+    """First-order Taylor: mean over batches of |w * dL/dw| per weight; per channel the mean of
+    (sum over the channel of w * dL/dw)^2 (Molchanov et al. 2019)."""
+
+    name = "taylor"
+    needs_gradients = True
+
+    def score(self, weight, *, layer_name, seed, stats=None):
+        return self._require(stats).taylor_abs[layer_name] / stats.batches
+
+    def channel_score(self, weight, *, layer_name, seed, stats=None):
+        return self._require(stats).taylor_channel[layer_name] / stats.batches
+
+
+class SnipCriterion(Criterion):
+    """SNIP connection sensitivity |w * g| with g the gradient summed over the batches (Lee et al.
+    2019); meant for pruning at or near initialisation (``during_training``)."""
+
+    name = "snip"
+    needs_gradients = True
+
+    def score(self, weight, *, layer_name, seed, stats=None):
+        return (weight.detach() * self._require(stats).grad_sum[layer_name]).abs()
+
+
+class MovementCriterion(Criterion):
+    """Movement: -w * g summed over the batches (Sanh et al. 2020, first-order): weights the loss
+    pushes away from zero score high, weights pulled toward zero are pruned first."""
+
+    name = "movement"
+    needs_gradients = True
+
+    def score(self, weight, *, layer_name, seed, stats=None):
+        return -(weight.detach() * self._require(stats).grad_sum[layer_name])
+
+
+class FPGMCriterion(Criterion):
+    """Filter pruning via geometric median (He et al. 2019): a channel's score is the sum of its
+    L2 distances to all other channels of the layer; the most redundant (closest to the geometric
+    median) go first. Channels only."""
+
+    name = "fpgm"
+    granularities = CHANNEL_ONLY
+
+    def channel_score(self, weight, *, layer_name, seed, stats=None):
+        rows = weight.detach().reshape(weight.shape[0], -1).float()
+        return torch.cdist(rows, rows, p=2).sum(dim=1)
 
 
 CRITERIA: dict[str, Callable[[], Criterion]] = {
-    MagnitudeCriterion.name: MagnitudeCriterion,
-    RandomCriterion.name: RandomCriterion,
+    cls.name: cls for cls in (MagnitudeCriterion, L2Criterion, RandomCriterion, TaylorCriterion,
+                              SnipCriterion, MovementCriterion, FPGMCriterion)
 }
 
 
 def get_criterion(name: str) -> Criterion:
+    """The registered criterion ``name``; unknown names list the valid ones."""
     if name not in CRITERIA:
         raise ValueError(f"criterion must be one of {sorted(CRITERIA)}, got '{name}'")
     return CRITERIA[name]()
+
+
+def criteria_for(granularity: str) -> list[str]:
+    """Registered criteria defined for ``granularity`` (registry order)."""
+    return [name for name, cls in CRITERIA.items() if granularity in cls.granularities]

@@ -1,6 +1,13 @@
-"""Masks kept reversible during search (parametrizations); folded in at export."""
+"""Masks kept reversible during search (parametrizations); folded in at export.
+
+Weights of prunable layers carry ``MaskedQuantizedWeight`` (mask, then fake-quantize). Channel
+pruning also masks 1-D parameters that belong to a removed channel (the bias of the layer, the
+weight and bias of the batch norm after it) with ``ParamMask``, so that a masked channel outputs
+exactly zero, as if it had been removed.
+"""
 from __future__ import annotations
 
+import copy
 from typing import Mapping
 
 import torch
@@ -14,10 +21,16 @@ def mask_from_scores(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     """Zero exactly ``round(sparsity * n)`` lowest-scoring entries (ties broken by position)."""
     n = scores.numel()
     k = int(round(sparsity * n))
+    return mask_lowest(scores, k)
+
+
+def mask_lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean keep-mask with the ``k`` lowest scores False (stable: earlier position first)."""
+    n = scores.numel()
     mask = torch.ones(n, dtype=torch.bool, device=scores.device)
     if k > 0:
         order = torch.argsort(scores.reshape(-1), stable=True)
-        mask[order[:k]] = False
+        mask[order[:min(k, n)]] = False
     return mask.reshape(scores.shape)
 
 
@@ -37,6 +50,26 @@ class MaskedQuantizedWeight(nn.Module):
         return fake_quantize(weight * self.mask, self.bits)
 
 
+class ParamMask(nn.Module):
+    """Parametrization ``p -> p * mask`` for biases and norm parameters of removed channels."""
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mask", mask.to(torch.bool))
+
+    def forward(self, value: torch.Tensor) -> torch.Tensor:
+        return value * self.mask
+
+
+def _find(module: nn.Module, tensor_name: str, kind: type) -> nn.Module | None:
+    if not parametrize.is_parametrized(module, tensor_name):
+        return None
+    for param in getattr(module.parametrizations, tensor_name):
+        if isinstance(param, kind):
+            return param
+    return None
+
+
 def attach(model: nn.Module, masks: Mapping[str, torch.Tensor], bits: Mapping[str, int]) -> None:
     """Register (or replace) the mask-and-quantize parametrization on each named layer."""
     modules = dict(model.named_modules())
@@ -52,20 +85,85 @@ def attach(model: nn.Module, masks: Mapping[str, torch.Tensor], bits: Mapping[st
             module, "weight", MaskedQuantizedWeight(mask.to(weight.device), bits.get(name, 32)))
 
 
+def set_masks(model: nn.Module, masks: Mapping[str, torch.Tensor],
+              param_masks: Mapping[tuple[str, str], torch.Tensor] | None = None,
+              bits: Mapping[str, int] | None = None) -> None:
+    """Update masks in place where attached, attach them elsewhere.
+
+    In-place updates keep the parameters' identity, so an optimizer in the middle of training
+    (gradual schedule) goes on with the same parameters. ``param_masks`` maps
+    ``(module name, parameter name)`` to a 1-D mask (biases, norm weights).
+    """
+    modules = dict(model.named_modules())
+    bits = bits or {}
+    missing = {}
+    for name, mask in masks.items():
+        existing = _find(modules[name], "weight", MaskedQuantizedWeight)
+        if existing is not None:
+            existing.mask.copy_(mask.to(existing.mask.device))
+        else:
+            missing[name] = mask
+    if missing:
+        attach(model, missing, {n: bits.get(n, 32) for n in missing})
+    for (module_name, param_name), mask in (param_masks or {}).items():
+        module = modules[module_name]
+        existing = _find(module, param_name, ParamMask)
+        if existing is not None:
+            existing.mask.copy_(mask.to(existing.mask.device))
+        else:
+            device = getattr(module, param_name).device
+            parametrize.register_parametrization(module, param_name, ParamMask(mask.to(device)))
+
+
 def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The masks currently attached, by layer name."""
+    """The weight masks currently attached, by layer name."""
     found = {}
     for name, module in model.named_modules():
-        if parametrize.is_parametrized(module, "weight"):
-            for param in module.parametrizations.weight:
-                if isinstance(param, MaskedQuantizedWeight):
-                    found[name] = param.mask
+        param = _find(module, "weight", MaskedQuantizedWeight)
+        if param is not None:
+            found[name] = param.mask
+    return found
+
+
+def current_param_masks(model: nn.Module) -> dict[tuple[str, str], torch.Tensor]:
+    """The 1-D parameter masks (biases, norms) currently attached."""
+    found = {}
+    for name, module in model.named_modules():
+        for tensor_name in list(getattr(module, "parametrizations", {}) or {}):
+            param = _find(module, tensor_name, ParamMask)
+            if param is not None:
+                found[(name, tensor_name)] = param.mask
     return found
 
 
 def fold(model: nn.Module) -> nn.Module:
-    """Make masks and quantization permanent: plain weights, no parametrizations left."""
+    """Make masks and quantization permanent: plain parameters, no parametrizations left."""
     for module in model.modules():
-        if parametrize.is_parametrized(module, "weight"):
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        if parametrize.is_parametrized(module):
+            for tensor_name in list(module.parametrizations):
+                parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
     return model
+
+
+def folded_copy(model: nn.Module) -> nn.Module:
+    """A deep copy with masks and quantization folded in, leaving ``model`` untouched.
+
+    ``fold(copy.deepcopy(model))`` is wrong for a parametrized model: the copy shares the
+    parametrized modules' generated classes with the original, and removing a parametrization
+    deletes the property from that shared class, breaking the original. Here the copy's modules
+    get their plain class back and plain parameters holding the effective values.
+    """
+    clone = copy.deepcopy(model)
+    for module in clone.modules():
+        if not parametrize.is_parametrized(module):
+            continue
+        values = {}
+        for tensor_name in list(module.parametrizations):
+            original = getattr(module.parametrizations, tensor_name).original
+            values[tensor_name] = (getattr(module, tensor_name).detach().clone(),
+                                   original.requires_grad)
+        module.__class__ = parametrize.type_before_parametrizations(module)
+        del module.parametrizations
+        for tensor_name, (value, requires_grad) in values.items():
+            module.register_parameter(tensor_name, nn.Parameter(value, requires_grad=requires_grad))
+    return clone

@@ -1,0 +1,149 @@
+"""Granularities: what one pruned unit is (a weight, an output channel, a weight in an N:M block).
+
+Each granularity turns per-layer sparsities plus a criterion into masks (``PruneMasks``). Sparsity
+keeps its meaning everywhere: the fraction of a layer's weights (unstructured, n:m) or output
+channels (channel) removed. ``previous`` masks make repeated pruning monotone (gradual schedule):
+what was pruned stays pruned.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Mapping
+
+import torch
+
+from trainers.pruning.criteria import Criterion
+from trainers.pruning.gradients import GradientStats
+from trainers.pruning.masks import mask_from_scores, mask_lowest
+from trainers.pruning.structured import ChannelCoupling, channel_masks, channels_to_remove
+
+PRUNED = float("-inf")
+
+
+@dataclass
+class PruneMasks:
+    """Masks of one pruning step.
+
+    Attributes:
+        weights: layer name -> weight-shaped keep-mask.
+        params: (module name, parameter name) -> 1-D keep-mask (biases, norms; channel only).
+        channels: layer name -> output-channel keep-mask of the layers the request named (channel
+            only); what ``shrink_model`` takes to remove them physically.
+    """
+
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)
+    params: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
+    channels: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Granularity:
+    """Turns scores into masks. ``masks`` receives the layers' current (effective) weights."""
+
+    name: ClassVar[str] = ""
+
+    def masks(self, weights: Mapping[str, torch.Tensor], sparsity: Mapping[str, float],
+              criterion: Criterion, *, seed: int, stats: GradientStats | None = None,
+              previous: PruneMasks | None = None) -> PruneMasks:
+        raise NotImplementedError
+
+
+def _scores(criterion: Criterion, weight: torch.Tensor, name: str, seed: int,
+            stats: GradientStats | None, previous: PruneMasks | None) -> torch.Tensor:
+    scores = criterion.score(weight, layer_name=name, seed=seed, stats=stats).float().clone()
+    if previous is not None and name in previous.weights:
+        scores[~previous.weights[name].to(scores.device)] = PRUNED
+    return scores
+
+
+class Unstructured(Granularity):
+    """Single weights: exactly ``round(sparsity * n)`` weights per layer are masked."""
+
+    name = "unstructured"
+
+    def masks(self, weights, sparsity, criterion, *, seed, stats=None, previous=None):
+        out = PruneMasks()
+        for name, s in sparsity.items():
+            scores = _scores(criterion, weights[name], name, seed, stats, previous)
+            out.weights[name] = mask_from_scores(scores, s)
+        return out
+
+
+def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Keep the ``n`` highest scores in every block of ``m`` consecutive weights along the input
+    dimension (conv weights are grouped over input channels at each kernel position, as sparse
+    tensor cores expect). A last partial block keeps ``ceil(n * size / m)`` of its weights."""
+    w = scores.permute(0, *range(2, scores.dim()), 1) if scores.dim() > 2 else scores
+    rows = w.reshape(-1, w.shape[-1]) if scores.dim() > 2 else w
+    length = rows.shape[1]
+    keep = torch.zeros_like(rows, dtype=torch.bool)
+    for start in range(0, length, m):
+        block = rows[:, start:start + m]
+        k = min(block.shape[1], -(-n * block.shape[1] // m))
+        if k > 0:
+            top = torch.topk(block, k, dim=1, sorted=False).indices
+            keep[:, start:start + m].scatter_(1, top, True)
+    keep = keep.reshape(w.shape)
+    if scores.dim() > 2:
+        keep = keep.permute(0, scores.dim() - 1, *range(1, scores.dim() - 1))
+    return keep.contiguous()
+
+
+class NM(Granularity):
+    """Semi-structured N:M: in every block of M weights, N are kept; N = round((1 - s) * M), so a
+    layer's sparsity is rounded to a multiple of 1/M (M = ``pruning.nm_block``)."""
+
+    name = "n:m"
+
+    def __init__(self, block: int = 4):
+        self.block = block
+
+    def masks(self, weights, sparsity, criterion, *, seed, stats=None, previous=None):
+        out = PruneMasks()
+        for name, s in sparsity.items():
+            scores = _scores(criterion, weights[name], name, seed, stats, previous)
+            kept = int(round((1.0 - s) * self.block))
+            out.weights[name] = nm_mask(scores, kept, self.block)
+        return out
+
+
+class Channel(Granularity):
+    """Whole output channels of Conv2d / neurons of Linear, with their coupled channels (batch norm,
+    residual partners) masked too; ``round(sparsity * channels)`` of each named layer go."""
+
+    name = "channel"
+
+    def __init__(self, coupling: ChannelCoupling, model: torch.nn.Module):
+        self.coupling = coupling
+        self.model = model
+
+    def masks(self, weights, sparsity, criterion, *, seed, stats=None, previous=None):
+        requested: dict[str, list[int]] = {}
+        out = PruneMasks()
+        for name, s in sparsity.items():
+            if name == self.coupling.classifier:
+                continue
+            weight = weights[name]
+            scores = criterion.channel_score(weight, layer_name=name, seed=seed,
+                                             stats=stats).float().clone()
+            if previous is not None and name in previous.channels:
+                scores[~previous.channels[name].to(scores.device)] = PRUNED
+            keep = mask_lowest(scores, channels_to_remove(weight.shape[0], s))
+            requested[name] = (~keep).nonzero().flatten().tolist()
+        removed = self.coupling.expand(requested)
+        for name in sparsity:
+            if name == self.coupling.classifier:
+                continue
+            keep = torch.ones(weights[name].shape[0], dtype=torch.bool)
+            keep[torch.as_tensor(removed.get(name, []), dtype=torch.long)] = False
+            out.channels[name] = keep
+        out.weights, out.params = channel_masks(self.model, removed)
+        return out
+
+
+GRANULARITIES: dict[str, Callable[..., Granularity]] = {
+    Unstructured.name: Unstructured, Channel.name: Channel, NM.name: NM}
+
+
+def check_granularity(name: str) -> None:
+    if name not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {list(GRANULARITIES)}, got '{name}'")

@@ -1,0 +1,211 @@
+"""Channel pruning: coupled channel masks during search, physical removal at export.
+
+Removing output channel ``c`` of a convolution also removes channel ``c`` of the batch norm after it,
+the matching input channel of every consumer, and, through residual additions or concatenations,
+channels of other layers. torch-pruning's ``DependencyGraph`` knows these couplings; we use it in
+two ways and keep the two exactly equivalent:
+
+- ``ChannelCoupling.expand`` turns "remove these channels of layer L" into the output channels of
+  every coupled module. ``channel_masks`` makes masks from that (weight rows, biases and norm
+  parameters), so a masked channel outputs exactly zero during search (reversible).
+- ``shrink_model`` removes the same channels physically (``Group.prune``), so the exported model
+  computes what the masked one computed, with fewer parameters and FLOPs.
+
+The indices to remove come from our own criteria (not torch-pruning's importances) so that the
+exported model is the searched one. The first layer of a coupled group (in execution order) with a
+nonzero request decides the group's channels; later requests for coupled layers are ignored.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from trainers.discovery import discover_layers, layer_kind
+from trainers.pruning.criteria import get_criterion
+from trainers.pruning.masks import fold, folded_copy, mask_lowest
+
+ChannelRequest = Mapping[str, "torch.Tensor | float"]
+
+
+def _out_channel_fn(module: nn.Module):
+    if isinstance(module, nn.Linear):
+        return tp.prune_linear_out_channels
+    return tp.prune_conv_out_channels
+
+
+def channels_to_remove(out_channels: int, ratio: float) -> int:
+    """``round(ratio * out_channels)``, keeping at least one channel."""
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"channel ratio must be in [0, 1), got {ratio}")
+    return min(int(round(ratio * out_channels)), out_channels - 1)
+
+
+class ChannelCoupling:
+    """The model's channel dependencies, built once per architecture (weights are not read).
+
+    Args:
+        model: the model (parametrizations allowed: a folded copy is traced).
+        example_input: a batch the model accepts (e.g. ``torch.zeros(1, *input_shape)``).
+    """
+
+    def __init__(self, model: nn.Module, example_input: torch.Tensor):
+        plain = folded_copy(model)
+        plain.eval()
+        self._graph = tp.DependencyGraph().build_dependency(
+            plain, example_inputs=example_input, verbose=False)
+        self._modules = dict(plain.named_modules())
+        self._names = {id(module): name for name, module in plain.named_modules()}
+        layers = discover_layers(plain, tuple(example_input.shape[1:]))
+        self.layer_order = [layer.name for layer in layers]
+        self.classifier = next(layer.name for layer in layers if layer.is_classifier)
+
+    def expand(self, removed: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
+        """Output channels removed per module (layers and norms) once couplings are followed.
+
+        ``removed`` maps prunable layer names to channel indices. Requests for the classifier, and
+        groups that would reach the model's output, are ignored (the output shape must not change).
+        """
+        result: dict[str, set[int]] = {}
+        for name in self._ordered(removed):
+            idxs = sorted(set(int(i) for i in removed[name]))
+            if not idxs or name in result or name == self.classifier:
+                continue
+            module = self._modules[name]
+            group = self._graph.get_pruning_group(module, _out_channel_fn(module), idxs)
+            found = _out_targets(self._graph, self._names, group)
+            if self.classifier in found or not self._graph.check_pruning_group(group):
+                continue
+            for target, target_idxs in found.items():
+                result.setdefault(target, set()).update(target_idxs)
+        return {name: sorted(idxs) for name, idxs in result.items()}
+
+    def _ordered(self, names) -> list[str]:
+        unknown = sorted(set(names) - set(self.layer_order))
+        if unknown:
+            raise ValueError(f"unknown prunable layers {unknown}; valid: {self.layer_order}")
+        return [name for name in self.layer_order if name in names]
+
+
+def _out_targets(graph: tp.DependencyGraph, names: Mapping[int, str], group
+                 ) -> dict[str, list[int]]:
+    """Named modules whose output channels a group removes, with the indices."""
+    found: dict[str, list[int]] = {}
+    for dep, idxs in group:
+        if not graph.is_out_channel_pruning_fn(dep.handler):
+            continue
+        name = names.get(id(dep.target.module))
+        if name is not None:
+            found.setdefault(name, []).extend(int(i) for i in idxs)
+    return found
+
+
+def channel_masks(model: nn.Module, removed: Mapping[str, Sequence[int]]
+                  ) -> tuple[dict[str, torch.Tensor], dict[tuple[str, str], torch.Tensor]]:
+    """Weight masks (rows of Conv2d / Linear) and 1-D parameter masks (biases, norm weights and
+    biases) that silence the removed output channels of each module."""
+    modules = dict(model.named_modules())
+    weights: dict[str, torch.Tensor] = {}
+    params: dict[tuple[str, str], torch.Tensor] = {}
+    for name, idxs in removed.items():
+        module = modules[name]
+        index = torch.as_tensor(list(idxs), dtype=torch.long)
+        if layer_kind(module) is not None:
+            mask = torch.ones_like(module.weight, dtype=torch.bool)
+            mask[index] = False
+            weights[name] = mask
+            tensors = ["bias"]
+        else:
+            tensors = ["weight", "bias"]
+        for tensor_name in tensors:
+            value = getattr(module, tensor_name, None)
+            if isinstance(value, torch.Tensor) and value.dim() == 1:
+                keep = torch.ones(value.shape[0], dtype=torch.bool, device=value.device)
+                keep[index] = False
+                params[(name, tensor_name)] = keep
+    return weights, params
+
+
+def removal_indices(model: nn.Module, request: ChannelRequest, *, criterion: str = "magnitude",
+                    seed: int = 0) -> dict[str, list[int]]:
+    """Channel indices to remove per layer from keep-masks or ratios.
+
+    A mask is a boolean keep-mask over output channels (1-D) or over the weight (a channel goes when
+    all its weights are masked). A ratio removes the ``round(ratio * channels)`` lowest-scoring
+    channels by ``criterion`` (data-free criteria only: magnitude, l2, random, fpgm).
+    """
+    modules = dict(model.named_modules())
+    scorer = None
+    removed: dict[str, list[int]] = {}
+    for name, value in request.items():
+        if name not in modules or layer_kind(modules[name]) is None:
+            raise ValueError(f"'{name}' is not a Conv2d / Linear layer of the model")
+        weight = modules[name].weight.detach()
+        if isinstance(value, torch.Tensor):
+            keep = value.to(torch.bool)
+            if keep.dim() > 1:
+                keep = keep.reshape(keep.shape[0], -1).any(dim=1)
+            if keep.shape[0] != weight.shape[0]:
+                raise ValueError(f"mask for '{name}' has {keep.shape[0]} channels, "
+                                 f"the layer has {weight.shape[0]}")
+            removed[name] = (~keep).nonzero().flatten().tolist()
+            continue
+        if scorer is None:
+            scorer = get_criterion(criterion)
+            if scorer.needs_gradients:
+                raise ValueError(f"shrink_model with ratios needs a data-free criterion; "
+                                 f"'{criterion}' needs gradients: pass channel masks instead")
+        scores = scorer.channel_score(weight, layer_name=name, seed=seed)
+        k = channels_to_remove(weight.shape[0], float(value))
+        removed[name] = (~mask_lowest(scores, k)).nonzero().flatten().tolist()
+    return removed
+
+
+def shrink_model(model: nn.Module, example_input: torch.Tensor, channel_masks_or_ratios: ChannelRequest,
+                 *, criterion: str = "magnitude", seed: int = 0, inplace: bool = False) -> nn.Module:
+    """A physically smaller model without the requested output channels (and all coupled ones).
+
+    Args:
+        model: the model; parametrizations (masks, fake quantization) are folded in first.
+        example_input: a batch the model accepts, for tracing the dependency graph.
+        channel_masks_or_ratios: layer name -> keep-mask (1-D over output channels, or weight-shaped:
+            e.g. ``current_masks(model)`` of a channel-pruned model) or ratio of channels to remove.
+        criterion: ranks channels for ratio requests (magnitude, l2, random, fpgm).
+        seed: seed of the ``random`` criterion.
+        inplace: modify ``model`` itself instead of a deep copy.
+
+    Returns:
+        The shrunk model (same output shape). The classifier's outputs are never removed.
+    """
+    target = fold(model) if inplace else folded_copy(model)
+    was_training = target.training
+    target.eval()
+    removed = removal_indices(target, channel_masks_or_ratios, criterion=criterion, seed=seed)
+    with torch.no_grad():
+        shape_before = tuple(target(example_input).shape)
+    layers = discover_layers(target, tuple(example_input.shape[1:]))
+    classifier = next(layer.name for layer in layers if layer.is_classifier)
+    graph = tp.DependencyGraph().build_dependency(target, example_inputs=example_input, verbose=False)
+    modules = dict(target.named_modules())
+    names = {id(module): name for name, module in modules.items()}
+    done: set[str] = set()
+    for layer in layers:
+        name = layer.name
+        idxs = removed.get(name)
+        if not idxs or name in done or name == classifier:
+            continue
+        module = modules[name]
+        group = graph.get_pruning_group(module, _out_channel_fn(module), sorted(set(idxs)))
+        touched = _out_targets(graph, names, group)
+        if classifier in touched or not graph.check_pruning_group(group):
+            continue
+        done.update(touched)
+        group.prune()
+    with torch.no_grad():
+        shape_after = tuple(target(example_input).shape)
+    if shape_after != shape_before:
+        raise RuntimeError(f"shrinking changed the output shape {shape_before} -> {shape_after}")
+    target.train(was_training)
+    return target

@@ -1,0 +1,170 @@
+"""Schedules: when pruning happens relative to training.
+
+- ``oneshot``: prune the trained dense model once, then fine-tune with the masks.
+- ``gradual``: fine-tune while sparsity rises on the cubic schedule of Zhu & Gupta 2017 (AGP),
+  s_k = s_final * (1 - (1 - k/n)^3) at n evenly spaced steps over the first ``gradual_end`` of the
+  fine-tune steps, masks recomputed at each step (pruned weights stay pruned).
+- ``during_training``: train from scratch, prune after ``prune_at`` of the epochs and keep training
+  the smaller network. With ``channel`` granularity the model is physically shrunk at the cut, so
+  the remaining epochs are cheaper; the trial records the time and energy saved against training
+  the dense model for the same epochs.
+A regularisation penalty (``options['reg']``) is active until the last cut; distillation
+(``options['distill']``) is active while the pruned model trains.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable, ClassVar
+
+from torch import nn
+
+from spaces.candidate import Candidate
+from trainers import method
+from trainers.context import EvalContext
+from trainers.pruning.granularity import PruneMasks
+from trainers.pruning.masks import attach
+from trainers.pruning.structured import shrink_model
+from trainers.regularization import combine
+from trainers.training import train_epochs
+
+
+@dataclass
+class ScheduleResult:
+    """A trained candidate model.
+
+    Attributes:
+        model: the trained model (masked; physically shrunk when ``shrunk``).
+        masks: the final masks (empty when the model was shrunk instead).
+        shrunk: True when channels were physically removed during training.
+        train_flops: analytic training FLOPs the schedule spent (3 x forward per sample-step).
+        train_flops_dense: the same for dense training over the same epochs (during_training).
+    """
+
+    model: nn.Module
+    masks: PruneMasks = field(default_factory=PruneMasks)
+    shrunk: bool = False
+    train_flops: float = 0.0
+    train_flops_dense: float | None = None
+
+
+class Schedule:
+    name: ClassVar[str] = ""
+
+    def run(self, candidate: Candidate, context: EvalContext) -> ScheduleResult:
+        raise NotImplementedError
+
+
+def _train(model, settings, context, candidate, **kwargs) -> None:
+    train_epochs(model, context.data.train, settings, batch_size=context.batch_size,
+                 device=context.device, seed=candidate.seed, loss_fn=context.loss_fn, **kwargs)
+
+
+class OneShot(Schedule):
+    """Prune the trained dense model at the target sparsity, then fine-tune."""
+
+    name = "oneshot"
+
+    def run(self, candidate, context):
+        model = method.dense_model(context)
+        pruner = method.make_pruner(candidate, context)
+        penalty = method.make_penalty(candidate)
+        flops = 0.0
+        if penalty is not None and context.pruning.reg_epochs > 0:
+            warmup = replace(context.finetune, epochs=context.pruning.reg_epochs)
+            _train(model, warmup, context, candidate, extra_loss=penalty)
+            flops += method.train_flops(model, context, warmup.epochs)
+        masks = pruner.step(model)
+        settings = method.finetune_settings(candidate, context)
+        _train(model, settings, context, candidate,
+               extra_loss=method.make_distillation(candidate, context))
+        flops += method.train_flops(model, context, settings.epochs)
+        return ScheduleResult(model, masks, train_flops=flops)
+
+
+def agp_steps(total_steps: int, steps: int, end: float) -> dict[int, float]:
+    """Optimizer step -> fraction of the final sparsity (cubic AGP), the last one being 1.0."""
+    if total_steps <= 0:
+        return {0: 1.0}
+    last = max(0, min(total_steps - 1, int(end * total_steps)))
+    plan: dict[int, float] = {}
+    for k in range(1, steps + 1):
+        at = min(last, round(k * last / steps))
+        plan[at] = 1.0 - (1.0 - k / steps) ** 3
+    return plan
+
+
+class Gradual(Schedule):
+    """Fine-tune while the sparsity rises on the AGP cubic schedule."""
+
+    name = "gradual"
+
+    def run(self, candidate, context):
+        model = method.dense_model(context)
+        pruner = method.make_pruner(candidate, context)
+        penalty = method.make_penalty(candidate)
+        settings = method.finetune_settings(candidate, context)
+        total = settings.epochs * method.steps_per_epoch(context)
+        plan = agp_steps(total, context.pruning.gradual_steps, context.pruning.gradual_end)
+        last_step = max(plan)
+        pruner.step(model, 0.0)          # quantizers on, nothing pruned yet
+        if total == 0:
+            pruner.step(model, 1.0)
+            return ScheduleResult(model, pruner.last or PruneMasks())
+
+        def on_step(step: int) -> None:
+            if step in plan:
+                pruner.step(model, plan[step])
+            if penalty is not None and step >= last_step:
+                penalty.active = False
+
+        _train(model, settings, context, candidate, on_step=on_step,
+               extra_loss=combine(penalty, method.make_distillation(candidate, context)))
+        return ScheduleResult(model, pruner.last or PruneMasks(),
+                              train_flops=method.train_flops(model, context, settings.epochs))
+
+
+class DuringTraining(Schedule):
+    """Train from scratch, prune early, keep training the smaller network."""
+
+    name = "during_training"
+
+    def run(self, candidate, context):
+        settings = method.from_scratch_settings(context)
+        total = settings.epochs
+        cut = int(round(context.pruning.prune_at * total))
+        model = context.model_factory().to(context.device)
+        pruner = method.make_pruner(candidate, context)
+        penalty = method.make_penalty(candidate)
+        distill = method.make_distillation(candidate, context)
+        dense_flops = method.train_flops(model, context, total)
+        _train(model, replace(settings, epochs=cut), context, candidate,
+               lr_window=(0, total), extra_loss=combine(penalty, distill))
+        flops = method.train_flops(model, context, cut)
+        masks = pruner.compute(model)
+        shrunk = candidate.granularity == "channel"
+        if shrunk:
+            model = shrink_model(model, method.example_input(context), masks.channels, inplace=True)
+            attach(model, {}, candidate.bits)
+            masks = PruneMasks()
+        else:
+            pruner.apply(model, masks)
+        _train(model, replace(settings, epochs=total - cut), context, candidate,
+               lr_window=(cut, total), extra_loss=distill)
+        flops += method.train_flops(model, context, total - cut)
+        return ScheduleResult(model, masks, shrunk=shrunk, train_flops=flops,
+                              train_flops_dense=dense_flops)
+
+
+SCHEDULES: dict[str, Callable[[], Schedule]] = {
+    cls.name: cls for cls in (OneShot, Gradual, DuringTraining)}
+
+
+def get_schedule(name: str) -> Schedule:
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got '{name}'")
+    return SCHEDULES[name]()
+
+
+def run_schedule(candidate: Candidate, context: EvalContext) -> ScheduleResult:
+    """Train the candidate with its schedule."""
+    return get_schedule(candidate.schedule).run(candidate, context)

@@ -71,21 +71,19 @@ class Unstructured(Granularity):
 def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
     """Keep the ``n`` highest scores in every block of ``m`` consecutive weights along the input
     dimension (conv weights are grouped over input channels at each kernel position, as sparse
-    tensor cores expect). A last partial block keeps ``ceil(n * size / m)`` of its weights."""
-    w = scores.permute(0, *range(2, scores.dim()), 1) if scores.dim() > 2 else scores
-    rows = w.reshape(-1, w.shape[-1]) if scores.dim() > 2 else w
+    tensor cores expect). A last partial block of ``r`` weights keeps ``min(n, r)``."""
+    moved = scores.movedim(1, -1) if scores.dim() > 2 else scores
+    rows = moved.reshape(-1, moved.shape[-1]).float()
     length = rows.shape[1]
-    keep = torch.zeros_like(rows, dtype=torch.bool)
-    for start in range(0, length, m):
-        block = rows[:, start:start + m]
-        k = min(block.shape[1], -(-n * block.shape[1] // m))
-        if k > 0:
-            top = torch.topk(block, k, dim=1, sorted=False).indices
-            keep[:, start:start + m].scatter_(1, top, True)
-    keep = keep.reshape(w.shape)
-    if scores.dim() > 2:
-        keep = keep.permute(0, scores.dim() - 1, *range(1, scores.dim() - 1))
-    return keep.contiguous()
+    blocks = -(-length // m)
+    padded = torch.full((rows.shape[0], blocks * m), float("-inf"), device=rows.device)
+    padded[:, :length] = rows
+    padded = padded.reshape(rows.shape[0], blocks, m)
+    keep = torch.zeros_like(padded, dtype=torch.bool)
+    if n > 0:
+        keep.scatter_(2, torch.topk(padded, min(n, m), dim=2).indices, True)
+    keep = keep.reshape(rows.shape[0], blocks * m)[:, :length].reshape(moved.shape)
+    return (keep.movedim(-1, 1) if scores.dim() > 2 else keep).contiguous()
 
 
 class NM(Granularity):

@@ -1,0 +1,164 @@
+"""Every allowed criterion x granularity x schedule trains on the built-in CNN (tiny data)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spaces.candidate import Candidate
+from trainers.context import EvalContext
+from trainers.costs import load_profile
+from trainers.data import DataSettings, load_data
+from trainers.discovery import discover_layers
+from trainers.evaluate import evaluate
+from trainers.models import SmallCNN
+from trainers.pruning import CRITERIA, GRANULARITIES, PruningSettings, current_masks
+from trainers.pruning.masks import current_param_masks
+from trainers.reference import count_other_params
+from trainers.schedules import SCHEDULES, agp_steps, run_schedule
+from trainers.training import TrainSettings, train_epochs
+
+SHAPE = (1, 8, 8)
+
+
+def make_context() -> EvalContext:
+    torch.manual_seed(0)
+    data = load_data(DataSettings(name="synthetic", options={"samples": 96, "classes": 4}))
+
+    def factory():
+        return SmallCNN(1, 4, width=4)
+
+    dense = factory()
+    train_epochs(dense, data.train, TrainSettings(epochs=1, lr=0.01), batch_size=32,
+                 device=torch.device("cpu"), seed=0)
+    layers = discover_layers(dense, SHAPE)
+    return EvalContext(
+        model_factory=factory, data=data, dense_state=dense.state_dict(), layers=layers,
+        finetune=TrainSettings(epochs=1, lr=0.005), batch_size=32, device=torch.device("cpu"),
+        profile=load_profile(), other_params=count_other_params(dense, {l.name for l in layers}),
+        pruning=PruningSettings(score_batches=1, during_epochs=2, prune_at=0.5),
+        dense_train=TrainSettings(epochs=2, lr=0.01))
+
+
+@pytest.fixture(scope="module")
+def context():
+    # One thread: tiny models gain nothing from more, and busy CI cores make them spin.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield make_context()
+    torch.set_num_threads(threads)
+
+
+def candidate_for(context, criterion, granularity, schedule, **options) -> Candidate:
+    names = [l.name for l in context.layers]
+    return Candidate(sparsity={n: 0.5 for n in names[:-1]}, bits={n: 8 for n in names},
+                     criterion=criterion, granularity=granularity, schedule=schedule, seed=1,
+                     options=options)
+
+
+COMBOS = [(c, g, s) for g in GRANULARITIES for c, cls in CRITERIA.items()
+          if g in cls.granularities for s in SCHEDULES]
+
+
+@pytest.mark.parametrize("criterion,granularity,schedule", COMBOS)
+def test_every_allowed_combination_trains_and_keeps_its_masks(context, criterion, granularity,
+                                                              schedule):
+    candidate = candidate_for(context, criterion, granularity, schedule)
+    run = run_schedule(candidate, context)
+    names = [l.name for l in context.layers]
+    modules = dict(run.model.named_modules())
+    x = torch.randn(3, *SHAPE)
+    assert run.model(x).shape == (3, 4)
+    assert run.train_flops > 0
+    if run.shrunk:
+        # during_training + channel: physically half the channels, quantizers attached.
+        assert schedule == "during_training" and granularity == "channel"
+        assert modules["features.0"].out_channels == 2
+        assert modules["classifier.1"].out_features == 64
+        assert run.train_flops < run.train_flops_dense
+        assert set(current_masks(run.model)) == set(names)
+        return
+    masks = current_masks(run.model)
+    for name in names[:-1]:
+        weight = modules[name].weight.detach()
+        mask = masks[name]
+        # Pruned weights are still exactly zero after the fine-tune / training.
+        assert torch.all(weight[~mask] == 0)
+        if granularity == "channel":
+            rows = mask.reshape(mask.shape[0], -1)
+            assert int((~rows.any(dim=1)).sum()) == round(0.5 * mask.shape[0])
+            assert torch.all(rows.all(dim=1) | ~rows.any(dim=1))
+            assert torch.all(current_param_masks(run.model)[(name, "bias")] == rows.any(dim=1))
+        elif granularity == "n:m":
+            # 2 of every 4 along the input channels; with fewer than 4 input channels (the first
+            # conv has 1) the partial block keeps min(2, size) weights.
+            blocks = mask.movedim(1, -1).reshape(-1, mask.shape[1])
+            full = blocks.shape[1] // 4 * 4
+            if full:
+                assert blocks[:, :full].reshape(-1, 4).sum(dim=1).eq(2).all()
+        else:
+            assert int((~mask).sum()) == round(0.5 * mask.numel())
+    assert masks[names[-1]].all()
+
+
+def test_channel_metrics_are_those_of_the_shrunk_model(context):
+    candidate = candidate_for(context, "l2", "channel", "oneshot")
+    result = evaluate(candidate, context)
+    dense_flops = 2 * sum(l.macs for l in context.layers)
+    # Every hidden layer keeps half its outputs and inputs: between 1/4 and 1/2 of the FLOPs.
+    assert dense_flops / 4 <= result.metrics["flops"] < dense_flops / 2
+    assert result.metrics["flops"] == result.metrics["flops_dense"]
+    assert result.metrics["params_nonzero"] < 0.5 * (sum(l.params for l in context.layers)
+                                                     + context.other_params)
+
+
+def test_during_training_records_savings_against_dense(context):
+    candidate = candidate_for(context, "magnitude", "channel", "during_training")
+    result = evaluate(candidate, context)
+    metrics = result.metrics
+    for key in ("train_seconds_dense", "train_energy_j_dense", "train_time_saved",
+                "train_energy_saved", "train_flops_saved"):
+        assert key in metrics
+    # Half the epochs at about a quarter of the FLOPs: ~37% fewer training FLOPs.
+    assert 0.3 < metrics["train_flops_saved"] < 0.45
+    assert result.info["dense_train_energy_source"] == "estimate"
+
+
+def test_regularisation_and_distillation_change_training(context):
+    base = run_schedule(candidate_for(context, "magnitude", "unstructured", "gradual"), context)
+    reg = run_schedule(candidate_for(context, "magnitude", "unstructured", "gradual", reg=0.05),
+                       context)
+    kd = run_schedule(candidate_for(context, "magnitude", "unstructured", "oneshot", distill=True),
+                      context)
+    plain = run_schedule(candidate_for(context, "magnitude", "unstructured", "oneshot"), context)
+    x = torch.randn(4, *SHAPE)
+    assert not torch.allclose(base.model(x), reg.model(x))
+    assert not torch.allclose(kd.model(x), plain.model(x))
+    # The L1 penalty shrinks the surviving weights.
+    w_base = base.model.features[2].weight.abs().sum()
+    w_reg = reg.model.features[2].weight.abs().sum()
+    assert w_reg < w_base
+
+
+def test_agp_steps_hand_computed():
+    plan = agp_steps(total_steps=100, steps=4, end=0.8)
+    assert list(plan) == [20, 40, 60, 80 - 1 + 1]
+    assert plan[20] == pytest.approx(1 - 0.75 ** 3)
+    assert plan[40] == pytest.approx(1 - 0.5 ** 3)
+    assert plan[80] == 1.0
+    assert agp_steps(1, 8, 0.75) == {0: 1.0}
+    assert agp_steps(0, 8, 0.75) == {0: 1.0}
+
+
+def test_gradual_pruner_steps_are_monotone_and_reach_the_target(context):
+    candidate = candidate_for(context, "magnitude", "unstructured", "gradual")
+    from trainers.method import dense_model, make_pruner
+
+    model = dense_model(context)
+    pruner = make_pruner(candidate, context)
+    seen = []
+    for fraction in (1 - (1 - k / 3) ** 3 for k in range(1, 4)):
+        masks = pruner.step(model, fraction)
+        seen.append(int((~masks.weights["features.2"]).sum()))
+    total = model.features[2].weight.numel()
+    assert seen == sorted(seen) and seen[-1] == round(0.5 * total)
+    assert seen[0] == round(0.5 * (1 - (2 / 3) ** 3) * total)

@@ -61,7 +61,16 @@ def cost_metrics(candidate: Candidate, context: EvalContext, model: nn.Module | 
         sparsity = {}
     return analytic_costs(basis, sparsity, bits, context.profile,
                           activation_bits=context.activation_bits,
-                          granularity=candidate.granularity)
+                          granularity=cost_granularity(candidate, context))
+
+
+def cost_granularity(candidate: Candidate, context: EvalContext) -> str:
+    """The granularity as the cost model reads it: ``n:m`` becomes ``N:M`` with M the block size
+    (the pattern costs log2(M) bits per kept weight; N does not enter it)."""
+    if candidate.granularity == "n:m":
+        block = context.pruning.nm_block
+        return f"{block // 2}:{block}"
+    return candidate.granularity
 
 
 def inference_latency(model: nn.Module, candidate: Candidate, context: EvalContext
@@ -99,6 +108,8 @@ def evaluate(candidate: Candidate, context: EvalContext) -> TrialResult:
     )
     metrics.update(inference_latency(run.model, candidate, context))
     info = {"energy_source": training.source}
+    if candidate.granularity == "n:m":
+        info["sparsity_pattern"] = f"N:{context.pruning.nm_block}"
     if comparison is not None:
         metrics.update(training_savings(metrics, comparison, run))
         info["dense_train_energy_source"] = comparison["source"]

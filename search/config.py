@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from search.objectives import Objectives
+from search.objectives import OBJECTIVE_METRICS, Objectives
 from search.schema import ConfigError, from_dict, to_dict
 from spaces.space import SpaceSettings
 from trainers.costs import METER_CHOICES, LatencySettings, load_profile
@@ -21,6 +21,7 @@ from trainers.schedules import SCHEDULES
 from trainers.training import TrainSettings
 
 SAMPLERS = ("nsga2", "tpe", "random")
+BASELINES = ("uniform", "global_magnitude")
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,11 @@ class SearchSettings:
     enqueue_dense: bool = True        # first trial = the dense reference (32 bits, no pruning)
     # Hand-made baselines enqueued first: the same sparsity in every layer, magnitude criterion,
     # at each of ``baseline_bits``. An empty list turns them off.
-    baseline_sparsities: tuple[float, ...] = (0.5, 0.8, 0.85, 0.9, 0.95)
+    baseline_sparsities: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
     baseline_bits: tuple[int, ...] = (32, 8)
+    baselines: tuple[str, ...] = ("uniform", "global_magnitude")
+    # User limits steering the sampler (Optuna constraints), e.g. {max_flops: 2e5, min_accuracy: 0.9}
+    constraints: dict[str, float] = field(default_factory=dict)
     max_consecutive_failures: int = 5
 
     def __post_init__(self) -> None:
@@ -46,6 +50,17 @@ class SearchSettings:
             raise ConfigError(f"search.sampler must be one of {list(SAMPLERS)}, got '{self.sampler}'")
         if self.population_size < 2:
             raise ConfigError(f"search.population_size must be >= 2, got {self.population_size}")
+        for name in self.baselines:
+            if name not in BASELINES:
+                raise ConfigError(f"search.baselines must be values from {list(BASELINES)}, "
+                                  f"got '{name}'")
+        for key, value in self.constraints.items():
+            bound, _, metric = key.partition("_")
+            if bound not in ("max", "min") or metric not in OBJECTIVE_METRICS:
+                raise ConfigError(f"search.constraints: keys must be max_<metric> or min_<metric> "
+                                  f"with a metric from {list(OBJECTIVE_METRICS)}, got '{key}'")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"search.constraints.{key} must be a number, got {value!r}")
         for value in self.baseline_sparsities:
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"search.baseline_sparsities must be in [0, 1), got {value}")

@@ -37,6 +37,8 @@ def front_frame(study: optuna.Study, metrics: Sequence[str], directions: Sequenc
     if frame.empty or "state" not in frame:
         return frame
     done = frame[frame["state"] == "COMPLETE"].dropna(subset=list(metrics))
+    if "duplicate_of" in done:   # a reused result is the same point as its original
+        done = done[done["duplicate_of"].isna()]
     if done.empty:
         return done
     keep = pareto_front(done[list(metrics)].to_numpy(dtype=float), directions)

@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import Callable
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from search.config import ExperimentConfig, dump_config
 from search.schema import ConfigError
 from search.storage import open_storage
+from spaces.candidate import Candidate
 from spaces.space import SearchSpace
 from trainers.checkpoint import atomic_write_text
 from trainers.context import EvalContext
 from trainers.evaluate import evaluate
+from trainers.pruning.global_threshold import global_magnitude_sparsity
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -28,11 +30,14 @@ def storage_url(config: ExperimentConfig) -> str:
 
 def make_sampler(config: ExperimentConfig) -> optuna.samplers.BaseSampler:
     seed = config.seed
+    constraints = constraint_values(config.search.constraints) if config.search.constraints else None
     if config.search.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                          constraints_func=constraints)
     if config.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.NSGAIISampler(seed=seed, population_size=config.search.population_size)
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=config.search.population_size,
+                                         constraints_func=constraints)
 
 
 def open_study(config: ExperimentConfig, space: SearchSpace) -> optuna.Study:
@@ -83,6 +88,15 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
     def objective(trial: optuna.Trial) -> list[float]:
         candidate = space.suggest(trial)
         trial.set_user_attr("candidate", candidate.to_flat_dict())
+        if "origin" not in trial.user_attrs:
+            trial.set_user_attr("origin", "sampler")
+        twin = find_duplicate(trial.study, trial.params)
+        if twin is not None:   # never pay twice: reuse the stored result
+            for key, value in twin.user_attrs.items():
+                if key not in ("candidate", "origin"):
+                    trial.set_user_attr(key, value)
+            trial.set_user_attr("duplicate_of", twin.number)
+            return list(twin.values)
         try:
             result = evaluate(candidate, context)
         except Exception as exc:
@@ -134,15 +148,50 @@ class BudgetAndProgress:
             study.stop()
 
 
-def starting_candidates(space: SearchSpace, config: ExperimentConfig) -> list:
-    """Dense reference and hand-made uniform sweeps, enqueued before the sampler's own trials."""
-    found = [space.dense_candidate()] if config.search.enqueue_dense else []
+def starting_candidates(space: SearchSpace, context: EvalContext, config: ExperimentConfig
+                        ) -> list[tuple[str, Candidate]]:
+    """(origin, candidate): the dense reference and the hand-made sweeps a user would try first
+    (the same sparsity in every layer; one global magnitude threshold), at each baseline bit-width.
+    Enqueued before the sampler's own trials, so the front is never worse than the by-hand result.
+    """
+    found: list[tuple[str, Candidate]] = []
+    if config.search.enqueue_dense:
+        found.append(("dense", space.dense_candidate()))
+    searched = space.searched_layers()
     for bits in config.search.baseline_bits:
         for sparsity in config.search.baseline_sparsities:
-            candidate = space.uniform_candidate(sparsity, bits)
-            if candidate not in found:
-                found.append(candidate)
+            for origin in config.search.baselines:
+                if origin == "uniform":
+                    per_layer = {name: sparsity for name in searched}
+                else:
+                    per_layer = global_magnitude_sparsity(context.dense_state, searched, sparsity)
+                candidate = space.candidate_for(per_layer, {n: bits for n in space.layer_names})
+                if all(candidate != c for _, c in found):
+                    found.append((origin, candidate))
     return found[: config.search.n_trials]
+
+
+def find_duplicate(study: optuna.Study, params: dict) -> optuna.trial.FrozenTrial | None:
+    """A completed trial with exactly these parameters (values are on the space's grid)."""
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if other.params == params and "duplicate_of" not in other.user_attrs:
+            return other
+    return None
+
+
+def constraint_values(limits: dict[str, float]) -> Callable[[FrozenTrial], list[float]]:
+    """Optuna ``constraints_func``: one value per limit, <= 0 when satisfied."""
+    def values(trial: FrozenTrial) -> list[float]:
+        out = []
+        for key, limit in limits.items():
+            bound, _, metric = key.partition("_")
+            value = trial.user_attrs.get(metric)
+            if value is None:
+                out.append(1.0)
+            else:
+                out.append(value - limit if bound == "max" else limit - value)
+        return out
+    return values
 
 
 def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
@@ -154,8 +203,9 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
         log(f"study '{config.study}' already has {done}/{budget} finished trials")
         return
     if not study.trials:
-        for candidate in starting_candidates(space, config):
-            study.enqueue_trial(space.to_params(candidate), skip_if_exists=True)
+        for origin, candidate in starting_candidates(space, context, config):
+            study.enqueue_trial(space.to_params(candidate), user_attrs={"origin": origin},
+                                skip_if_exists=True)
     log(f"study '{config.study}': {done}/{budget} finished, running {budget - done} more")
     callback = BudgetAndProgress(config, log)
     study.optimize(make_objective(space, context, config), n_trials=None,

@@ -6,6 +6,7 @@ define-by-run function), so both backends share this one function.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
@@ -13,7 +14,6 @@ from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX, Candidate
 from spaces.groups import assign_groups, check_pattern
 from spaces.layers import LayerInfo
 
-GROUP_PREFIX = "group_sparsity."
 # Candidate.options keys and their neutral values (left out of a candidate when neutral).
 OPTION_NEUTRAL = {"reg": 0.0, "distill": False}
 
@@ -27,13 +27,25 @@ class TrialLike(Protocol):
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
 
 
+SPARSITY_SCALES = ("log_density", "linear")
+LOG_DENSITY_PREFIX = "log_density."
+
+
 @dataclass(frozen=True)
 class SparsityRange:
-    """Per-layer sparsity bounds and grid step (fraction of weights or channels removed)."""
+    """Per-layer sparsity bounds and how they are sampled.
+
+    ``scale: log_density`` (default) draws log10 of the density (1 - sparsity) on a grid of
+    ``log_step``, so sparsities 0.9, 0.99 and 0.999 are as reachable as 0.5 (uniform sampling in
+    [0, 0.99] almost never visits >= 0.98, where the smallest good models of large layers are).
+    ``scale: linear`` draws the sparsity itself on a grid of ``step``.
+    """
 
     low: float = 0.0
-    high: float = 0.95
+    high: float = 0.99
     step: float = 0.05
+    scale: str = "log_density"
+    log_step: float = 0.05
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low < 1.0:
@@ -45,6 +57,51 @@ class SparsityRange:
                 f"space.sparsity: low <= high must hold, got low={self.low}, high={self.high}")
         if not 0.0 < self.step <= 1.0:
             raise ValueError(f"space.sparsity.step must be in (0, 1], got {self.step}")
+        if self.scale not in SPARSITY_SCALES:
+            raise ValueError(f"space.sparsity.scale must be one of {list(SPARSITY_SCALES)}, "
+                             f"got '{self.scale}'")
+        if not 0.0 < self.log_step <= 1.0:
+            raise ValueError(f"space.sparsity.log_step must be in (0, 1], got {self.log_step}")
+
+    def param_name(self, name: str, group: bool = False) -> str:
+        """Optuna parameter of a layer (or of a layer group sharing one value)."""
+        prefix = LOG_DENSITY_PREFIX if self.scale == "log_density" else SPARSITY_PREFIX
+        return ("group_" if group else "") + prefix + name
+
+    def _grid(self, low: float, high: float) -> tuple[float, float, float]:
+        """(start, stop, step) of the sampled variable for sparsity bounds [low, high]."""
+        if self.scale == "linear":
+            stop = low + self.step * math.floor((high - low) / self.step + 1e-9)
+            return low, round(stop, 10), self.step
+        top = math.log10(1.0 - low)
+        bottom = top - self.log_step * math.floor((top - math.log10(1.0 - high)) / self.log_step
+                                                  + 1e-9)
+        return round(bottom, 10), round(top, 10), self.log_step
+
+    def suggest(self, trial: "TrialLike", name: str, low: float, high: float,
+                group: bool = False) -> float:
+        """Draw one layer's (or group's) sparsity within [low, high] on this range's grid."""
+        start, stop, step = self._grid(low, high)
+        if stop <= start:
+            return low
+        value = trial.suggest_float(self.param_name(name, group), start, stop, step=step)
+        return self.to_sparsity(value)
+
+    def to_sparsity(self, value: float) -> float:
+        if self.scale == "linear":
+            return round(float(value), 6)
+        return round(1.0 - 10.0 ** float(value), 6)
+
+    def snap(self, sparsity: float, low: float, high: float) -> float:
+        """The grid value closest to ``sparsity`` (for enqueued hand-made candidates)."""
+        start, stop, step = self._grid(low, high)
+        if stop <= start:
+            return self.to_sparsity(start)
+        if self.scale == "linear":
+            target = min(max(sparsity, start), stop)
+        else:
+            target = math.log10(max(1.0 - min(max(sparsity, low), high), 1e-12))
+        return round(start + step * round((min(max(target, start), stop) - start) / step), 10)
 
 
 @dataclass(frozen=True)
@@ -136,7 +193,7 @@ class SearchSpace:
 
     def suggest(self, trial: TrialLike) -> Candidate:
         """Draw one candidate, define-by-run (the same for the Optuna and Ray backends)."""
-        step = self.settings.sparsity.step
+        rng = self.settings.sparsity
         sparsity: dict[str, float] = {}
         drawn_groups: dict[str, float] = {}
         for name, (low, high) in self._sparsity_bounds.items():
@@ -144,14 +201,12 @@ class SearchSpace:
             if group is not None and group in drawn_groups:
                 value = drawn_groups[group]
             elif high > low:
-                high = round(low + step * round((high - low) / step), 10)
-                key = GROUP_PREFIX + group if group is not None else SPARSITY_PREFIX + name
-                value = trial.suggest_float(key, low, high, step=step)
+                value = rng.suggest(trial, group or name, low, high, group=group is not None)
             else:
                 value = low
             if group is not None:
                 drawn_groups[group] = value
-            sparsity[name] = round(float(value), 6)
+            sparsity[name] = value
         bits = {name: int(self._choose(trial, BITS_PREFIX + name, self.settings.bits))
                 for name in self.layer_names}
         granularity = self._choose(trial, "granularity", self.settings.granularities)
@@ -194,57 +249,38 @@ class SearchSpace:
     def uniform_candidate(self, sparsity: float, bits: int, criterion: str = "magnitude") -> Candidate:
         """The same sparsity in every searched layer and the same bits everywhere (hand-made sweep),
         with the first listed granularity, schedule and options."""
-        params = self._default_params()
-        for name in self.searched_layers():
-            group = self._group_of.get(name)
-            params[GROUP_PREFIX + group if group else SPARSITY_PREFIX + name] = sparsity
-        params.update({BITS_PREFIX + n: bits for n in self.layer_names})
-        granularity = self.settings.granularities[0]
-        if criterion in self._criteria[granularity]:
-            params[self._criterion_key(granularity)] = criterion
-        return self.from_params(self._closest(params))
+        return self.candidate_for({n: sparsity for n in self.searched_layers()},
+                                  {n: bits for n in self.layer_names}, criterion)
 
-    def _default_params(self) -> dict[str, Any]:
-        """The first choice of every categorical dimension."""
+    def candidate_for(self, sparsity: Mapping[str, float], bits: Mapping[str, int],
+                      criterion: str = "magnitude") -> Candidate:
+        """The drawable candidate closest to the given per-layer sparsity and bits (snapped to the
+        grid and to the allowed bit-widths), with the first choice of every other dimension."""
+        allowed = self.settings.bits
         granularity = self.settings.granularities[0]
-        params: dict[str, Any] = {
-            "granularity": granularity,
-            self._criterion_key(granularity): self._criteria[granularity][0],
-            "schedule": self.settings.schedules[0],
-            "reg": self.settings.regularization[0],
-            "distill": self.settings.distillation[0],
-        }
+        criteria = self._criteria[granularity]
+        options: dict[str, Any] = {"reg": self.settings.regularization[0],
+                                   "distill": self.settings.distillation[0]}
         if self.settings.finetune_epochs:
-            params["finetune_epochs"] = self.settings.finetune_epochs[0]
-        return params
-
-    def _group_bounds(self, group: str) -> tuple[float, float]:
-        name = next(n for n, g in self._group_of.items() if g == group)
-        return self._sparsity_bounds[name]
-
-    def _closest(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Snap enqueued values to what the space can draw (bits and sparsity)."""
-        out = dict(params)
-        step = self.settings.sparsity.step
-        for key, value in params.items():
-            if key.startswith(BITS_PREFIX) and value not in self.settings.bits:
-                out[key] = min(self.settings.bits, key=lambda b: (abs(b - value), -b))
-            if key.startswith(SPARSITY_PREFIX) or key.startswith(GROUP_PREFIX):
-                if key.startswith(GROUP_PREFIX):
-                    low, high = self._group_bounds(key[len(GROUP_PREFIX):])
-                else:
-                    low, high = self._sparsity_bounds[key[len(SPARSITY_PREFIX):]]
-                snapped = low + step * round((min(max(value, low), high) - low) / step)
-                out[key] = round(min(snapped, high), 10)
-        return out
+            options["finetune_epochs"] = self.settings.finetune_epochs[0]
+        candidate = Candidate(
+            sparsity={n: sparsity.get(n, 0.0) for n in self.layer_names},
+            bits={n: min(allowed, key=lambda b: (abs(b - bits.get(n, 32)), -b))
+                  for n in self.layer_names},
+            criterion=criterion if criterion in criteria else criteria[0],
+            granularity=granularity, schedule=self.settings.schedules[0], seed=self.seed,
+            options=options)
+        return self.from_params(self.to_params(candidate))
 
     def to_params(self, candidate: Candidate) -> dict[str, Any]:
         """The Optuna parameters that would make ``suggest`` return ``candidate`` (for enqueueing)."""
         params: dict[str, Any] = {}
+        rng = self.settings.sparsity
         for name in self.searched_layers():
             group = self._group_of.get(name)
-            key = GROUP_PREFIX + group if group else SPARSITY_PREFIX + name
-            params.setdefault(key, candidate.sparsity.get(name, 0.0))
+            low, high = self._sparsity_bounds[name]
+            params.setdefault(rng.param_name(group or name, group is not None),
+                              rng.snap(candidate.sparsity.get(name, 0.0), low, high))
         if len(self.settings.bits) > 1:
             params.update({BITS_PREFIX + n: candidate.bits.get(n, 32) for n in self.layer_names})
         if len(self.settings.granularities) > 1:

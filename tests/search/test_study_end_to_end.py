@@ -24,10 +24,12 @@ def test_tiny_study_runs_writes_tables_and_resumes_without_repeating(tiny_config
         assert column in trials.columns, column
     # Trial 0 is the dense reference, trial 1 the enqueued uniform baseline.
     assert trials.loc[0, "flops"] == trials.loc[0, "flops_dense"]
-    assert trials.loc[1, "sparsity.features.2"] == 0.5 and trials.loc[1, "bits.features.2"] == 8
+    assert abs(trials.loc[1, "sparsity.features.2"] - 0.5) < 0.01   # snapped to the log grid
+    assert trials.loc[1, "bits.features.2"] == 8
     assert (trials["flops"] <= trials["flops_dense"]).all()
     front = pd.read_csv(folder / "pareto.csv")
-    assert set(front["trial"]) == {t.number for t in study.best_trials}
+    assert set(front["trial"]) == {t.number for t in study.best_trials
+                                   if "duplicate_of" not in t.user_attrs}
     assert any("front size" in line for line in logs)
     dense = result.dense_reference()
     assert 0.0 <= dense["accuracy"] <= 1.0 and dense["flops"] == trials.loc[0, "flops_dense"]
@@ -54,3 +56,38 @@ def test_resume_with_a_different_space_is_refused(tiny_config):
                                                                        bits=(4, 8)))
     with pytest.raises(ConfigError, match="different search space .*bits.*use a new study name"):
         run_search(other, log=lambda _: None)
+
+
+def test_identical_candidate_is_not_trained_twice_and_baselines_are_labelled(tiny_config):
+    from search.context import build_study_context
+    from search.study import open_study, run_trials
+
+    config = dataclasses.replace(tiny_config, search=dataclasses.replace(
+        tiny_config.search, n_trials=3, enqueue_dense=False, baseline_sparsities=()))
+    context, space = build_study_context(config, log=lambda _: None)
+    study = open_study(config, space)
+    params = space.to_params(space.uniform_candidate(0.9, 8))
+    study.enqueue_trial(params, user_attrs={"origin": "uniform"})
+    study.enqueue_trial(params)
+    run_trials(study, space, context, config, log=lambda _: None)
+    first, second, third = study.trials
+    assert second.user_attrs["duplicate_of"] == first.number
+    assert second.values == first.values
+    assert "duplicate_of" not in first.user_attrs and "duplicate_of" not in third.user_attrs
+    assert first.user_attrs["origin"] == "uniform" and third.user_attrs["origin"] == "sampler"
+
+
+def test_starting_candidates_include_global_magnitude_sweep(tiny_config):
+    from search.context import build_study_context
+    from search.study import starting_candidates
+
+    context, space = build_study_context(tiny_config, log=lambda _: None)
+    found = starting_candidates(space, context, tiny_config)
+    origins = [origin for origin, _ in found]
+    assert origins == ["dense", "uniform", "global_magnitude"]
+    glob = found[2][1]
+    searched = space.searched_layers()
+    # one threshold: the layers' sparsities differ, their weighted mean is the requested 0.5
+    params = {layer.name: layer.params for layer in space.layers}
+    mean = sum(glob.sparsity[n] * params[n] for n in searched) / sum(params[n] for n in searched)
+    assert len({glob.sparsity[n] for n in searched}) > 1 and abs(mean - 0.5) < 0.05

@@ -63,7 +63,7 @@ def test_groups_share_one_sparsity_value():
         candidate = space.suggest(trial)
         assert candidate.sparsity["features.0"] == candidate.sparsity["features.2"]
         assert not any(key.startswith("sparsity.") for key in trial.params)
-        assert {"group_sparsity.convs", "group_sparsity.fc"} <= set(trial.params)
+        assert {"group_log_density.convs", "group_log_density.fc"} <= set(trial.params)
         assert space.from_params(space.to_params(candidate)) == candidate
         study.tell(trial, 0.0)
     uniform = space.uniform_candidate(0.5, 8)

@@ -41,6 +41,7 @@ def test_dense_float_model_size_is_four_bytes_per_parameter():
     (1000, 50, "unstructured", 500),          # index list: 50 x ceil(log2 1000) = 500 < 1000
     (1000, 500, "2:4", 1000),                 # N:M: 2 bits of position per kept weight
     (1024, 128, "1:8", 384),                  # 3 bits per kept weight
+    (1024, 256, "n:4", 512),                  # N chosen per layer, blocks of 4
 ])
 def test_pattern_is_the_cheaper_encoding(params, nonzero, granularity, expected):
     assert pattern_bits(params, nonzero, granularity) == expected

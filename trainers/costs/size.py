@@ -7,7 +7,7 @@ layers (biases, norms) are stored dense as float32. Pattern cost per layer:
 
 - unstructured (and any other mask): the cheaper of a bitmask (1 bit per weight) and an index list
   (``ceil(log2(params))`` bits per surviving weight); a dense layer needs no pattern;
-- N:M (e.g. ``2:4``): ``ceil(log2(M))`` bits per surviving weight (its position in its group), the
+- N:M (``2:4``, or ``n:4`` when N differs per layer): ``ceil(log2(M))`` bits per surviving weight (its position in its group), the
   metadata format of sparse tensor cores;
 - channel: none, the channels are physically gone (the basis is the smaller model's).
 """
@@ -21,7 +21,7 @@ from spaces.layers import LayerInfo
 from trainers.costs.basis import BasisLike, as_basis, kept_weights
 
 FLOAT_BITS = 32
-N_M_PATTERN = re.compile(r"^(\d+):(\d+)$")
+N_M_PATTERN = re.compile(r"^(\d+|n):(\d+)$")     # "2:4", or "n:4" when N varies per layer
 
 
 def pattern_bits(params: int, nonzero: int, granularity: str = "unstructured") -> int:

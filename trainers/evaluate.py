@@ -46,7 +46,8 @@ def cost_metrics(candidate: Candidate, context: EvalContext, model: nn.Module | 
                  ) -> dict[str, float]:
     """Metrics known before training: FLOPs, bit-operations, size, inference energy.
 
-    Per-weight sparsity scales the dense model's cost basis; channel pruning is costed on the
+    Per-weight sparsity scales the dense model's cost basis (read from ``model``'s masks when given:
+    exact whatever the granularity rounded); channel pruning is costed on the
     physically smaller model (FlopCounterMode's count of it), with no sparsity left on top.
     ``model`` is the candidate's trained model when there is one (else it is rebuilt untrained:
     its shape, hence its cost, is the same).
@@ -54,6 +55,8 @@ def cost_metrics(candidate: Candidate, context: EvalContext, model: nn.Module | 
     bits = {layer.name: candidate.bits.get(layer.name, 32) for layer in context.layers}
     if candidate.granularity != "channel":
         basis, sparsity = context.cost_basis, candidate.sparsity
+        if model is not None:
+            sparsity = mask_sparsity(model) or sparsity
     else:
         model = build_candidate_model(candidate, context) if model is None else model
         basis = cost_basis(inference_copy(model, _shrinker(candidate, context, model)),
@@ -62,6 +65,12 @@ def cost_metrics(candidate: Candidate, context: EvalContext, model: nn.Module | 
     return analytic_costs(basis, sparsity, bits, context.profile,
                           activation_bits=context.activation_bits,
                           granularity=cost_granularity(candidate, context))
+
+
+def mask_sparsity(model: nn.Module) -> dict[str, float]:
+    """Per-layer fraction of weights the attached masks remove (empty when none are attached)."""
+    return {name: 1.0 - float(mask.sum()) / mask.numel()
+            for name, mask in current_masks(model).items()}
 
 
 def cost_granularity(candidate: Candidate, context: EvalContext) -> str:

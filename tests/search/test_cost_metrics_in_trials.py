@@ -14,7 +14,7 @@ from search.results import format_front
 from search.schema import ConfigError
 from spaces.candidate import Candidate
 from trainers.costs import LatencySettings, metric_label
-from trainers.evaluate import cost_metrics, evaluate
+from trainers.evaluate import build_candidate_model, cost_metrics, evaluate
 
 COST_KEYS = {"flops_dense", "flops", "bops", "params_nonzero", "size_bytes", "energy_uj",
              "train_energy_j", "train_seconds", "latency_ms", "accuracy", "test_accuracy"}
@@ -59,6 +59,46 @@ def test_dense_cost_equals_flop_counter_of_the_model(study_context):
     metrics = cost_metrics(space.dense_candidate(), context)
     assert metrics["flops_dense"] == metrics["flops"] == counter.get_total_flops()
     assert metrics["size_bytes"] == 4 * sum(p.numel() for p in model.parameters())
+
+
+def test_channel_candidate_costs_equal_flop_counter_of_the_shrunk_model(study_context):
+    from trainers.pruning.masks import current_masks
+    from trainers.pruning.structured import shrink_model
+
+    context, space = study_context
+    names = [layer.name for layer in context.layers]
+    candidate = Candidate(sparsity={name: 0.5 for name in names[:-1]}, bits={names[0]: 8},
+                          granularity="channel")
+    model = build_candidate_model(candidate, context)
+    example = torch.zeros(1, *context.data.input_shape)
+    small = shrink_model(model, example, current_masks(model))
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        small(example)
+    metrics = cost_metrics(candidate, context, model)
+    assert metrics["flops"] == metrics["flops_dense"] == counter.get_total_flops()
+    assert metrics["flops"] < cost_metrics(space.dense_candidate(), context)["flops"]
+    assert metrics["params_nonzero"] == sum(p.numel() for p in small.parameters())
+    # Untrained rebuild (before training) gives the same shape, hence the same cost.
+    assert cost_metrics(candidate, context) == metrics
+
+
+def test_costs_read_the_masks_the_granularity_really_made(study_context):
+    from trainers.pruning.masks import folded_copy
+
+    context, _ = study_context
+    names = [layer.name for layer in context.layers]
+    # n:m with blocks of 4 rounds 0.6 to 0.5 (2 of every 4 weights kept).
+    candidate = Candidate(sparsity={name: 0.6 for name in names[:-1]}, bits={},
+                          granularity="n:m")
+    model = build_candidate_model(candidate, context)
+    metrics = cost_metrics(candidate, context, model)
+    exported = dict(folded_copy(model).named_modules())
+    kept = sum(int((exported[layer.name].weight != 0).sum()) for layer in context.layers)
+    assert metrics["params_nonzero"] == kept + context.other_params
+    # About half of each pruned layer survives, more than the 40% asked for.
+    assert metrics["params_nonzero"] > cost_metrics(candidate, context)["params_nonzero"]
+    linear = context.layers[-2]
+    assert int((exported[linear.name].weight != 0).sum()) == linear.params // 2
 
 
 def test_latency_can_be_turned_off(tmp_path, study_context):

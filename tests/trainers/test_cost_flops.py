@@ -162,3 +162,17 @@ def test_channel_pruned_flops_equal_flop_counter_of_the_smaller_model():
 def test_cost_basis_rejects_negative_counts():
     with pytest.raises(ValueError, match="other_params and other_flops must be >= 0"):
         CostBasis(layers=(), other_params=-1)
+
+
+def test_channel_pruned_resnet18_flops_equal_flop_counter_of_shrink_model():
+    from trainers.pruning.structured import shrink_model
+
+    model = torchvision_model("resnet18")
+    shape = (3, 32, 32)
+    ratios = {"layer1.0.conv1": 0.5, "layer2.0.conv1": 0.5, "layer3.1.conv1": 0.25, "conv1": 0.5}
+    small = shrink_model(model, torch.zeros(1, *shape), ratios)
+    basis = cost_basis(small, shape)
+    counted = flop_counter_total(small, shape)
+    assert dense_flops(basis) == effective_flops(basis, sparsity={}) == counted
+    assert basis.other_flops == 0
+    assert counted < flop_counter_total(model, shape)

@@ -1,7 +1,7 @@
 """Measured inference latency of the model as it would be exported.
 
 ``inference_copy`` makes the exported form without touching the trained model: a deep copy with
-masks and quantization folded into plain weights (``trainers.pruning.fold``) and, for channel
+masks and quantization folded into plain weights (``trainers.pruning.masks.folded_copy``) and, for channel
 granularity, channels physically removed. ``measure_latency_ms`` times it on the run's device:
 warm-up passes first, then the median of ``repeats`` timed passes of one batch, in milliseconds
 (device work is synchronised before each clock read). It is a measurement, labelled as one; it
@@ -9,7 +9,6 @@ depends on the machine and on whatever else runs there at the same time.
 """
 from __future__ import annotations
 
-import copy
 import statistics
 import time
 from dataclasses import dataclass
@@ -17,9 +16,8 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
-from trainers.pruning import fold
+from trainers.pruning.masks import folded_copy
 
 
 @dataclass(frozen=True)
@@ -40,28 +38,13 @@ class LatencySettings:
             raise ValueError(f"cost.latency_repeats must be >= 1, got {self.repeats}")
 
 
-def _detach_parametrized_classes(model: nn.Module) -> None:
-    """Give each parametrized module of a deep copy a class of its own.
-
-    ``copy.deepcopy`` shares the dynamically made ``Parametrized<Name>`` class between the original
-    and the copy, and removing a parametrization deletes the weight property from that class: the
-    original would lose its ``weight``. With a private class per copy, folding the copy is safe.
-    """
-    for module in model.modules():
-        if parametrize.is_parametrized(module):
-            cls = module.__class__
-            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
-
-
 def inference_copy(model: nn.Module, shrink: Callable[[nn.Module], nn.Module] | None = None
                    ) -> nn.Module:
     """A folded (and, with ``shrink``, physically smaller) eval-mode copy of ``model``.
 
     The trained ``model`` is left as it was (masks attached, same mode).
     """
-    exported = copy.deepcopy(model)
-    _detach_parametrized_classes(exported)
-    exported = fold(exported)
+    exported = folded_copy(model)
     if shrink is not None:
         exported = shrink(exported)
     return exported.eval()

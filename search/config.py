@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from search.early_stopping import EarlyStoppingSettings, check_objectives
 from search.objectives import OBJECTIVE_METRICS, Objectives
 from search.schema import ConfigError, from_dict, to_dict
 from spaces.space import SpaceSettings
@@ -42,6 +43,7 @@ class SearchSettings:
     # User limits steering the sampler (Optuna constraints), e.g. {max_flops: 2e5, min_accuracy: 0.9}
     constraints: dict[str, float] = field(default_factory=dict)
     max_consecutive_failures: int = 5
+    early_stopping: EarlyStoppingSettings = field(default_factory=EarlyStoppingSettings)
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:
@@ -61,6 +63,7 @@ class SearchSettings:
                                   f"with a metric from {list(OBJECTIVE_METRICS)}, got '{key}'")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"search.constraints.{key} must be a number, got {value!r}")
+        check_objectives(self.early_stopping, self.objectives.metrics)
         for value in self.baseline_sparsities:
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"search.baseline_sparsities must be in [0, 1), got {value}")

@@ -16,7 +16,10 @@ from spaces.candidate import Candidate
 from spaces.space import SearchSpace
 from trainers.checkpoint import atomic_write_text
 from trainers.context import EvalContext
-from trainers.evaluate import evaluate
+from search.early_stopping import FrontRungCheck
+from trainers.evaluate import cost_metrics, evaluate
+from trainers.method import finetune_settings
+from trainers.rungs import StopCandidate
 from trainers.pruning.global_threshold import global_magnitude_sparsity
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -97,8 +100,20 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
                     trial.set_user_attr(key, value)
             trial.set_user_attr("duplicate_of", twin.number)
             return list(twin.values)
+        check = None
+        if config.search.early_stopping.enabled:
+            check = FrontRungCheck(trial.study, metrics, config.search.objectives.directions,
+                                   cost_metrics(candidate, context), config.search.early_stopping)
         try:
-            result = evaluate(candidate, context)
+            result = evaluate(candidate, context, check)
+        except StopCandidate as stop:
+            trial.set_user_attr("pruned_rung", stop.epoch)
+            trial.set_user_attr("pruned_reason", stop.reason)
+            trial.set_user_attr("rung_accuracy", stop.accuracy)
+            trial.set_user_attr("finetune_epochs_done", stop.epoch)
+            for key, value in check.costs.items():
+                trial.set_user_attr(key, float(value))
+            raise optuna.TrialPruned(stop.reason) from None
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
             raise
@@ -106,9 +121,15 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
             trial.set_user_attr(key, float(value))
         for key, value in result.info.items():
             trial.set_user_attr(key, value)
+        trial.set_user_attr("finetune_epochs_done", finetune_epochs(candidate, context))
         return [float(result.metrics[m]) for m in metrics]
 
     return objective
+
+
+def finetune_epochs(candidate: Candidate, context: EvalContext) -> int:
+    """Fine-tune epochs a completed candidate trained (the unit of the search's training cost)."""
+    return int(finetune_settings(candidate, context).epochs)
 
 
 class StudyStopped(RuntimeError):
@@ -132,6 +153,10 @@ class BudgetAndProgress:
             self.failures += 1
             reason = trial.user_attrs.get("fail_reason", "unknown")
             self.log(f"[{done}/{budget}] trial {trial.number} FAILED: {reason}")
+        elif trial.state == TrialState.PRUNED:
+            self.failures = 0
+            self.log(f"[{done}/{budget}] trial {trial.number} stopped early: "
+                     f"{trial.user_attrs.get('pruned_reason', '')}")
         else:
             self.failures = 0
             attrs = trial.user_attrs

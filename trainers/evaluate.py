@@ -12,6 +12,7 @@ from trainers.costs import (analytic_costs, cost_basis, inference_copy, make_met
                             measure_latency_ms)
 from trainers.pruning.masks import current_masks
 from trainers.pruning.structured import shrink_model
+from trainers.rungs import RungCheck
 from trainers.schedules import ScheduleResult, run_schedule
 from trainers.training import evaluate as evaluate_metric
 
@@ -92,9 +93,11 @@ def inference_latency(model: nn.Module, candidate: Candidate, context: EvalConte
                                              context.latency)}
 
 
-def evaluate(candidate: Candidate, context: EvalContext) -> TrialResult:
+def evaluate(candidate: Candidate, context: EvalContext,
+             rung_check: RungCheck | None = None) -> TrialResult:
     """Train the candidate with its schedule (prune + fine-tune, or prune during training from
-    scratch) and measure it; the selection metric is validation accuracy."""
+    scratch) and measure it; the selection metric is validation accuracy. ``rung_check`` may stop
+    the training early by raising ``trainers.rungs.StopCandidate``."""
     torch.manual_seed(candidate.seed)
     comparison = None
     if candidate.schedule == "during_training":
@@ -104,7 +107,7 @@ def evaluate(candidate: Candidate, context: EvalContext) -> TrialResult:
     meter = make_meter(context.energy_meter, context.watts_per_core, device=context.device,
                        powercap_root=context.powercap_root)
     meter.start()
-    run = run_schedule(candidate, context)
+    run = run_schedule(candidate, context, rung_check)
     training = meter.stop()
     metrics = cost_metrics(candidate, context, run.model)
     metrics.update(

@@ -25,6 +25,7 @@ from trainers.pruning.granularity import PruneMasks
 from trainers.pruning.masks import attach
 from trainers.pruning.structured import shrink_model
 from trainers.regularization import combine
+from trainers.rungs import RungCheck, rung_hook
 from trainers.training import train_epochs
 
 
@@ -50,7 +51,10 @@ class ScheduleResult:
 class Schedule:
     name: ClassVar[str] = ""
 
-    def run(self, candidate: Candidate, context: EvalContext) -> ScheduleResult:
+    def run(self, candidate: Candidate, context: EvalContext,
+            rung_check: RungCheck | None = None) -> ScheduleResult:
+        """Train ``candidate``; ``rung_check`` (used by schedules whose fine-tune accuracy part-way
+        is a fair preview of the final one: ``oneshot``) may stop it early."""
         raise NotImplementedError
 
 
@@ -64,7 +68,7 @@ class OneShot(Schedule):
 
     name = "oneshot"
 
-    def run(self, candidate, context):
+    def run(self, candidate, context, rung_check=None):
         model = method.dense_model(context)
         pruner = method.make_pruner(candidate, context)
         penalty = method.make_penalty(candidate)
@@ -76,7 +80,8 @@ class OneShot(Schedule):
         masks = pruner.step(model)
         settings = method.finetune_settings(candidate, context)
         _train(model, settings, context, candidate,
-               extra_loss=method.make_distillation(candidate, context))
+               extra_loss=method.make_distillation(candidate, context),
+               on_epoch=rung_hook(model, context, rung_check, settings.epochs))
         flops += method.train_flops(model, context, settings.epochs)
         return ScheduleResult(model, masks, train_flops=flops)
 
@@ -98,7 +103,7 @@ class Gradual(Schedule):
 
     name = "gradual"
 
-    def run(self, candidate, context):
+    def run(self, candidate, context, rung_check=None):
         model = method.dense_model(context)
         pruner = method.make_pruner(candidate, context)
         penalty = method.make_penalty(candidate)
@@ -128,7 +133,7 @@ class DuringTraining(Schedule):
 
     name = "during_training"
 
-    def run(self, candidate, context):
+    def run(self, candidate, context, rung_check=None):
         settings = method.from_scratch_settings(context)
         total = settings.epochs
         cut = int(round(context.pruning.prune_at * total))
@@ -165,6 +170,7 @@ def get_schedule(name: str) -> Schedule:
     return SCHEDULES[name]()
 
 
-def run_schedule(candidate: Candidate, context: EvalContext) -> ScheduleResult:
-    """Train the candidate with its schedule."""
-    return get_schedule(candidate.schedule).run(candidate, context)
+def run_schedule(candidate: Candidate, context: EvalContext,
+                 rung_check: RungCheck | None = None) -> ScheduleResult:
+    """Train the candidate with its schedule (``rung_check``: see ``Schedule.run``)."""
+    return get_schedule(candidate.schedule).run(candidate, context, rung_check)

@@ -91,3 +91,31 @@ def test_starting_candidates_include_global_magnitude_sweep(tiny_config):
     params = {layer.name: layer.params for layer in space.layers}
     mean = sum(glob.sparsity[n] * params[n] for n in searched) / sum(params[n] for n in searched)
     assert len({glob.sparsity[n] for n in searched}) > 1 and abs(mean - 0.5) < 0.05
+
+
+def test_early_stopping_stops_dominated_candidates_at_a_rung(tiny_config):
+    from search.early_stopping import EarlyStoppingSettings
+
+    search = dataclasses.replace(
+        tiny_config.search, n_trials=8, baseline_sparsities=(0.5, 0.9),
+        early_stopping=EarlyStoppingSettings(enabled=True, rungs=(1,), margin=0.0))
+    config = dataclasses.replace(tiny_config, search=search,
+                                 finetune=dataclasses.replace(tiny_config.finetune, epochs=3))
+    study = run_search(config, log=lambda _: None).study
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(pruned) + len(complete) == 8 and pruned, [t.state for t in study.trials]
+    for trial in pruned:
+        assert trial.user_attrs["pruned_rung"] == 1 and trial.user_attrs["finetune_epochs_done"] == 1
+        assert "dominated by trial" in trial.user_attrs["pruned_reason"]
+        assert trial.user_attrs["flops"] > 0      # costs known before training are kept
+    assert all(t.user_attrs["finetune_epochs_done"] == 3 for t in complete)
+
+
+def test_early_stopping_needs_objectives_known_before_training():
+    from search.config import config_from_dict
+    from search.schema import ConfigError
+
+    with pytest.raises(ConfigError, match="early_stopping needs 'accuracy' plus objectives"):
+        config_from_dict({"search": {"early_stopping": {"enabled": True},
+                                     "objectives": {"accuracy": "max", "train_seconds": "min"}}})

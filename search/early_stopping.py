@@ -1,0 +1,78 @@
+"""Early stopping with several objectives: stop a candidate that cannot reach the front.
+
+FLOPs, size and energy of a candidate are known before training; only accuracy needs it. At each
+rung (after 1, then 2, ... fine-tune epochs) the candidate's validation accuracy plus an optimistic
+``margin`` is placed with its known costs; if a completed trial dominates that point, the rest of
+the training cannot put it on the front, so it stops and is recorded as PRUNED with the rung and
+the reason. Optuna's pruners and Ray's schedulers cannot do this with several objectives.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+from search.schema import ConfigError
+from trainers.rungs import StopCandidate
+
+# Objectives whose value is known before training (the analytic cost metrics).
+KNOWN_BEFORE_TRAINING = ("flops", "flops_dense", "bops", "params_nonzero", "size_bytes",
+                         "energy_uj")
+
+
+@dataclass(frozen=True)
+class EarlyStoppingSettings:
+    """The ``search.early_stopping`` section."""
+
+    enabled: bool = False
+    rungs: tuple[int, ...] = (1, 2)    # fine-tune epochs after which accuracy is checked
+    margin: float = 0.03               # optimistic accuracy gain still possible after a rung
+
+    def __post_init__(self) -> None:
+        if any(r < 1 for r in self.rungs):
+            raise ConfigError(f"search.early_stopping.rungs must be epochs >= 1, got {list(self.rungs)}")
+        if not 0.0 <= self.margin <= 1.0:
+            raise ConfigError(f"search.early_stopping.margin must be in [0, 1], got {self.margin}")
+
+
+def check_objectives(settings: EarlyStoppingSettings, metrics: Sequence[str]) -> None:
+    """Early stopping needs every objective but accuracy to be known before training."""
+    if not settings.enabled:
+        return
+    unknown = [m for m in metrics if m != "accuracy" and m not in KNOWN_BEFORE_TRAINING]
+    if "accuracy" not in metrics or unknown:
+        raise ConfigError("search.early_stopping needs 'accuracy' plus objectives known before "
+                          f"training ({list(KNOWN_BEFORE_TRAINING)}), got {list(metrics)}")
+
+
+class FrontRungCheck:
+    """Raises ``StopCandidate`` when (accuracy + margin, known costs) is dominated by a completed
+    trial of ``study``."""
+
+    def __init__(self, study: optuna.Study, metrics: Sequence[str], directions: Sequence[str],
+                 costs: Mapping[str, float], settings: EarlyStoppingSettings):
+        self.study = study
+        self.metrics = list(metrics)
+        self.directions = list(directions)
+        self.costs = dict(costs)
+        self.margin = settings.margin
+        self.rungs = tuple(settings.rungs)
+
+    def __call__(self, epoch: int, accuracy: float) -> None:
+        point = [accuracy + self.margin if m == "accuracy" else self.costs[m] for m in self.metrics]
+        for other in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if other.values is not None and dominates(other.values, point, self.directions):
+                raise StopCandidate(
+                    epoch, accuracy,
+                    f"after {epoch} fine-tune epoch(s) val accuracy {accuracy:.4f} "
+                    f"(+{self.margin} optimistic) is dominated by trial {other.number}")
+
+
+def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
+    """True when ``a`` is no worse than ``b`` in every objective and better in one."""
+    sign = [1.0 if d == "minimize" else -1.0 for d in directions]
+    a_min = [s * v for s, v in zip(sign, a)]
+    b_min = [s * v for s, v in zip(sign, b)]
+    return all(x <= y for x, y in zip(a_min, b_min)) and any(x < y for x, y in zip(a_min, b_min))

@@ -131,9 +131,13 @@ class ExperimentConfig:
                               f"got '{self.study}'")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
-        if "latency_ms" in self.search.objectives.metrics and not self.cost.measure_latency:
-            raise ConfigError("search.objectives has latency_ms but cost.measure_latency is false; "
-                              "turn it on or choose another objective")
+        latency_uses = ["search.objectives" for m in self.search.objectives.metrics
+                        if m == "latency_ms"]
+        latency_uses += [f"search.constraints.{key}" for key in self.search.constraints
+                         if key.endswith("_latency_ms")]
+        if latency_uses and not self.cost.measure_latency:
+            raise ConfigError(f"{latency_uses[0]} uses latency_ms but cost.measure_latency is "
+                              f"false; turn it on or use another metric")
 
     @property
     def study_dir(self) -> Path:

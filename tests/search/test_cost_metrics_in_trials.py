@@ -122,8 +122,12 @@ def test_default_objectives_stay_accuracy_flops_energy():
 
 
 def test_latency_objective_needs_latency_measurement(tmp_path):
-    with pytest.raises(ConfigError, match="latency_ms but cost.measure_latency is false"):
+    with pytest.raises(ConfigError, match="search.objectives uses latency_ms but "
+                                          "cost.measure_latency is false"):
         tiny_config(tmp_path, measure_latency=False)
+    with pytest.raises(ConfigError, match="search.constraints.max_latency_ms uses latency_ms"):
+        config_from_dict({"cost": {"measure_latency": False},
+                          "search": {"constraints": {"max_latency_ms": 2.0}}})
 
 
 def test_unknown_meter_is_a_config_error():

@@ -1,30 +1,66 @@
-"""Python API: run a study and read its results. The command line is a thin layer over this."""
+"""Python API: run a study on your own model and data, and read its results.
+
+```python
+from search.api import run_search
+
+result = run_search(model=make_net, train=train_set, test=test_set,
+                    study="mine", search={"n_trials": 40}, finetune={"epochs": 2})
+print(result.front())          # pandas DataFrame: the Pareto front
+```
+
+The command line is a thin layer over ``run_search`` / ``open_existing``.
+"""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import optuna
 import pandas as pd
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
-from search.config import ExperimentConfig, load_config
+from search.config import ExperimentConfig, config_from_dict, load_config
 from search.context import build_study_context, set_threads
 from search.results import front_frame, trials_frame, write_tables
+from search.schema import ConfigError
 from search.study import open_study, run_trials, save_study_config
+from spaces.space import SearchSpace
+from trainers.context import EvalContext
+from trainers.data import DataBundle, bundle_from_splits
+from trainers.errors import SetupError
 from trainers.evaluate import reference_metrics
+from trainers.metrics import get_metric, metric_name
+from trainers.training import LossFn, MetricFn
+
+Split = Dataset | DataLoader
+ModelSpec = Callable[[], nn.Module] | nn.Module | str | Mapping[str, Any]
 
 
 @dataclass
 class StudyResult:
-    """A finished (or partly finished) study: its Optuna object and tables."""
+    """A finished (or partly finished) study: its Optuna object and tables.
+
+    ``context`` and ``space`` are set when the study was run in this process (they hold the
+    model factory, data and dense reference that rebuilding a candidate needs); a study opened
+    for reading only has ``None`` there.
+    """
 
     config: ExperimentConfig
     study: optuna.Study
+    context: EvalContext | None = None
+    space: SearchSpace | None = None
 
     @property
     def folder(self) -> Path:
         return self.config.study_dir
+
+    @property
+    def metric(self) -> str:
+        """Name of the selection metric stored in the ``accuracy`` column (default: accuracy)."""
+        return str(self.study.user_attrs.get("metric", "accuracy"))
 
     def front(self) -> pd.DataFrame:
         """Pareto-optimal completed trials over the configured objectives."""
@@ -39,16 +75,111 @@ class StudyResult:
         return dict(self.study.user_attrs.get("dense_reference", {}))
 
 
-def run_search(config: ExperimentConfig | str | Path | None = None, *,
-               log: Callable[[str], None] = print) -> StudyResult:
-    """Run (or resume) the study described by ``config`` until its trial budget is finished."""
-    if not isinstance(config, ExperimentConfig):
-        config = load_config(config)
+def merge_options(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in, section by section (nested mappings merge)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_options(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_config(config: ExperimentConfig | str | Path | Mapping[str, Any] | None,
+                   options: Mapping[str, Any]) -> ExperimentConfig:
+    """A config from an object, a YAML path, a dict (the YAML's keys) or defaults, plus
+    ``options`` given as keyword arguments (the same keys as the YAML's top level)."""
+    if isinstance(config, Mapping):
+        base = dict(config)
+    elif isinstance(config, ExperimentConfig):
+        if not options:
+            return config
+        base = config.to_dict()
+    else:
+        loaded = load_config(config)
+        if not options:
+            return loaded
+        base = loaded.to_dict()
+    return config_from_dict(merge_options(base, options))
+
+
+def _model_factory(model: ModelSpec | None) -> Callable[[], nn.Module] | None:
+    """A zero-argument factory from a callable or a module instance (copied for each use)."""
+    if model is None or isinstance(model, (str, Mapping)):
+        return None
+    if isinstance(model, nn.Module):
+        template = copy.deepcopy(model)
+        return lambda: copy.deepcopy(template)
+    if callable(model):
+        return model
+    raise ConfigError(f"model must be a callable returning an nn.Module, an nn.Module, a model "
+                      f"name or a model section, got {type(model).__name__}")
+
+
+def _user_data(config: ExperimentConfig, train: Split | None, val: Split | None,
+               test: Split | None, num_classes: int | None) -> DataBundle | None:
+    if train is None:
+        if val is not None or test is not None:
+            raise ConfigError("val/test were given without train; pass train as well")
+        return None
+    settings = config.data
+    try:
+        return bundle_from_splits(train, val, test, val_fraction=settings.val_fraction,
+                                  test_fraction=settings.test_fraction, seed=settings.split_seed,
+                                  num_classes=num_classes, name=type(_inner(train)).__name__)
+    except SetupError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _inner(split: Split) -> Any:
+    return split.dataset if isinstance(split, DataLoader) else split
+
+
+def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None = None, *,
+               model: ModelSpec | None = None, train: Split | None = None,
+               val: Split | None = None, test: Split | None = None,
+               loss: LossFn | None = None, metric: MetricFn | str | None = None,
+               num_classes: int | None = None, dense_key: str | None = None,
+               log: Callable[[str], None] = print, **options: Any) -> StudyResult:
+    """Run (or resume) a study until its trial budget is finished; return its results.
+
+    Args:
+        config: an ``ExperimentConfig``, a YAML path, a dict with the YAML's keys, or ``None``
+            (defaults: digits and the built-in CNN).
+        model: a callable returning a fresh ``nn.Module`` (called for the dense reference and
+            every trial), or an ``nn.Module`` (deep-copied), or a model name / section as in YAML.
+        train, val, test: torch ``Dataset``s or ``DataLoader``s yielding ``(input, label)``. A
+            missing ``test``, then ``val``, is carved from ``train`` (``data.test_fraction`` /
+            ``data.val_fraction``, seeded by ``data.split_seed``). Selection reads ``val``; ``test``
+            is only reported (``test_accuracy``).
+        loss: ``loss(logits, targets) -> tensor`` for training (default: cross-entropy).
+        metric: ``"accuracy"`` (default), ``"top5"``, ``"f1_macro"`` or ``metric(logits, targets)
+            -> float`` (higher is better). Its value is recorded as ``accuracy``; its name in
+            ``result.metric``.
+        num_classes: skips inferring it from the data (only needed by named models).
+        dense_key: identifies the dense reference cached in the study folder; by default a hash
+            of the model's class and parameter shapes, the data's sizes and the dense settings.
+        log: where progress lines go.
+        **options: config sections by their YAML names, e.g. ``study="mine"``,
+            ``search={"n_trials": 40}``, ``finetune={"epochs": 2}``, ``device="cuda"``.
+    """
+    if isinstance(model, (str, Mapping)):
+        options = {**options, "model": model if isinstance(model, Mapping) else {"name": model}}
+    config = resolve_config(config, options)
+    factory = _model_factory(model)
+    data = _user_data(config, train, val, test, num_classes)
+    try:
+        metric_fn = get_metric(metric) if isinstance(metric, str) else metric
+    except SetupError as exc:
+        raise ConfigError(str(exc)) from exc
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config.study_dir.mkdir(parents=True, exist_ok=True)
     set_threads(config)
-    context, space = build_study_context(config, log=log)
+    context, space = build_study_context(config, log=log, data=data, model_factory=factory,
+                                         loss_fn=loss, metric_fn=metric_fn, dense_key=dense_key)
     study = open_study(config, space)
+    _check_metric(study, config, metric_name(metric))
     if "dense_reference" not in study.user_attrs:
         study.set_user_attr("dense_reference", reference_metrics(space.dense_candidate(), context))
     save_study_config(config)
@@ -57,12 +188,21 @@ def run_search(config: ExperimentConfig | str | Path | None = None, *,
     finally:
         objectives = config.search.objectives
         write_tables(study, config.study_dir, objectives.metrics, objectives.directions)
-    return StudyResult(config, study)
+    return StudyResult(config, study, context, space)
+
+
+def _check_metric(study: optuna.Study, config: ExperimentConfig, name: str) -> None:
+    """Record the selection metric's name; a study resumed with another one is refused."""
+    stored = study.user_attrs.get("metric")
+    if stored is None:
+        study.set_user_attr("metric", name)
+    elif stored != name:
+        raise ConfigError(f"study '{config.study}' was created with metric '{stored}', this run "
+                          f"uses '{name}'; use a new study name")
 
 
 def open_existing(config: ExperimentConfig) -> StudyResult:
     """Open a stored study for reading (pareto, pick, export, report) without running anything."""
-    from search.schema import ConfigError
     from search.storage import open_storage
     from search.study import storage_url
 

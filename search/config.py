@@ -15,8 +15,9 @@ from search.schema import ConfigError, from_dict, to_dict
 from spaces.space import SpaceSettings
 from trainers.costs import METER_CHOICES, LatencySettings, load_profile
 from trainers.costs.meters import DEFAULT_POWERCAP_ROOT
-from trainers.data import DATASETS, DataSettings
-from trainers.models import MODELS, ModelSettings
+from trainers.data import DATASETS, DataSettings, is_known_data_name
+from trainers.device import DEVICE_PATTERN
+from trainers.models import MODELS, ModelSettings, is_known_model_name
 from trainers.pruning import CRITERIA, GRANULARITIES, PruningSettings
 from trainers.schedules import SCHEDULES
 from trainers.training import TrainSettings
@@ -129,6 +130,9 @@ class ExperimentConfig:
         if not self.study or any(c in self.study for c in "/\\") or self.study.startswith("."):
             raise ConfigError(f"study must be a plain folder name (no '/' or leading '.'), "
                               f"got '{self.study}'")
+        if not DEVICE_PATTERN.match(self.device):
+            raise ConfigError(f"device must be one of auto, cpu, cuda, cuda:N, mps; "
+                              f"got '{self.device}'")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
         latency_uses = ["search.objectives" for m in self.search.objectives.metrics
@@ -162,11 +166,13 @@ def validate_names(config: ExperimentConfig) -> None:
             raise ConfigError(f"space.criteria: criterion must be one of {sorted(CRITERIA)}, "
                               f"got '{name}'")
     validate_methods(config.space)
-    if config.model.name not in MODELS and ":" not in config.model.name:
-        raise ConfigError(f"model.name must be one of {sorted(MODELS)} (or 'module:callable'), "
+    if not is_known_model_name(config.model.name):
+        raise ConfigError(f"model.name must be one of {sorted(MODELS)}, 'torchvision:<arch>' "
+                          f"(a torchvision classification model) or 'module:callable', "
                           f"got '{config.model.name}'")
-    if config.data.name not in DATASETS and ":" not in config.data.name:
-        raise ConfigError(f"data.name must be one of {sorted(DATASETS)}, got '{config.data.name}'")
+    if not is_known_data_name(config.data.name):
+        raise ConfigError(f"data.name must be one of {sorted(DATASETS)} or 'module:callable', "
+                          f"got '{config.data.name}'")
 
 
 def validate_methods(space: SpaceSettings) -> None:
@@ -203,7 +209,11 @@ def criteria_by_granularity(space: SpaceSettings) -> dict[str, list[str]]:
 
 
 def config_from_dict(data: dict[str, Any] | None) -> ExperimentConfig:
-    config = from_dict(ExperimentConfig, data or {})
+    data = dict(data or {})
+    for section in ("model", "data"):   # shorthand: `model: torchvision:resnet18`
+        if isinstance(data.get(section), str):
+            data[section] = {"name": data[section]}
+    config = from_dict(ExperimentConfig, data)
     validate_names(config)
     return config
 

@@ -1,6 +1,8 @@
 """Build the evaluation context and search space of a study (once, outside any trial)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from typing import Callable
 
@@ -8,14 +10,16 @@ import torch
 from torch import nn
 
 from search.config import ExperimentConfig, criteria_by_granularity
-from search.schema import ConfigError
+from search.schema import ConfigError, to_dict
 from spaces.space import SearchSpace
 from trainers.context import EvalContext
 from trainers.costs import cost_basis, load_profile
 from trainers.data import DataBundle, load_data
 from trainers.device import resolve_device
+from trainers.errors import SetupError
 from trainers.models import build_model
 from trainers.reference import load_or_train_dense
+from trainers.training import LossFn, MetricFn
 
 
 def set_threads(config: ExperimentConfig, workers: int = 1) -> int:
@@ -31,20 +35,66 @@ def model_factory_for(config: ExperimentConfig, data: DataBundle) -> Callable[[]
     return factory
 
 
+def _size(split: object) -> int:
+    return len(getattr(split, "dataset", split))  # a DataLoader counts its data set
+
+
+def user_dense_key(model: nn.Module, data: DataBundle, config: ExperimentConfig,
+                   loss_fn: LossFn | None = None) -> str:
+    """Dense-reference key for a model and data the config does not name (Python API).
+
+    It hashes what can be seen without reading the data: the model's class and parameter shapes,
+    the data's name, shapes and split sizes, the dense training settings, batch size, seed and
+    loss. Data whose *content* changes at equal sizes needs a new ``dense_key`` or study.
+    """
+    cls = type(model)
+    parts = {
+        "model": f"{cls.__module__}.{cls.__qualname__}",
+        "params": [[n, list(p.shape)] for n, p in model.state_dict().items()],
+        "data": [data.name, list(data.input_shape), data.num_classes,
+                 _size(data.train), _size(data.val), _size(data.test)],
+        "dense": to_dict(config.dense), "batch_size": config.data.batch_size, "seed": config.seed,
+        "loss": getattr(loss_fn, "__qualname__", repr(loss_fn)) if loss_fn else None,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] = print,
                         data: DataBundle | None = None,
                         model_factory: Callable[[], nn.Module] | None = None,
+                        loss_fn: LossFn | None = None, metric_fn: MetricFn | None = None,
+                        dense_key: str | None = None,
                         ) -> tuple[EvalContext, SearchSpace]:
-    """Data, dense reference (cached in the study folder), layers, cost profile and the space."""
-    device = resolve_device(config.device)
-    data = data or load_data(config.data)
-    factory = model_factory or model_factory_for(config, data)
-    probe = factory()
+    """Data, dense reference (cached in the study folder), layers, cost profile and the space.
+
+    ``data`` / ``model_factory`` replace the config's data set and model (Python API); the dense
+    reference is then keyed by ``dense_key`` or, without one, by ``user_dense_key``.
+    """
+    data_given = data
+    try:
+        device = resolve_device(config.device)
+        data = data or load_data(config.data)
+        factory = model_factory or model_factory_for(config, data)
+        probe = factory()
+    except SetupError as exc:
+        raise ConfigError(str(exc)) from exc
+    except ValueError as exc:
+        if "device" not in str(exc):
+            raise
+        raise ConfigError(str(exc)) from exc
+    if not isinstance(probe, nn.Module):
+        raise ConfigError(f"the model factory returned {type(probe).__name__}, "
+                          f"expected a torch.nn.Module")
     basis = cost_basis(probe, data.input_shape)
     layers = list(basis.layers)
+    if dense_key is None:
+        from_config = model_factory is None and data_given is None and loss_fn is None
+        dense_key = config.dense_key() if from_config else user_dense_key(probe, data, config,
+                                                                           loss_fn)
     dense_state = load_or_train_dense(
-        config.study_dir / "dense.pt", config.dense_key(), factory, data, config.dense,
-        batch_size=config.data.batch_size, device=device, seed=config.seed, log=log)
+        config.study_dir / "dense.pt", dense_key, factory, data, config.dense,
+        batch_size=config.data.batch_size, device=device, seed=config.seed, loss_fn=loss_fn,
+        log=log)
     context = EvalContext(
         model_factory=factory, data=data, dense_state=dense_state, layers=layers,
         finetune=config.finetune, batch_size=config.data.batch_size, device=device,
@@ -52,7 +102,8 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
         other_params=basis.other_params, other_flops=basis.other_flops,
         activation_bits=config.cost.activation_bits, watts_per_core=config.cost.watts_per_core,
         energy_meter=config.cost.energy_meter, powercap_root=config.cost.powercap_root,
-        latency=config.cost.latency_settings(), pruning=config.pruning, dense_train=config.dense)
+        latency=config.cost.latency_settings(), pruning=config.pruning, dense_train=config.dense,
+        loss_fn=loss_fn, metric_fn=metric_fn)
     try:
         space = SearchSpace(layers, config.space, seed=config.seed,
                             criteria_by_granularity=criteria_by_granularity(config.space))

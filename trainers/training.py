@@ -1,7 +1,8 @@
 """Training and evaluation loops.
 
 In-memory ``TensorDataset``s are batched by slicing tensors on the device (no per-sample
-DataLoader work); any other ``Dataset`` goes through a ``DataLoader``.
+DataLoader work); any other ``Dataset`` goes through a ``DataLoader``; a ``DataLoader`` given as a
+split is used as it is.
 """
 from __future__ import annotations
 
@@ -53,7 +54,14 @@ def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Opt
 def iterate_batches(dataset: Dataset, batch_size: int, device: torch.device, *, shuffle: bool,
                     generator: torch.Generator | None = None
                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(x, y)`` batches on ``device``."""
+    """Yield ``(x, y)`` batches on ``device``.
+
+    A user's ``DataLoader`` is iterated as given (its own batch size, sampler and workers).
+    """
+    if isinstance(dataset, DataLoader):
+        for batch in dataset:
+            yield batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        return
     if isinstance(dataset, TensorDataset):
         x, y = dataset.tensors[0], dataset.tensors[1]
         n = len(x)

@@ -8,6 +8,7 @@ Options are passed to ``torchvision.models.get_model`` (e.g. ``weights: DEFAULT`
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -18,11 +19,12 @@ from trainers.errors import SetupError
 PREFIX = "torchvision:"
 
 
-def torchvision_model_names() -> list[str]:
+@lru_cache(maxsize=1)
+def torchvision_model_names() -> tuple[str, ...]:
     """The classification models torchvision offers (without the prefix)."""
     from torchvision import models
 
-    return sorted(models.list_models(module=models))
+    return tuple(sorted(models.list_models(module=models)))
 
 
 def is_torchvision_model(name: str) -> bool:

@@ -1,0 +1,117 @@
+"""The Python API on the user's own model, data, loss and metric."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from search.api import run_search
+from search.schema import ConfigError
+
+TINY = {"threads": 1, "device": "cpu", "dense": {"epochs": 2, "lr": 0.01},
+        "finetune": {"epochs": 1}, "space": {"bits": [8, 32]},
+        "search": {"n_trials": 3, "baseline_sparsities": [0.5], "baseline_bits": [8]}}
+
+
+def blobs(n: int, shape=(1, 6, 6), classes: int = 3, seed: int = 0) -> TensorDataset:
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    centres = torch.randn(classes, *shape, generator=torch.Generator().manual_seed(99))
+    return TensorDataset(centres[y] + 0.5 * torch.randn(n, *shape, generator=gen), y)
+
+
+class UserNet(nn.Module):
+    def __init__(self, hidden: int = 16):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(36, hidden), nn.ReLU())
+        self.head = nn.Linear(hidden, 3)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_user_model_data_loss_and_metric_flow_through(tmp_path):
+    loss_calls = []
+
+    def loss(logits, targets):
+        loss_calls.append(len(targets))
+        return nn.functional.cross_entropy(logits, targets)
+
+    def always_quarter(logits, targets):
+        assert logits.shape[1] == 3
+        return 0.25
+
+    logs: list[str] = []
+    result = run_search(model=UserNet, train=blobs(120), test=blobs(30, seed=1), loss=loss,
+                        metric=always_quarter, study="user", output_dir=str(tmp_path),
+                        log=logs.append, **TINY)
+    trials = result.trials()
+    assert len(trials) == 3 and set(trials["state"]) == {"COMPLETE"}
+    assert (trials["accuracy"] == 0.25).all() and (trials["test_accuracy"] == 0.25).all()
+    assert result.dense_reference()["accuracy"] == 0.25
+    assert result.metric == "always_quarter"
+    assert {"sparsity.body.1", "bits.head"} <= set(trials.columns)
+    # Dense reference (2 epochs) and 3 fine-tunings (1 epoch each) over the carved training split.
+    train_size = len(result.context.data.train)
+    assert sum(loss_calls) == (2 + 3) * train_size and len(result.context.data.test) == 30
+    front = result.front()
+    assert not front.empty and set(front["trial"]) <= set(trials["trial"])
+    assert any("training the dense reference" in line for line in logs)
+
+    # The same inputs again: dense reference reused from the study folder, nothing retrained.
+    logs.clear()
+    run_search(model=UserNet, train=blobs(120), test=blobs(30, seed=1), loss=loss,
+               metric=always_quarter, study="user", output_dir=str(tmp_path), log=logs.append,
+               **TINY)
+    assert not any("dense reference" in line for line in logs)
+    # Another model shape under the same study name: the cached reference is not reused.
+    with pytest.raises(ConfigError, match="different search space"):
+        run_search(model=lambda: UserNet(hidden=8), train=blobs(120), test=blobs(30, seed=1),
+                   loss=loss, metric=always_quarter, study="user", output_dir=str(tmp_path),
+                   log=logs.append, **TINY)
+    assert any("made with other settings; retraining" in line for line in logs)
+    with pytest.raises(ConfigError, match="created with metric 'always_quarter'.*'f1_macro'"):
+        run_search(model=UserNet, train=blobs(120), test=blobs(30, seed=1), loss=loss,
+                   metric="f1_macro", study="user", output_dir=str(tmp_path), log=logs.append,
+                   **TINY)
+
+
+def test_module_instance_dataloaders_and_named_metric(tmp_path):
+    torch.manual_seed(0)
+    train = DataLoader(blobs(150), batch_size=16, shuffle=True)
+    result = run_search(model=UserNet(hidden=12), train=train, metric="f1_macro",
+                        study="loaders", output_dir=str(tmp_path), log=lambda _: None, **TINY)
+    data = result.context.data
+    assert isinstance(data.train, DataLoader) and data.train.batch_size == 16
+    assert len(data.test.dataset) == round(0.25 * 150)        # carved with the default fraction
+    trials = result.trials()
+    assert result.metric == "f1_macro" and trials["accuracy"].between(0, 1).all()
+    assert result.dense_reference()["accuracy"] > 0.5        # blobs are easy: the model learned
+    assert (result.folder / "pareto.csv").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2"])
+def test_torchvision_model_two_trial_search_on_32x32(tmp_path, arch):
+    result = run_search(model=f"torchvision:{arch}", train=blobs(24, (3, 32, 32)),
+                        test=blobs(8, (3, 32, 32), seed=1), study=arch,
+                        output_dir=str(tmp_path), log=lambda _: None,
+                        **{**TINY, "dense": {"epochs": 1}, "data": {"batch_size": 16},
+                           "search": {**TINY["search"], "n_trials": 2}})
+    trials = result.trials()
+    assert len(trials) == 2 and set(trials["state"]) == {"COMPLETE"}
+    assert trials.loc[1, "flops"] < trials.loc[0, "flops"]       # the 50 % uniform baseline
+    assert len(result.space.layers) == {"resnet18": 21, "mobilenet_v2": 53}[arch]
+
+
+def test_bad_api_inputs_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="metric must be one of .*'top5'.*got 'top3'"):
+        run_search(model=UserNet, train=blobs(30), metric="top3", output_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="val/test were given without train"):
+        run_search(model=UserNet, test=blobs(30), output_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="unknown key 'serch'"):
+        run_search(model=UserNet, train=blobs(30), serch={"n_trials": 1},
+                   output_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="factory returned int"):
+        run_search(model=lambda: 3, train=blobs(30), output_dir=str(tmp_path), **TINY)

@@ -10,7 +10,8 @@ import os
 
 from search.api import run_search
 
-smoke = {"threads": 1, "dense": {"epochs": 1}, "finetune": {"epochs": 1},
+smoke = {"threads": 1, "cost": {"measure_latency": False},
+         "dense": {"epochs": 1}, "finetune": {"epochs": 1},
          "search": {"n_trials": 2, "baseline_sparsities": [0.5], "baseline_bits": [8]}}
 
 result = run_search(study="digits", **(smoke if os.environ.get("SPARSITY_SEARCH_SMOKE") else {}))

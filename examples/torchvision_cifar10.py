@@ -27,7 +27,7 @@ budget = {"search": {"n_trials": 60}, "dense": {"epochs": 30, "lr": 1e-3},
           "finetune": {"epochs": 3}}
 if args.smoke:
     data["options"] = {"max_train": 256, "max_test": 64}
-    budget = {"threads": 1,
+    budget = {"threads": 1, "cost": {"measure_latency": False},
               "search": {"n_trials": 2, "baseline_sparsities": [0.5], "baseline_bits": [8]},
               "dense": {"epochs": 1}, "finetune": {"epochs": 1}}
 

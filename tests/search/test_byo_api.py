@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from search.api import run_search
 from search.schema import ConfigError
 
-TINY = {"threads": 1, "device": "cpu", "dense": {"epochs": 2, "lr": 0.01},
+TINY = {"threads": 1, "device": "cpu", "cost": {"measure_latency": False}, "dense": {"epochs": 2, "lr": 0.01},
         "finetune": {"epochs": 1}, "space": {"bits": [8, 32]},
         "search": {"n_trials": 3, "baseline_sparsities": [0.5], "baseline_bits": [8]}}
 

@@ -49,7 +49,7 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 def write_config(folder: Path, **changes) -> Path:
     config = {
-        "study": "mine", "threads": 1, "device": "cpu",
+        "study": "mine", "threads": 1, "device": "cpu", "cost": {"measure_latency": False},
         "model": {"name": "usernet_byo:make_net", "options": {"width": 6}},
         "data": {"name": "usernet_byo:make_data", "options": {"samples": 90}},
         "dense": {"epochs": 2, "lr": 0.01}, "finetune": {"epochs": 1},

@@ -96,9 +96,10 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         twin = find_duplicate(trial.study, trial.params)
         if twin is not None:   # never pay twice: reuse the stored result
             for key, value in twin.user_attrs.items():
-                if key not in ("candidate", "origin"):
+                if key not in ("candidate", "origin", "finetune_epochs_done"):
                     trial.set_user_attr(key, value)
             trial.set_user_attr("duplicate_of", twin.number)
+            trial.set_user_attr("finetune_epochs_done", 0)
             return list(twin.values)
         check = None
         if config.search.early_stopping.enabled:

@@ -73,6 +73,7 @@ def test_identical_candidate_is_not_trained_twice_and_baselines_are_labelled(tin
     first, second, third = study.trials
     assert second.user_attrs["duplicate_of"] == first.number
     assert second.values == first.values
+    assert second.user_attrs["finetune_epochs_done"] == 0 < first.user_attrs["finetune_epochs_done"]
     assert "duplicate_of" not in first.user_attrs and "duplicate_of" not in third.user_attrs
     assert first.user_attrs["origin"] == "uniform" and third.user_attrs["origin"] == "sampler"
 

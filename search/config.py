@@ -84,8 +84,8 @@ class CostSettings:
     powercap_root: str = DEFAULT_POWERCAP_ROOT   # where the 'rapl' meter looks
     measure_latency: bool = True        # time the exported model of every trial
     latency_batch_size: int = 32
-    latency_warmup: int = 5
-    latency_repeats: int = 20
+    latency_warmup: int = 2
+    latency_repeats: int = 10
 
     def __post_init__(self) -> None:
         if self.activation_bits not in (4, 8, 16, 32):

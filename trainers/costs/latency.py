@@ -26,8 +26,8 @@ class LatencySettings:
 
     enabled: bool = True
     batch_size: int = 32
-    warmup: int = 5
-    repeats: int = 20
+    warmup: int = 2
+    repeats: int = 10
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -8,6 +8,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from search.api import run_search
 from search.schema import ConfigError
+from trainers.evaluate import build_candidate_model
+from trainers.pruning import current_masks, fold
+from trainers.pruning.structured import shrink_model
 
 TINY = {"threads": 1, "device": "cpu", "cost": {"measure_latency": False}, "dense": {"epochs": 2, "lr": 0.01},
         "finetune": {"epochs": 1}, "space": {"bits": [8, 32]},
@@ -93,16 +96,28 @@ def test_module_instance_dataloaders_and_named_metric(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2"])
-def test_torchvision_model_two_trial_search_on_32x32(tmp_path, arch):
+def test_torchvision_model_two_trial_channel_search_on_32x32(tmp_path, arch):
     result = run_search(model=f"torchvision:{arch}", train=blobs(24, (3, 32, 32)),
                         test=blobs(8, (3, 32, 32), seed=1), study=arch,
                         output_dir=str(tmp_path), log=lambda _: None,
                         **{**TINY, "dense": {"epochs": 1}, "data": {"batch_size": 16},
+                           "space": {"bits": [8, 32], "granularities": ["channel"],
+                                     "criteria": ["magnitude"]},
                            "search": {**TINY["search"], "n_trials": 2}})
     trials = result.trials()
-    assert len(trials) == 2 and set(trials["state"]) == {"COMPLETE"}
-    assert trials.loc[1, "flops"] < trials.loc[0, "flops"]       # the 50 % uniform baseline
+    assert len(trials) == 2 and set(trials["state"]) == {"COMPLETE"}, trials.get("fail_reason")
     assert len(result.space.layers) == {"resnet18": 21, "mobilenet_v2": 53}[arch]
+    # Trial 1 is the uniform baseline: channels physically removed, so fewer real FLOPs.
+    assert trials.loc[1, "granularity"] == "channel"
+    assert trials.loc[1, "flops"] < 0.8 * trials.loc[0, "flops"]
+    candidate = result.space.from_params(result.study.trials[1].params)
+    model = build_candidate_model(candidate, result.context)
+    keep = {name: mask.reshape(mask.shape[0], -1).any(dim=1)
+            for name, mask in current_masks(model).items()}
+    small = shrink_model(fold(model), torch.zeros(1, 3, 32, 32), keep)
+    assert sum(p.numel() for p in small.parameters()) < 0.8 * sum(
+        p.numel() for p in result.context.model_factory().parameters())
+    assert small.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
 
 
 def test_bad_api_inputs_are_config_errors(tmp_path):
@@ -115,3 +130,14 @@ def test_bad_api_inputs_are_config_errors(tmp_path):
                    output_dir=str(tmp_path))
     with pytest.raises(ConfigError, match="factory returned int"):
         run_search(model=lambda: 3, train=blobs(30), output_dir=str(tmp_path), **TINY)
+
+
+def test_keyword_options_merge_into_the_config_section_by_section(tmp_path):
+    from search.api import resolve_config
+
+    path = tmp_path / "study.yaml"
+    path.write_text("study: s\nsearch: {n_trials: 9, sampler: tpe}\nmodel: torchvision:resnet18\n")
+    config = resolve_config(path, {"search": {"n_trials": 2}, "device": "cpu"})
+    assert config.search.n_trials == 2 and config.search.sampler == "tpe"   # merged, not replaced
+    assert config.model.name == "torchvision:resnet18" and config.device == "cpu"
+    assert resolve_config({"data": "torchvision:MNIST"}, {}).data.name == "torchvision:MNIST"

@@ -58,6 +58,13 @@ class StudyResult:
         return self.config.study_dir
 
     @property
+    def sources(self) -> dict[str, str]:
+        """Where the model and data came from: ``config`` (rebuildable from the study's
+        config.yaml) or ``python: <name>`` (objects passed to ``run_search``; rebuilding a
+        candidate then needs ``context``, i.e. this process)."""
+        return dict(self.study.user_attrs.get("sources", {"model": "config", "data": "config"}))
+
+    @property
     def metric(self) -> str:
         """Name of the selection metric stored in the ``accuracy`` column (default: accuracy)."""
         return str(self.study.user_attrs.get("metric", "accuracy"))
@@ -180,6 +187,8 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
                                          loss_fn=loss, metric_fn=metric_fn, dense_key=dense_key)
     study = open_study(config, space)
     _check_metric(study, config, metric_name(metric))
+    study.set_user_attr("sources", {"model": _describe(model, "config"),
+                                    "data": _describe(train, "config")})
     if "dense_reference" not in study.user_attrs:
         study.set_user_attr("dense_reference", reference_metrics(space.dense_candidate(), context))
     save_study_config(config)
@@ -189,6 +198,17 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         objectives = config.search.objectives
         write_tables(study, config.study_dir, objectives.metrics, objectives.directions)
     return StudyResult(config, study, context, space)
+
+
+def _describe(obj: Any, default: str) -> str:
+    """Where the model or data came from: ``config`` (rebuildable from config.yaml) or
+    ``python: <name>`` (only the process that passed the object can rebuild it)."""
+    if obj is None or isinstance(obj, (str, Mapping)):
+        return default
+    target = _inner(obj) if isinstance(obj, (Dataset, DataLoader)) else obj
+    kind = target if isinstance(target, type) or callable(target) and not isinstance(
+        target, nn.Module) else type(target)
+    return f"python: {getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', kind)}"
 
 
 def _check_metric(study: optuna.Study, config: ExperimentConfig, name: str) -> None:

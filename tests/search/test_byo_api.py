@@ -54,6 +54,9 @@ def test_user_model_data_loss_and_metric_flow_through(tmp_path):
     assert (trials["accuracy"] == 0.25).all() and (trials["test_accuracy"] == 0.25).all()
     assert result.dense_reference()["accuracy"] == 0.25
     assert result.metric == "always_quarter"
+    assert result.sources["model"].startswith("python: ") and \
+        result.sources["model"].endswith("UserNet")
+    assert result.sources["data"] == "python: torch.utils.data.dataset.TensorDataset"
     assert {"sparsity.body.1", "bits.head"} <= set(trials.columns)
     # Dense reference (2 epochs) and 3 fine-tunings (1 epoch each) over the carved training split.
     train_size = len(result.context.data.train)

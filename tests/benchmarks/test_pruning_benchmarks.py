@@ -1,0 +1,46 @@
+"""Smoke tests: the pruning benchmark scripts run at a tiny size and write their CSV.
+
+The scripts are loaded and their ``main`` called in this process (no second torch import).
+"""
+from __future__ import annotations
+
+import csv
+import importlib.util
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT
+
+SCRIPTS = {
+    "structured_speedup.py": {"dense", "25%", "50%", "75%"},
+    "training_energy.py": {"dense", "during_training channel 50% (l2)"},
+}
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name[:-3], REPO_ROOT / "benchmarks" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_benchmark_runs_tiny_and_writes_csv(script, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    threads = torch.get_num_threads()
+    try:
+        assert load_script(script).main(["--tiny", "--csv", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "CSV:" in capsys.readouterr().out
+    with open(out) as handle:
+        rows = list(csv.DictReader(handle))
+    first_column = "channels_removed" if script == "structured_speedup.py" else "method"
+    assert {row[first_column] for row in rows} == SCRIPTS[script]
+    if script == "structured_speedup.py":
+        params = [int(row["params"]) for row in rows]
+        assert params == sorted(params, reverse=True)       # more channels removed, fewer params
+    else:
+        pruned = rows[1]
+        assert float(pruned["flops_saved"]) > 0.5 and pruned["energy_source"] in ("estimate", "rapl", "nvml")

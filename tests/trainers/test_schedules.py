@@ -1,6 +1,8 @@
 """Every allowed criterion x granularity x schedule trains on the built-in CNN (tiny data)."""
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -24,9 +26,7 @@ def make_context() -> EvalContext:
     torch.manual_seed(0)
     data = load_data(DataSettings(name="synthetic", options={"samples": 96, "classes": 4}))
 
-    def factory():
-        return SmallCNN(1, 4, width=4)
-
+    factory = functools.partial(SmallCNN, 1, 4, width=4)      # picklable, like a study's factory
     dense = factory()
     train_epochs(dense, data.train, TrainSettings(epochs=1, lr=0.01), batch_size=32,
                  device=torch.device("cpu"), seed=0)
@@ -162,3 +162,13 @@ def test_gradual_pruner_steps_are_monotone_and_reach_the_target(context):
     total = model.features[2].weight.numel()
     assert seen == sorted(seen) and seen[-1] == round(0.5 * total)
     assert seen[0] == round(0.5 * (1 - (2 / 3) ** 3) * total)
+
+
+def test_context_pickles_after_channel_trials(context):
+    import pickle
+
+    run_schedule(candidate_for(context, "fpgm", "channel", "oneshot", distill=True), context)
+    assert "channel_coupling" in context.extras and "teacher" in context.extras
+    clone = pickle.loads(pickle.dumps(context))
+    again = run_schedule(candidate_for(clone, "fpgm", "channel", "gradual"), clone)
+    assert again.masks.channels

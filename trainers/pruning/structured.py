@@ -52,15 +52,29 @@ class ChannelCoupling:
     """
 
     def __init__(self, model: nn.Module, example_input: torch.Tensor):
-        plain = folded_copy(model)
-        plain.eval()
-        self._graph = tp.DependencyGraph().build_dependency(
-            plain, example_inputs=example_input, verbose=False)
-        self._modules = dict(plain.named_modules())
-        self._names = {id(module): name for name, module in plain.named_modules()}
-        layers = discover_layers(plain, tuple(example_input.shape[1:]))
+        self._plain = folded_copy(model).eval()
+        self._example = example_input
+        layers = discover_layers(self._plain, tuple(example_input.shape[1:]))
         self.layer_order = [layer.name for layer in layers]
         self.classifier = next(layer.name for layer in layers if layer.is_classifier)
+        self._graph = None
+
+    def _build(self) -> tp.DependencyGraph:
+        if self._graph is None:
+            self._graph = tp.DependencyGraph().build_dependency(
+                self._plain, example_inputs=self._example, verbose=False)
+            self._modules = dict(self._plain.named_modules())
+            self._names = {id(module): name for name, module in self._plain.named_modules()}
+        return self._graph
+
+    def __getstate__(self) -> dict:
+        # The traced graph holds closures that do not pickle (Ray ships contexts to workers):
+        # keep the plain model and rebuild the graph where it is used.
+        state = dict(self.__dict__)
+        for key in ("_graph", "_modules", "_names"):
+            state.pop(key, None)
+        state["_graph"] = None
+        return state
 
     def expand(self, removed: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
         """Output channels removed per module (layers and norms) once couplings are followed.
@@ -68,15 +82,16 @@ class ChannelCoupling:
         ``removed`` maps prunable layer names to channel indices. Requests for the classifier, and
         groups that would reach the model's output, are ignored (the output shape must not change).
         """
+        graph = self._build()
         result: dict[str, set[int]] = {}
         for name in self._ordered(removed):
             idxs = sorted(set(int(i) for i in removed[name]))
             if not idxs or name in result or name == self.classifier:
                 continue
             module = self._modules[name]
-            group = self._graph.get_pruning_group(module, _out_channel_fn(module), idxs)
-            found = _out_targets(self._graph, self._names, group)
-            if self.classifier in found or not self._graph.check_pruning_group(group):
+            group = graph.get_pruning_group(module, _out_channel_fn(module), idxs)
+            found = _out_targets(graph, self._names, group)
+            if self.classifier in found or not graph.check_pruning_group(group):
                 continue
             for target, target_idxs in found.items():
                 result.setdefault(target, set()).update(target_idxs)

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from spaces.candidate import Candidate
 from trainers.context import EvalContext
@@ -101,13 +102,22 @@ def forward_flops(model: nn.Module, context: EvalContext) -> float:
     return float(dense_flops(discover_layers(model, tuple(context.data.input_shape))))
 
 
+def train_samples(context: EvalContext) -> int:
+    """Samples in the training split (a user's ``DataLoader`` counts its data set)."""
+    train = context.data.train
+    return len(train.dataset) if isinstance(train, DataLoader) else len(train)
+
+
 def train_flops(model: nn.Module, context: EvalContext, epochs: int) -> float:
     """Analytic training FLOPs of ``epochs`` epochs of ``model`` over the training split."""
-    return TRAIN_FLOPS_PER_FORWARD * forward_flops(model, context) * len(context.data.train) * epochs
+    return TRAIN_FLOPS_PER_FORWARD * forward_flops(model, context) * train_samples(context) * epochs
 
 
 def steps_per_epoch(context: EvalContext) -> int:
-    return math.ceil(len(context.data.train) / context.batch_size)
+    train = context.data.train
+    if isinstance(train, DataLoader):
+        return len(train)
+    return math.ceil(len(train) / context.batch_size)
 
 
 def dense_training_cost(context: EvalContext, settings: TrainSettings, seed: int) -> dict:

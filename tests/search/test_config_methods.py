@@ -1,11 +1,9 @@
 """Config of the pruning methods: names, impossible combinations, the ``pruning:`` section."""
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from conftest import REPO_ROOT, cli_command, cli_env, tiny_config_dict
+from conftest import tiny_config_dict
 from search.config import config_from_dict, criteria_by_granularity
 from search.schema import ConfigError
 
@@ -42,15 +40,6 @@ def test_pruning_section_is_validated_and_round_trips():
     assert config_from_dict(config.to_dict()) == config
     assert criteria_by_granularity(config.space) == {"unstructured": ["magnitude"],
                                                      "channel": ["magnitude", "fpgm"]}
-
-
-def test_cli_exits_2_on_an_impossible_combination(tmp_path):
-    path = tmp_path / "bad.yaml"
-    path.write_text("space:\n  criteria: [fpgm]\n  granularities: [unstructured]\n")
-    done = subprocess.run(cli_command("run", str(path)), cwd=REPO_ROOT, env=cli_env(),
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert "criterion 'fpgm' works only with granularities ['channel']" in done.stderr
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import optuna
 import pandas as pd
@@ -37,6 +37,12 @@ from trainers.training import LossFn, MetricFn
 
 Split = Dataset | DataLoader
 ModelSpec = Callable[[], nn.Module] | nn.Module | str | Mapping[str, Any]
+
+if TYPE_CHECKING:
+    from search.export import ExportResult
+    from search.pick import PickResult, PickSettings
+    from search.sensitivity import SensitivityResult
+    from search.status import StudyStatus
 
 
 @dataclass
@@ -80,6 +86,50 @@ class StudyResult:
     def dense_reference(self) -> dict[str, float]:
         """Metrics of the dense reference as trained (no pruning, no fine-tuning)."""
         return dict(self.study.user_attrs.get("dense_reference", {}))
+
+    # --- deciding: status, pick, export, report (search.status / pick / export / report) ---
+    def status(self) -> "StudyStatus":
+        """Trials by state, budget left, time spent, front size and hypervolume."""
+        from search.status import study_status
+
+        objectives = self.config.search.objectives
+        budget = int(self.study.user_attrs.get("n_trials", self.config.search.n_trials))
+        return study_status(self.study, objectives.metrics, objectives.directions, budget,
+                            self.dense_reference())
+
+    def pick(self, settings: "PickSettings | None" = None, **constraints: Any) -> "PickResult":
+        """One trial by constraints (``max_flops=2e6, min_accuracy=0.95``, ``knee=True``, ...)."""
+        from search.pick import PickSettings, pick_trial
+
+        settings = settings or PickSettings(**constraints)
+        objectives = self.config.search.objectives
+        return pick_trial(self.trials(), settings, objectives.metrics, objectives.directions)
+
+    def export(self, trial: int | None = None, *, pick: "PickSettings | None" = None,
+               folder: str | Path | None = None, log: Callable[[str], None] = print,
+               **context: Any) -> "ExportResult":
+        """Export ``trial`` (or the one ``pick`` chooses) to ``<study>/exports/<trial>/``.
+
+        ``context`` passes ``data`` / ``model_factory`` for studies of custom models.
+        """
+        from search.export import export_trial
+        from search.schema import ConfigError
+
+        if (trial is None) == (pick is None):
+            raise ConfigError("export needs exactly one of a trial number or pick constraints")
+        if pick is not None:
+            found = self.pick(pick)
+            if not found:
+                raise ConfigError(found.reason)
+            trial = found.trial
+        return export_trial(self, int(trial), folder=folder, log=log, **context)
+
+    def report(self, *, picks: Sequence["PickSettings"] = (), trials: Sequence[int] = (),
+               folder: str | Path | None = None) -> Path:
+        """Write ``<study>/report/`` (figures + index.html); return the index path."""
+        from search.report import write_report
+
+        return write_report(self, picks=picks, trials=trials, folder=folder)
 
 
 def merge_options(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -236,3 +286,22 @@ def open_existing(config: ExperimentConfig) -> StudyResult:
     except KeyError as exc:
         raise ConfigError(f"storage '{url}' has no study named '{config.study}'") from exc
     return StudyResult(config, study)
+
+
+def analyse_sensitivity(config: ExperimentConfig | str | Path | None = None, *,
+                        grid: Sequence[float] | None = None, criterion: str = "magnitude",
+                        max_drop: float | None = None, log: Callable[[str], None] = print,
+                        **context: Any) -> "SensitivityResult":
+    """Per-layer sensitivity of the study's dense reference; written to ``<study>/sensitivity/``.
+
+    ``result.bounds(max_drop)`` gives ``{layer: max_sparsity}`` for narrowing the search space.
+    """
+    from search.sensitivity import DEFAULT_GRID, run_sensitivity, write_sensitivity
+
+    if not isinstance(config, ExperimentConfig):
+        config = load_config(config)
+    config.study_dir.mkdir(parents=True, exist_ok=True)
+    result = run_sensitivity(config, grid=grid or DEFAULT_GRID, criterion=criterion, log=log,
+                             **context)
+    write_sensitivity(result, config.study_dir, max_drop)
+    return result

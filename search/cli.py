@@ -1,4 +1,6 @@
-"""Command line: ``sparsity-search run|pareto``. A thin layer over ``search.api``."""
+"""Command line: ``sparsity-search run|pareto|status|pick|export|report|sensitivity``.
+
+A thin layer over ``search.api``; the deciding commands live in ``search.cli_decide``."""
 from __future__ import annotations
 
 import argparse
@@ -67,11 +69,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_pareto(args: argparse.Namespace) -> int:
     from search.api import open_existing
-    from search.results import format_front
+    from search.front_formats import render_front, sort_front
 
-    config = resolve_config(args)
-    result = open_existing(config)
-    print(format_front(result.front(), config.search.objectives.metrics))
+    result = open_existing(resolve_config(args))
+    objectives = result.config.search.objectives
+    front = sort_front(result.front(), args.sort, objectives.metrics, objectives.directions)
+    print(render_front(front, args.format, objectives.metrics))
     return 0
 
 
@@ -86,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     pareto = sub.add_parser("pareto", help="print the Pareto front of a study")
     _add_study_args(pareto)
+    pareto.add_argument("--format", default="table", choices=["table", "csv", "json", "markdown"])
+    pareto.add_argument("--sort", metavar="METRIC", help="sort by a metric, best first")
     pareto.set_defaults(func=cmd_pareto)
+    from search.cli_decide import add_decide_commands
+    add_decide_commands(sub, _add_study_args)
     return parser
 
 

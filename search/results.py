@@ -71,6 +71,11 @@ def format_front(front: pd.DataFrame, metrics: Sequence[str] = ()) -> str:
     layers, bits; plus a column for any objective in ``metrics`` not already shown."""
     if front.empty:
         return "(no completed trials yet)"
+    return front_table(front, metrics).to_string(index=False)
+
+
+def front_table(front: pd.DataFrame, metrics: Sequence[str] = ()) -> pd.DataFrame:
+    """The front's columns as display strings (the text table, Markdown and the report's table)."""
     table = pd.DataFrame({
         "trial": front["trial"].astype(int),
         "val_acc": front["accuracy"].map("{:.4f}".format),
@@ -93,4 +98,4 @@ def format_front(front: pd.DataFrame, metrics: Sequence[str] = ()) -> str:
                                           axis=1)
     table["bits/layer"] = front.apply(lambda r: _layer_summary(r, BITS_PREFIX, "{:.0f}"), axis=1)
     table["criterion"] = front.get("criterion", "")
-    return table.to_string(index=False)
+    return table

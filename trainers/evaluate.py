@@ -93,6 +93,22 @@ def inference_latency(model: nn.Module, candidate: Candidate, context: EvalConte
                                              context.latency)}
 
 
+def train_candidate(candidate: Candidate, context: EvalContext,
+                    rung_check: RungCheck | None = None) -> ScheduleResult:
+    """Train the candidate with its schedule, seeded: the one training path of a trial.
+
+    ``evaluate`` and export both call this, so an exported model is the model its trial measured.
+    """
+    torch.manual_seed(candidate.seed)
+    return run_schedule(candidate, context, rung_check)
+
+
+def exported_form(model: nn.Module, candidate: Candidate, context: EvalContext) -> nn.Module:
+    """The deployable copy of a trained candidate: masks and bit-widths folded into plain weights,
+    pruned channels physically removed for channel granularity (what latency is measured on)."""
+    return inference_copy(model, _shrinker(candidate, context, model))
+
+
 def evaluate(candidate: Candidate, context: EvalContext,
              rung_check: RungCheck | None = None) -> TrialResult:
     """Train the candidate with its schedule (prune + fine-tune, or prune during training from
@@ -107,7 +123,7 @@ def evaluate(candidate: Candidate, context: EvalContext,
     meter = make_meter(context.energy_meter, context.watts_per_core, device=context.device,
                        powercap_root=context.powercap_root)
     meter.start()
-    run = run_schedule(candidate, context, rung_check)
+    run = train_candidate(candidate, context, rung_check)
     training = meter.stop()
     metrics = cost_metrics(candidate, context, run.model)
     metrics.update(

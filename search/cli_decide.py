@@ -1,0 +1,152 @@
+"""Command line for the end of a study: ``status``, ``pick``, ``export``, ``report``, ``sensitivity``.
+
+Registered on the main parser by ``search.cli``; each command is a thin layer over ``search.api``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Callable
+
+from search.pick import PickSettings
+from search.schema import ConfigError
+
+EXIT_NOTHING_FITS = 1
+
+
+def add_pick_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pick constraints")
+    group.add_argument("--max-flops", type=float, help="effective FLOPs per sample at most")
+    group.add_argument("--min-accuracy", type=float, help="validation accuracy at least (0..1)")
+    group.add_argument("--max-energy-uj", type=float, help="inference energy (µJ, est.) at most")
+    group.add_argument("--max-size-kb", type=float, help="model size (KB) at most")
+    group.add_argument("--knee", action="store_true", help="the knee of the feasible front")
+    group.add_argument("--prefer", metavar="METRIC",
+                       help="best feasible trial in METRIC (default: accuracy; with only "
+                            "--min-accuracy: the first cost objective)")
+
+
+def pick_settings(args: argparse.Namespace) -> PickSettings:
+    return PickSettings(max_flops=args.max_flops, min_accuracy=args.min_accuracy,
+                        max_energy_uj=args.max_energy_uj, max_size_kb=args.max_size_kb,
+                        knee=args.knee, prefer=args.prefer)
+
+
+def _open(args: argparse.Namespace):
+    from search.api import open_existing
+    from search.cli import resolve_config
+
+    return open_existing(resolve_config(args))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from search.status import format_status
+
+    status = _open(args).status()
+    print(json.dumps(status.to_dict(), indent=2) if args.json else format_status(status))
+    return 0
+
+
+def cmd_pick(args: argparse.Namespace) -> int:
+    from search.pick import format_pick
+
+    result = _open(args).pick(pick_settings(args))
+    print(format_pick(result))
+    return 0 if result else EXIT_NOTHING_FITS
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from search.pick import format_pick
+
+    trial = args.trial
+    if args.config is not None and args.config.isdigit() and not Path(args.config).exists():
+        if trial is not None:
+            raise ConfigError(f"export takes one trial number, got '{args.config}' and '{trial}'")
+        args.config, trial = None, args.config
+    settings = pick_settings(args)
+    if trial is not None and (args.pick or settings.any):
+        raise ConfigError("export takes a trial number or --pick constraints, not both")
+    if trial is None and not (args.pick or settings.any):
+        raise ConfigError("export needs a trial number (e.g. `export 17`) or --pick with "
+                          "constraints (e.g. `export --pick --max-flops 2e6`)")
+    result = _open(args)
+    if trial is None:
+        found = result.pick(settings)
+        print(format_pick(found))
+        if not found:
+            return EXIT_NOTHING_FITS
+        trial = found.trial
+    exported = result.export(int(trial), folder=args.to)
+    print(f"files: {', '.join(sorted(exported.manifest['files'].values()))} in {exported.folder}")
+    return 0 if exported.reproduced else EXIT_NOTHING_FITS
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    settings = pick_settings(args)
+    index = _open(args).report(picks=[settings] if settings.any else [], trials=args.trial or [],
+                               folder=args.to)
+    print(f"report: {index}")
+    return 0
+
+
+def _grid(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"--grid must be comma-separated numbers such as 0.5,0.8,0.9, got '{text}'") from exc
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from search.api import analyse_sensitivity
+    from search.cli import resolve_config
+    from search.sensitivity import FOLDER, format_sensitivity
+
+    config = resolve_config(args)
+    result = analyse_sensitivity(config, grid=args.grid, criterion=args.criterion,
+                                 max_drop=args.max_drop)
+    print(format_sensitivity(result, args.max_drop))
+    print(f"\nwritten: {config.study_dir / FOLDER}")
+    return 0
+
+
+def add_decide_commands(sub: argparse._SubParsersAction,
+                        add_study_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register the commands on the main parser's subparsers."""
+    status = sub.add_parser("status", help="trials by state, budget, time, front, hypervolume")
+    add_study_args(status)
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_status)
+
+    pick = sub.add_parser("pick", help="choose one trial by constraints or the knee")
+    add_study_args(pick)
+    add_pick_args(pick)
+    pick.set_defaults(func=cmd_pick)
+
+    export = sub.add_parser("export", help="export a trial (number or --pick) as a model")
+    add_study_args(export)
+    export.add_argument("trial", nargs="?", help="trial number (or give it as the only argument)")
+    export.add_argument("--pick", action="store_true", help="choose the trial by constraints")
+    export.add_argument("--to", help="output folder (default: <study>/exports/<trial>)")
+    add_pick_args(export)
+    export.set_defaults(func=cmd_export)
+
+    report = sub.add_parser("report", help="write <study>/report/ (figures + index.html)")
+    add_study_args(report)
+    report.add_argument("--trial", type=int, action="append",
+                        help="describe this trial in detail (repeatable)")
+    report.add_argument("--to", help="output folder (default: <study>/report)")
+    add_pick_args(report)
+    report.set_defaults(func=cmd_report)
+
+    sens = sub.add_parser("sensitivity", help="per-layer accuracy when pruned alone (no "
+                                              "fine-tuning) and weight statistics")
+    add_study_args(sens)
+    sens.add_argument("--grid", type=_grid, default=None,
+                      help="sparsities, comma-separated (default 0.25,0.5,0.7,0.8,0.9,0.95,0.98)")
+    sens.add_argument("--criterion", default="magnitude", help="pruning criterion")
+    sens.add_argument("--max-drop", type=float,
+                      help="tolerated accuracy drop (e.g. 0.01): print per-layer sparsity bounds")
+    sens.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    sens.set_defaults(func=cmd_sensitivity)

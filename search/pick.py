@@ -1,0 +1,244 @@
+"""Pick one trial from a study: hard constraints first, then a stated preference or the knee.
+
+The rule, printed with every pick:
+1. keep completed trials that meet every constraint (``--max-flops`` etc.);
+2. of those, keep the ones no other feasible trial dominates on the study's objectives;
+3. choose the knee of that set (``--knee``) or the best in the preferred metric (``--prefer``;
+   ties broken by the objectives in order). Without ``--prefer`` the preference is validation
+   accuracy, except when the only constraint is an accuracy floor: then it is the first minimised
+   objective (the cheapest model that is accurate enough).
+
+Selection reads validation accuracy (``accuracy``); the test accuracy is shown, never used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from search.pareto import pareto_front, to_minimization
+from search.schema import ConfigError
+
+MAXIMISED = ("accuracy", "test_accuracy")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``metric <= limit`` (bound ``max``) or ``metric >= limit`` (bound ``min``)."""
+
+    metric: str
+    bound: str
+    limit: float
+    label: str            # as the user wrote it, e.g. "--max-size-kb 20"
+    shown_as: str = ""    # name in messages, e.g. "size_kb" (default: the metric)
+    scale: float = 1.0    # display unit: a value is shown as value / scale
+
+    def holds(self, values: pd.Series) -> pd.Series:
+        if self.bound == "max":
+            return values <= self.limit
+        return values >= self.limit
+
+    def violation(self, values: pd.Series) -> pd.Series:
+        """Relative amount by which each value misses the limit (0 when met)."""
+        limit = abs(self.limit) or 1.0
+        if self.bound == "max":
+            return ((values - self.limit) / limit).clip(lower=0.0)
+        return ((self.limit - values) / limit).clip(lower=0.0)
+
+    def describe(self, value: float) -> str:
+        op = "<=" if self.bound == "max" else ">="
+        return (f"{self.shown_as or self.metric} {_num(value / self.scale)} {op} "
+                f"{_num(self.limit / self.scale)}")
+
+
+@dataclass(frozen=True)
+class PickSettings:
+    """Constraints and preference (the ``pick`` options of the CLI and the API)."""
+
+    max_flops: float | None = None
+    min_accuracy: float | None = None
+    max_energy_uj: float | None = None
+    max_size_kb: float | None = None
+    knee: bool = False
+    prefer: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_flops", "max_energy_uj", "max_size_kb"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+        if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
+            raise ConfigError(f"min_accuracy must be in [0, 1], got {self.min_accuracy}")
+        if self.knee and self.prefer:
+            raise ConfigError(f"choose either knee or prefer, got knee=True and "
+                              f"prefer='{self.prefer}'")
+
+    def constraints(self) -> list[Constraint]:
+        found = []
+        if self.max_flops is not None:
+            found.append(Constraint("flops", "max", self.max_flops, f"--max-flops {self.max_flops:g}"))
+        if self.min_accuracy is not None:
+            found.append(Constraint("accuracy", "min", self.min_accuracy,
+                                    f"--min-accuracy {self.min_accuracy:g}"))
+        if self.max_energy_uj is not None:
+            found.append(Constraint("energy_uj", "max", self.max_energy_uj,
+                                    f"--max-energy-uj {self.max_energy_uj:g}"))
+        if self.max_size_kb is not None:
+            found.append(Constraint("size_bytes", "max", self.max_size_kb * 1024.0,
+                                    f"--max-size-kb {self.max_size_kb:g}", "size_kb", 1024.0))
+        return found
+
+    @property
+    def any(self) -> bool:
+        return bool(self.constraints()) or self.knee or bool(self.prefer)
+
+
+@dataclass
+class PickResult:
+    """The chosen trial (``None`` when nothing meets the constraints) and why."""
+
+    trial: int | None
+    row: dict[str, Any] | None
+    reason: str
+    feasible: int
+    candidates: int
+    nearest: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def __bool__(self) -> bool:
+        return self.trial is not None
+
+
+def _num(value: float) -> str:
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.4g}"
+
+
+def direction_of(metric: str, metrics: Sequence[str], directions: Sequence[str]) -> str:
+    if metric in metrics:
+        return directions[list(metrics).index(metric)]
+    return "maximize" if metric in MAXIMISED else "minimize"
+
+
+def knee_index(values: np.ndarray, directions: Sequence[str]) -> int:
+    """Row of ``values`` closest to the ideal point, with quality and cost weighed equally.
+
+    Each objective is scaled to [0, 1] over the given rows (0 = best; an objective with one value
+    everywhere counts 0). The maximised objectives are averaged into one "loss of quality" and the
+    minimised ones into one "cost", so that several correlated costs (FLOPs and energy) do not
+    outvote accuracy; the knee minimises the Euclidean distance of (quality loss, cost) to (0, 0).
+    Ties go to the first row.
+    """
+    points = to_minimization(values, directions)
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    scaled = (points - low) / span
+    groups = [np.array([d == "maximize" for d in directions]),
+              np.array([d != "maximize" for d in directions])]
+    axes = [scaled[:, group].mean(axis=1) for group in groups if group.any()]
+    return int(np.argmin(np.linalg.norm(np.stack(axes, axis=1), axis=1)))
+
+
+def default_preference(settings: PickSettings, metrics: Sequence[str],
+                       directions: Sequence[str]) -> str:
+    if settings.prefer:
+        return settings.prefer
+    constraints = settings.constraints()
+    if constraints and all(c.metric == "accuracy" for c in constraints):
+        for metric, direction in zip(metrics, directions):
+            if direction == "minimize":
+                return metric
+    return "accuracy"
+
+
+def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[str],
+               directions: Sequence[str]) -> PickResult:
+    """Apply ``settings`` to a ``trials_frame`` (see the module docstring for the rule)."""
+    metrics, directions = list(metrics), list(directions)
+    needed = set(metrics) | {c.metric for c in settings.constraints()}
+    if frame.empty or "state" not in frame or not needed <= set(frame.columns):
+        return PickResult(None, None, "the study has no completed trials yet", 0, 0)
+    done = frame[frame["state"] == "COMPLETE"].dropna(subset=sorted(needed))
+    if done.empty:
+        return PickResult(None, None, "the study has no completed trials yet", 0, 0)
+    constraints = settings.constraints()
+    ok = pd.Series(True, index=done.index)
+    for constraint in constraints:
+        ok &= constraint.holds(done[constraint.metric].astype(float))
+    feasible = done[ok]
+    if feasible.empty:
+        return PickResult(None, None, _nothing_fits(constraints, len(done)), 0, len(done),
+                          nearest_trials(done, constraints))
+    front = feasible.iloc[pareto_front(feasible[metrics].to_numpy(dtype=float), directions)]
+    if settings.knee:
+        chosen = front.iloc[knee_index(front[metrics].to_numpy(dtype=float), directions)]
+        rule = (f"the knee of the {len(front)} non-dominated feasible trials (closest to the ideal "
+                f"point, {', '.join(metrics)} scaled to [0, 1], quality and cost weighed equally)")
+    else:
+        prefer = default_preference(settings, metrics, directions)
+        if prefer not in front:
+            raise ConfigError(f"prefer must be a recorded metric, one of "
+                              f"{sorted(c for c in front.columns if c in _numeric(front))}, "
+                              f"got '{prefer}'")
+        keys = [prefer] + [m for m in metrics if m != prefer]
+        ranked = front.sort_values(
+            keys, ascending=[direction_of(k, metrics, directions) == "minimize" for k in keys],
+            kind="stable")
+        chosen = ranked.iloc[0]
+        best = "highest" if direction_of(prefer, metrics, directions) == "maximize" else "lowest"
+        rule = f"the {best} {prefer} of the {len(front)} non-dominated feasible trials"
+    met = "; ".join(c.describe(float(chosen[c.metric])) for c in constraints)
+    reason = (f"trial {int(chosen['trial'])}: {rule}"
+              f" ({len(feasible)} of {len(done)} completed trials meet the constraints"
+              f"{': ' + met if met else ''})")
+    return PickResult(int(chosen["trial"]), chosen.to_dict(), reason, len(feasible), len(done))
+
+
+def _numeric(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+
+
+def _nothing_fits(constraints: Sequence[Constraint], total: int) -> str:
+    labels = " ".join(c.label for c in constraints)
+    return f"no completed trial meets {labels} (of {total} completed trials)"
+
+
+def nearest_trials(done: pd.DataFrame, constraints: Sequence[Constraint], n: int = 3
+                   ) -> pd.DataFrame:
+    """The ``n`` trials that miss the constraints by the least total relative amount."""
+    total = pd.Series(0.0, index=done.index)
+    misses = pd.Series("", index=done.index)
+    for constraint in constraints:
+        values = done[constraint.metric].astype(float)
+        amount = constraint.violation(values)
+        total += amount
+        text = values.map(constraint.describe).where(amount > 0, "")
+        misses = misses.str.cat(text, sep="; ").str.strip("; ")
+    table = pd.DataFrame({"trial": done["trial"].astype(int), "violation": total,
+                          "misses": misses})
+    for column in ("accuracy", "flops", "energy_uj", "size_bytes"):
+        if column in done:
+            table[column] = done[column]
+    return table.sort_values(["violation", "trial"]).head(n).reset_index(drop=True)
+
+
+def format_pick(result: PickResult) -> str:
+    """The chosen trial's headline numbers and why; or the nearest trials when nothing fits."""
+    if result:
+        row = result.row or {}
+        parts = [f"picked {result.reason}"]
+        numbers = []
+        for key, label, scale in (("accuracy", "val_acc", 1), ("test_accuracy", "test_acc", 1),
+                                  ("flops", "MFLOPs", 1e6), ("energy_uj", "energy_uJ(est)", 1),
+                                  ("size_bytes", "size_KB", 1024)):
+            if key in row and pd.notna(row[key]):
+                numbers.append(f"{label}={row[key] / scale:.4g}")
+        parts.append("  " + " ".join(numbers))
+        return "\n".join(parts)
+    lines = [result.reason]
+    if not result.nearest.empty:
+        lines.append("nearest trials (smallest total relative miss):")
+        for _, near in result.nearest.iterrows():
+            lines.append(f"  trial {int(near['trial'])}: misses {near['misses']} "
+                         f"(relative miss {near['violation']:.3f})")
+    return "\n".join(lines)

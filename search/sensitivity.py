@@ -1,0 +1,205 @@
+"""Per-layer sensitivity ("weak layer" analysis): how much accuracy each layer loses alone.
+
+For each prunable layer alone, the dense reference is pruned at a grid of sparsities with the
+chosen criterion and evaluated on the validation split, without fine-tuning (fast: one forward pass
+over the split per point). Alongside, weight statistics per layer (norms, fraction of near-zero
+weights). Layers that lose little are where the search can be bold; ``max_sparsity_bounds`` turns a
+tolerated accuracy drop into per-layer upper bounds for the search space.
+
+Written to ``<study>/sensitivity/``: ``accuracy.csv`` (layer, sparsity, accuracy, drop),
+``weights.csv``, ``summary.json`` (dense accuracy, criterion, grid) and ``sensitivity.png``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+
+from search.schema import ConfigError
+from trainers.checkpoint import atomic_write_text
+
+DEFAULT_GRID = (0.25, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+NEAR_ZERO = 0.01      # a weight is "near zero" when |w| < NEAR_ZERO * max |w| of its layer
+FOLDER = "sensitivity"
+
+
+@dataclass
+class SensitivityResult:
+    """Accuracy per (layer, sparsity), weight statistics per layer, and the dense accuracy."""
+
+    accuracy: pd.DataFrame          # columns: layer, sparsity, accuracy, drop
+    weights: pd.DataFrame           # one row per layer
+    dense_accuracy: float
+    criterion: str
+    grid: tuple[float, ...]
+    layers: list[str] = field(default_factory=list)
+
+    def bounds(self, max_drop: float) -> dict[str, float]:
+        """Per-layer upper bound on sparsity for a tolerated accuracy drop (see the function)."""
+        return max_sparsity_bounds(self.accuracy, max_drop)
+
+    def table(self) -> pd.DataFrame:
+        """Layers as rows, sparsities as columns, validation accuracy in the cells (+ stats)."""
+        wide = self.accuracy.pivot(index="layer", columns="sparsity", values="accuracy")
+        wide = wide.reindex(self.layers or list(wide.index))
+        wide.columns = [f"acc@{s:g}" for s in wide.columns]
+        stats = self.weights.set_index("layer")[["params", "near_zero_fraction", "l2_norm"]]
+        return wide.join(stats).reset_index()
+
+
+def validate_grid(grid: Sequence[float]) -> tuple[float, ...]:
+    values = tuple(sorted({float(s) for s in grid}))
+    if not values:
+        raise ConfigError("sensitivity grid must list at least one sparsity, got []")
+    for value in values:
+        if not 0.0 < value < 1.0:
+            raise ConfigError(f"sensitivity grid values must be in (0, 1), got {value}")
+    return values
+
+
+def max_sparsity_bounds(accuracy: pd.DataFrame, max_drop: float) -> dict[str, float]:
+    """``{layer: s}``: the largest grid sparsity ``s`` such that pruning the layer alone to ``s``
+    and to every smaller grid point loses at most ``max_drop`` validation accuracy (absolute,
+    e.g. 0.01 = one point). A layer that already loses more at the smallest grid point gets 0.0.
+
+    Without fine-tuning these are conservative: fine-tuning recovers part of the loss.
+    """
+    if not 0.0 <= max_drop < 1.0:
+        raise ConfigError(f"max_drop must be in [0, 1), got {max_drop}")
+    bounds: dict[str, float] = {}
+    for layer, rows in accuracy.groupby("layer", sort=False):
+        bound = 0.0
+        for _, row in rows.sort_values("sparsity").iterrows():
+            if row["drop"] > max_drop + 1e-12:
+                break
+            bound = float(row["sparsity"])
+        bounds[str(layer)] = bound
+    return bounds
+
+
+def weight_statistics(model: Any, layer_names: Sequence[str],
+                      near_zero: float = NEAR_ZERO) -> pd.DataFrame:
+    """Norms and the near-zero fraction of each layer's weight."""
+    modules = dict(model.named_modules())
+    rows = []
+    for name in layer_names:
+        weight = modules[name].weight.detach().float()
+        magnitude = weight.abs()
+        peak = float(magnitude.max())
+        rows.append({
+            "layer": name, "params": weight.numel(),
+            "l1_norm": float(magnitude.sum()), "l2_norm": float(weight.norm()),
+            "mean_abs": float(magnitude.mean()), "std": float(weight.std()) if weight.numel() > 1
+            else 0.0, "max_abs": peak,
+            "near_zero_fraction": float((magnitude < near_zero * peak).float().mean())
+            if peak > 0 else 1.0,
+        })
+    return pd.DataFrame(rows)
+
+
+def run_sensitivity(config: Any, *, grid: Sequence[float] = DEFAULT_GRID,
+                    criterion: str = "magnitude", data: Any = None,
+                    model_factory: Callable[[], Any] | None = None,
+                    log: Callable[[str], None] = print) -> SensitivityResult:
+    """Measure every prunable layer of the study's dense reference (trained first if missing)."""
+    import torch
+    from torch.nn.utils import parametrize
+
+    from search.context import build_study_context, set_threads
+    from trainers.pruning import attach, get_criterion, mask_from_scores
+    from trainers.training import evaluate as evaluate_metric
+
+    grid = validate_grid(grid)
+    try:
+        scorer = get_criterion(criterion)
+    except ValueError as exc:
+        raise ConfigError(f"--criterion: {exc}") from exc
+    set_threads(config)
+    context, _space = build_study_context(config, log=log, data=data, model_factory=model_factory)
+    model = context.model_factory()
+    model.load_state_dict(context.dense_state)
+    model.to(context.device).eval()
+    val = context.data.val
+
+    def accuracy() -> float:
+        return evaluate_metric(model, val, context.device, context.metric_fn)
+
+    dense_accuracy = accuracy()
+    names = [layer.name for layer in context.layers]
+    modules = dict(model.named_modules())
+    rows = []
+    log(f"sensitivity of {len(names)} layers at sparsities {list(grid)} "
+        f"({criterion}, no fine-tuning) ...")
+    for name in names:
+        module = modules[name]
+        with torch.no_grad():
+            scores = scorer.score(module, layer_name=name, seed=config.seed)
+        for sparsity in grid:
+            attach(model, {name: mask_from_scores(scores, sparsity)}, {name: 32})
+            value = accuracy()
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+            rows.append({"layer": name, "sparsity": sparsity, "accuracy": value,
+                         "drop": dense_accuracy - value})
+    return SensitivityResult(pd.DataFrame(rows), weight_statistics(model, names), dense_accuracy,
+                             criterion, grid, names)
+
+
+def write_sensitivity(result: SensitivityResult, study_dir: str | Path,
+                      max_drop: float | None = None) -> Path:
+    """Write the tables, summary (with bounds when ``max_drop`` is given) and the plot."""
+    from search.report.static import sensitivity_png
+
+    folder = Path(study_dir) / FOLDER
+    atomic_write_text(folder / "accuracy.csv", result.accuracy.to_csv(index=False))
+    atomic_write_text(folder / "weights.csv", result.weights.to_csv(index=False))
+    summary: dict[str, Any] = {"dense_accuracy": result.dense_accuracy,
+                               "criterion": result.criterion, "grid": list(result.grid),
+                               "layers": result.layers, "near_zero_threshold": NEAR_ZERO}
+    if max_drop is not None:
+        summary["max_drop"] = max_drop
+        summary["max_sparsity"] = result.bounds(max_drop)
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2))
+    sensitivity_png(result, folder / "sensitivity.png")
+    return folder
+
+
+def load_sensitivity(study_dir: str | Path) -> SensitivityResult | None:
+    """The stored analysis of a study, or ``None`` when ``sensitivity`` has not been run."""
+    folder = Path(study_dir) / FOLDER
+    if not (folder / "summary.json").is_file():
+        return None
+    summary = json.loads((folder / "summary.json").read_text())
+    return SensitivityResult(pd.read_csv(folder / "accuracy.csv"),
+                             pd.read_csv(folder / "weights.csv"), summary["dense_accuracy"],
+                             summary["criterion"], tuple(summary["grid"]), summary["layers"])
+
+
+def sensitivity_bounds(study_dir: str | Path, max_drop: float) -> Mapping[str, float]:
+    """Per-layer sparsity upper bounds from a study's stored analysis (for narrowing the space).
+
+    Raises ``ConfigError`` when the analysis has not been run for that study.
+    """
+    result = load_sensitivity(study_dir)
+    if result is None:
+        raise ConfigError(f"no sensitivity analysis in '{Path(study_dir) / FOLDER}'; run "
+                          f"`sparsity-search sensitivity` first")
+    return result.bounds(max_drop)
+
+
+def format_sensitivity(result: SensitivityResult, max_drop: float | None = None) -> str:
+    table = result.table()
+    shown = table.copy()
+    for column in shown.columns:
+        if column.startswith("acc@") or column in ("near_zero_fraction",):
+            shown[column] = shown[column].map("{:.3f}".format)
+    shown["l2_norm"] = shown["l2_norm"].map("{:.2f}".format)
+    lines = [f"Validation accuracy with one layer pruned ({result.criterion}, no fine-tuning); "
+             f"dense: {result.dense_accuracy:.4f}", shown.to_string(index=False)]
+    if max_drop is not None:
+        bounds = result.bounds(max_drop)
+        lines.append(f"\nLargest sparsity per layer losing <= {max_drop:g} accuracy: "
+                     + ", ".join(f"{k}: {v:g}" for k, v in bounds.items()))
+    return "\n".join(lines)

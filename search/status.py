@@ -1,0 +1,83 @@
+"""Where a study stands: trials by state, budget left, time spent, front size, hypervolume."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+from search.hypervolume import study_hypervolume
+from search.pareto import pareto_front
+from search.results import trials_frame
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    """A snapshot of one study (all counts are trials)."""
+
+    study: str
+    complete: int
+    pruned: int
+    running: int
+    waiting: int
+    failed: int
+    budget: int
+    budget_left: int
+    trial_seconds: float          # sum of finished trials' durations (compute spent)
+    wall_seconds: float           # first trial start to last trial end (elapsed)
+    front_size: int
+    hypervolume: float
+    best_accuracy: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def study_status(study: optuna.Study, metrics: Sequence[str], directions: Sequence[str],
+                 budget: int, dense: Mapping[str, float] | None = None) -> StudyStatus:
+    """Count trials by state and measure the front of ``study`` (read-only)."""
+    trials = study.get_trials(deepcopy=False)
+    count = {state: sum(1 for t in trials if t.state == state) for state in TrialState}
+    finished = count[TrialState.COMPLETE] + count[TrialState.PRUNED]
+    durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials
+                 if t.datetime_start and t.datetime_complete]
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    wall = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+    frame = trials_frame(study)
+    front_size, best = 0, None
+    if not frame.empty and all(m in frame for m in metrics):
+        done = frame[frame["state"] == "COMPLETE"].dropna(subset=list(metrics))
+        if not done.empty:
+            front_size = len(pareto_front(done[list(metrics)].to_numpy(dtype=float), directions))
+            if "accuracy" in done:
+                best = float(done["accuracy"].max())
+    return StudyStatus(
+        study=study.study_name,
+        complete=count[TrialState.COMPLETE], pruned=count[TrialState.PRUNED],
+        running=count[TrialState.RUNNING], waiting=count[TrialState.WAITING],
+        failed=count[TrialState.FAIL],
+        budget=budget, budget_left=max(0, budget - finished),
+        trial_seconds=float(sum(durations)), wall_seconds=float(max(wall, 0.0)),
+        front_size=front_size,
+        hypervolume=study_hypervolume(frame, metrics, directions, dense),
+        best_accuracy=best)
+
+
+def format_status(status: StudyStatus) -> str:
+    """A few aligned lines for the terminal."""
+    best = "-" if status.best_accuracy is None else f"{status.best_accuracy:.4f}"
+    lines = [
+        ("study", status.study),
+        ("trials", f"{status.complete} complete, {status.running} running, {status.failed} failed,"
+                   f" {status.pruned} pruned, {status.waiting} waiting"),
+        ("budget", f"{status.budget} trials, {status.budget_left} left"),
+        ("time", f"{status.trial_seconds:.1f} s in trials, {status.wall_seconds:.1f} s elapsed"),
+        ("front", f"{status.front_size} trials"),
+        ("hypervolume", f"{status.hypervolume:.4f} (normalised; reference: accuracy 0, "
+                        f"costs 1.1 x dense)"),
+        ("best val acc", best),
+    ]
+    width = max(len(k) for k, _ in lines)
+    return "\n".join(f"{key.ljust(width)}  {value}" for key, value in lines)

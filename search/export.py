@@ -97,10 +97,15 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
         "test_accuracy": evaluate_metric(model, context.data.test, cpu, context.metric_fn),
     }
     out = Path(folder) if folder else config.study_dir / "exports" / str(trial_number)
-    example = [context.data.val[0][0].unsqueeze(0).cpu()]
-    files = write_export(out, model, config, candidate.bits, example)
+    # Two samples: torch.export specialises a batch dimension of size 1 to a constant.
+    example = [torch.stack([context.data.val[i][0] for i in range(min(2, len(context.data.val)))])
+               .cpu()]
+    files, dynamic = write_export(out, model, config, candidate.bits, example)
     manifest = build_manifest(trial, candidate, context, model, measured, files, removed,
                               config, result.study.user_attrs.get("dense_reference", {}))
+    manifest["program"] = {"kind": "torch.export", "file": files["program"],
+                           "dynamic_batch": dynamic,
+                           "example_input_shape": list(example[0].shape)}
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False))
     repro = manifest["reproduction"]
     status = "reproduces" if repro["within_tolerance"] else "DOES NOT reproduce"
@@ -177,8 +182,9 @@ def quantized_codes(weight: torch.Tensor, bits: int) -> dict[str, Any]:
 
 
 def write_export(out: Path, model: nn.Module, config: ExperimentConfig, bits: Mapping[str, int],
-                 example: list[torch.Tensor]) -> dict[str, str]:
-    """Write weights.pt, model.pt2 and config.yaml (atomically); return their names."""
+                 example: list[torch.Tensor]) -> tuple[dict[str, str], bool]:
+    """Write weights.pt, model.pt2 and config.yaml (atomically); return their names and whether
+    the program takes any batch size."""
     out.mkdir(parents=True, exist_ok=True)
     stale = out / "manifest.json"
     if stale.exists():
@@ -192,23 +198,24 @@ def write_export(out: Path, model: nn.Module, config: ExperimentConfig, bits: Ma
             state.pop(f"{name}.weight")
     save_checkpoint({"format": FORMAT, "state_dict": state, "quantized": quantized},
                     out / "weights.pt")
-    program = export_program(model, example)
+    program, dynamic = export_program(model, example)
     buffer = io.BytesIO()      # torch.export.save wants a name ending in .pt2 or a buffer
     torch.export.save(program, buffer)
     atomic_write(out / "model.pt2", lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
     atomic_write_text(out / "config.yaml", dump_config(config))
     return {"weights": "weights.pt", "program": "model.pt2", "config": "config.yaml",
-            "manifest": "manifest.json"}
+            "manifest": "manifest.json"}, dynamic
 
 
-def export_program(model: nn.Module, example: list[torch.Tensor]) -> Any:
+def export_program(model: nn.Module, example: list[torch.Tensor]) -> tuple[Any, bool]:
     """A ``torch.export`` program with a dynamic batch dimension (static if that fails)."""
     args = tuple(example)
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     try:
-        return torch.export.export(model, args, dynamic_shapes=tuple({0: batch} for _ in args))
+        return torch.export.export(model, args,
+                                   dynamic_shapes=tuple({0: batch} for _ in args)), True
     except Exception:  # some models specialise the batch size; a fixed-batch program still runs
-        return torch.export.export(model, args)
+        return torch.export.export(model, args), False
 
 
 def layer_table(model: nn.Module, candidate: Candidate, context: Any) -> list[dict[str, Any]]:

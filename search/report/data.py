@@ -82,7 +82,7 @@ def gather(result: Any, picks: Sequence[PickSettings] = (), trials: Sequence[int
         if number not in by_number or by_number[number].get("state") != "COMPLETE":
             notes.append(f"trial {number} is not a completed trial; left out")
             continue
-        chosen.append(Picked(number, "requested", by_number[number]))
+        chosen.append(Picked(number, "requested by trial number", by_number[number]))
     settings = list(picks) or ([] if trials else [PickSettings(knee=True)])
     for setting in settings:
         found: PickResult = pick_trial(frame, setting, metrics, directions)

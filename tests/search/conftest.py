@@ -33,3 +33,23 @@ def finished_study(tmp_path_factory):
     root: Path = tmp_path_factory.mktemp("finished")
     config = config_from_dict({**FINISHED_STUDY, "output_dir": str(root / "runs")})
     return run_search(config, log=lambda line: None)
+
+
+
+@pytest.fixture
+def cli(finished_study, capsys):
+    """Run ``sparsity-search <command> --output-dir <tmp>/runs --study finished <args>`` in this
+    process (``search.cli.main``; a subprocess would pay torch's import each time).
+    Returns ``(exit code, stdout, stderr)``."""
+    from search.cli import main
+
+    where = ["--output-dir", finished_study.config.output_dir,
+             "--study", finished_study.config.study]
+
+    def run(command: str, *args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([command, *where, *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -138,6 +138,7 @@ def load_page(url: str, *, width: int = 1200, settle: float = 1.5, expression: s
     process = subprocess.Popen(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
          "--no-first-run", "--disable-extensions", "--remote-debugging-pipe",
+         "--host-resolver-rules=MAP * ~NOTFOUND",      # no network: the page must not need it
          f"--user-data-dir={profile}", "about:blank"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         preexec_fn=child_fds, pass_fds=(3, 4))

@@ -1,0 +1,131 @@
+"""export: rebuild, retrain, fold, quantize, write; the exported model reproduces its trial."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from search.api import open_existing
+from search.config import load_config
+from search.export import load_exported
+from spaces.candidate import Candidate
+from trainers.checkpoint import load_checkpoint
+from trainers.data import load_data
+from trainers.training import evaluate
+
+TRIAL = 3   # the enqueued uniform baseline: 50% sparsity in every searched layer at 8 bits
+
+
+@pytest.fixture(scope="module")
+def copied_study(finished_study, tmp_path_factory):
+    """A copy of the finished study (export writes into the study folder)."""
+    root = tmp_path_factory.mktemp("export") / "runs"
+    shutil.copytree(finished_study.folder, root / "finished")
+    config = load_config(root / "finished" / "config.yaml").with_overrides(output_dir=str(root))
+    return open_existing(config)
+
+
+@pytest.fixture(scope="module")
+def exported(copied_study):
+    from search.cli import main
+
+    code = main(["export", str(TRIAL), "--output-dir", copied_study.config.output_dir,
+                 "--study", "finished"])
+    assert code == 0
+    folder = copied_study.folder / "exports" / str(TRIAL)
+    return folder, json.loads((folder / "manifest.json").read_text())
+
+
+def test_manifest_records_candidate_metrics_layers_and_versions(exported, copied_study):
+    folder, manifest = exported
+    trial = copied_study.study.trials[TRIAL]
+    assert manifest["trial"] == TRIAL
+    assert Candidate.from_flat_dict(manifest["candidate"]) == \
+        Candidate.from_flat_dict(trial.user_attrs["candidate"])
+    for key in ("accuracy", "test_accuracy", "flops", "energy_uj", "size_bytes"):
+        assert manifest["metrics"][key] == pytest.approx(trial.user_attrs[key])
+    assert manifest["versions"]["torch"] == torch.__version__
+    assert manifest["program"]["dynamic_batch"] is True
+    assert set(manifest["files"].values()) == {p.name for p in folder.iterdir()}
+    searched = [row for row in manifest["layers"] if row["sparsity"] > 0]
+    assert searched, "the baseline prunes every searched layer"
+    for row in manifest["layers"]:
+        assert row["bits"] == 8
+        assert row["levels_max"] <= 2 ** 8 - 2
+        assert row["measured_sparsity"] >= row["sparsity"] - 1e-9
+        assert row["nonzero_after"] == row["params_after"] - round(
+            row["measured_sparsity"] * row["params_after"])
+
+
+def test_exported_model_reproduces_the_recorded_accuracy(exported, copied_study):
+    folder, manifest = exported
+    model = load_exported(folder)
+    data = load_data(copied_study.config.data)
+    recorded = copied_study.study.trials[TRIAL].user_attrs
+    val = evaluate(model, data.val, torch.device("cpu"))
+    assert abs(val - recorded["accuracy"]) <= 0.002
+    assert abs(evaluate(model, data.test, torch.device("cpu")) - recorded["test_accuracy"]) <= 0.002
+    assert manifest["reproduction"]["within_tolerance"] is True
+    # masks are folded in: the zeros are real zeros of plain weights, counted in the manifest
+    weights = {row["layer"]: row for row in manifest["layers"]}
+    modules = dict(model.named_modules())
+    for name, row in weights.items():
+        assert int(torch.count_nonzero(modules[name].weight)) == row["nonzero_after"]
+    stored = load_checkpoint(folder / "weights.pt")   # weights-only loadable
+    assert stored["quantized"] and all(q["codes"].dtype == torch.int8
+                                       for q in stored["quantized"].values())
+
+
+def test_program_loads_with_only_torch(exported, copied_study, tmp_path):
+    folder, _ = exported
+    val = load_data(copied_study.config.data).val
+    x = torch.stack([val[i][0] for i in range(5)])
+    torch.save(x, tmp_path / "x.pt")
+    script = (
+        "import importlib.util, sys, torch\n"
+        "assert importlib.util.find_spec('search') is None, 'our package must not be importable'\n"
+        "assert importlib.util.find_spec('trainers') is None\n"
+        f"program = torch.export.load({str(folder / 'model.pt2')!r})\n"
+        f"x = torch.load({str(tmp_path / 'x.pt')!r})\n"
+        "torch.save(program.module()(x), sys.argv[1])\n")
+    out = tmp_path / "y.pt"
+    # -I: isolated mode, ignores PYTHONPATH and the current folder
+    done = subprocess.run([sys.executable, "-I", "-c", script, str(out)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with torch.no_grad():
+        ours = load_exported(folder)(x)
+    assert torch.allclose(torch.load(out), ours, atol=1e-5)
+
+
+def test_export_is_deterministic(exported, copied_study, tmp_path):
+    folder, _ = exported
+    again = copied_study.export(TRIAL, folder=tmp_path / "again", log=lambda line: None)
+    first = load_checkpoint(folder / "weights.pt")
+    second = load_checkpoint(again.folder / "weights.pt")
+    for key, tensor in first["state_dict"].items():
+        assert torch.equal(tensor, second["state_dict"][key]), key
+    for key, q in first["quantized"].items():
+        assert torch.equal(q["codes"], second["quantized"][key]["codes"]), key
+
+
+def test_export_errors(exported, copied_study, capsys):
+    from search.cli import main
+
+    where = ["--output-dir", copied_study.config.output_dir, "--study", "finished"]
+    assert main(["export", "99", *where]) == 2
+    assert "trial must be one of the study's trial numbers 0..6, got 99" in capsys.readouterr().err
+    assert main(["export", "--pick", "--max-flops", "1", *where]) == 1
+    assert "no completed trial meets --max-flops 1" in capsys.readouterr().out
+    assert main(["export", "3", "--knee", *where]) == 2
+    assert "not both" in capsys.readouterr().err
+    (copied_study.folder / "dense.pt").rename(copied_study.folder / "dense.moved")
+    try:
+        assert main(["export", "1", *where]) == 2
+        assert "dense reference" in capsys.readouterr().err
+    finally:
+        (copied_study.folder / "dense.moved").rename(copied_study.folder / "dense.pt")

@@ -1,0 +1,98 @@
+"""pick: constraints, preference rule, knee, nearest trials; the CLI on the finished study."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from search.pick import PickSettings, format_pick, knee_index, pick_trial
+from search.schema import ConfigError
+
+METRICS = ["accuracy", "flops", "energy_uj"]
+DIRECTIONS = ["maximize", "minimize", "minimize"]
+
+
+def _frame():
+    rows = [  # trial, accuracy, flops, energy_uj, size_bytes
+        (0, 0.98, 1.0e6, 3.0, 40_000),
+        (1, 0.97, 5.0e5, 1.5, 12_000),
+        (2, 0.95, 2.0e5, 0.6, 6_000),
+        (3, 0.80, 5.0e4, 0.2, 2_000),
+        (4, 0.94, 6.0e5, 2.0, 20_000),   # dominated by trial 1
+    ]
+    frame = pd.DataFrame(rows, columns=["trial", "accuracy", "flops", "energy_uj", "size_bytes"])
+    frame["state"] = "COMPLETE"
+    failed = pd.DataFrame([{"trial": 5, "state": "FAIL"}])
+    return pd.concat([frame, failed], ignore_index=True)
+
+
+def test_cost_constraint_then_highest_accuracy():
+    result = pick_trial(_frame(), PickSettings(max_flops=5.5e5), METRICS, DIRECTIONS)
+    assert result.trial == 1
+    assert result.feasible == 3 and result.candidates == 5
+    assert "highest accuracy" in result.reason and "flops 5e+05 <= 5.5e+05" in result.reason
+
+
+def test_accuracy_floor_alone_prefers_the_cheapest_model():
+    result = pick_trial(_frame(), PickSettings(min_accuracy=0.95), METRICS, DIRECTIONS)
+    assert result.trial == 2
+    assert "lowest flops" in result.reason
+
+
+def test_size_limit_in_kilobytes_and_explicit_preference():
+    result = pick_trial(_frame(), PickSettings(max_size_kb=13, prefer="energy_uj"), METRICS,
+                        DIRECTIONS)
+    assert result.trial == 3
+    assert "size_kb 1.9531 <= 13" in result.reason
+
+
+def test_nothing_fits_names_the_constraints_and_the_nearest_trials():
+    settings = PickSettings(min_accuracy=0.99, max_energy_uj=0.5)
+    result = pick_trial(_frame(), settings, METRICS, DIRECTIONS)
+    assert not result and result.trial is None
+    assert "--min-accuracy 0.99 --max-energy-uj 0.5" in result.reason
+    # relative misses: trial 3 only accuracy (0.19/0.99); trial 2 accuracy 0.04 + energy 0.2
+    assert result.nearest["trial"].tolist()[:2] == [3, 2]
+    text = format_pick(result)
+    assert "nearest trials" in text and "energy_uj 0.6000 <= 0.5000" in text
+
+
+def test_knee_weighs_quality_and_cost_equally():
+    values = np.array([[1.0, 10.0, 10.0], [0.9, 2.0, 2.0], [0.5, 1.0, 1.0]])
+    assert knee_index(values, DIRECTIONS) == 1
+    result = pick_trial(_frame(), PickSettings(knee=True), METRICS, DIRECTIONS)
+    assert result.trial == 2 and "knee" in result.reason
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_flops": -1.0}, "max_flops must be > 0, got -1.0"),
+    ({"min_accuracy": 1.5}, "min_accuracy must be in [0, 1], got 1.5"),
+    ({"knee": True, "prefer": "flops"}, "choose either knee or prefer"),
+])
+def test_bad_settings_are_rejected_with_the_rule(kwargs, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        PickSettings(**kwargs)
+
+
+def test_unknown_preference_lists_the_metrics():
+    with pytest.raises(ConfigError, match="prefer must be a recorded metric.*got 'speed'"):
+        pick_trial(_frame(), PickSettings(prefer="speed"), METRICS, DIRECTIONS)
+
+
+def test_pick_api_and_cli_on_the_finished_study(finished_study, cli):
+    front = finished_study.front()
+    best = front.sort_values(["accuracy", "flops"], ascending=[False, True]).iloc[0]
+    assert finished_study.pick().trial == int(best["trial"])
+    limit = float(front["flops"].min()) * 1.01
+    found = finished_study.pick(max_flops=limit)
+    assert found and found.row["flops"] <= limit
+
+    code, out, _ = cli("pick", "--max-flops", f"{limit:g}")
+    assert code == 0
+    assert f"picked trial {found.trial}:" in out
+    code, out, _ = cli("pick", "--max-flops", "1", "--min-accuracy", "0.5")
+    assert code == 1
+    assert "no completed trial meets --max-flops 1 --min-accuracy 0.5" in out
+    assert "nearest trials" in out
+    code, _, err = cli("pick", "--min-accuracy", "2")
+    assert code == 2 and "min_accuracy must be in [0, 1], got 2.0" in err

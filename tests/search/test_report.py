@@ -1,0 +1,65 @@
+"""report: files, a self-contained index.html, and the page checked in headless Chromium."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from headless_browser import find_chromium, load_page
+from search.pick import PickSettings
+
+
+@pytest.fixture(scope="module")
+def report(finished_study, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    index = finished_study.report(picks=[PickSettings(knee=True)], trials=[3], folder=folder)
+    return index
+
+
+def test_report_writes_every_figure_and_links_only_local_files(report, finished_study):
+    folder = report.parent
+    knee = finished_study.pick(knee=True).trial
+    expected = {"front_accuracy_flops.png", "front_accuracy_energy.png", "hypervolume.png",
+                "compression.png", "importances.png", "layers_trial3.png",
+                f"layers_trial{knee}.png", "index.html"}
+    assert expected <= {p.name for p in folder.iterdir()}
+    for png in folder.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = report.read_text()
+    assert not re.search(r'<(script|link|img)[^>]+(src|href)="https?:', page)  # all inline/local
+    assert len(page) > 1_000_000
+    for name in re.findall(r'<img src="([^"]+)"', page):
+        assert (folder / name).is_file(), name
+    for section in ("status", "front", "picks", "hypervolume", "importances"):
+        assert f'<section id="{section}">' in page
+    assert f"Trial {knee}" in page and "Trial 3" in page and "knee" in page
+
+
+@pytest.mark.slow
+def test_index_loads_in_headless_chromium_without_errors(report):
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed: `apt-get install -y chromium` (.ci/run does)")
+    probe = ("({figures: document.querySelectorAll('.plotly-graph-div .main-svg').length > 0 ?"
+             " document.querySelectorAll('.plotly-graph-div').length : 0,"
+             " divs: document.querySelectorAll('.plotly-graph-div').length,"
+             " images: Array.from(document.images).map(i => i.complete && i.naturalWidth > 0),"
+             " title: document.title})")
+    page = load_page(report.as_uri(), expression=probe)
+    assert page.errors == []
+    assert page.evaluated["divs"] == 3 and page.evaluated["figures"] == 3
+    assert page.evaluated["images"] and all(page.evaluated["images"])
+    assert "study 'finished'" in page.evaluated["title"]
+    shot = report.parent / "screenshot.png"
+    shot.write_bytes(page.screenshot)
+    pixels = imread(shot)
+    assert pixels.shape[0] > 2000 and pixels.shape[1] == 1200      # the whole page
+    assert np.std(pixels[..., :3]) > 0.05                           # not a blank page
+
+
+def test_report_cli(cli, tmp_path):
+    code, out, _ = cli("report", "--to", str(tmp_path), "--max-size-kb", "1000")
+    assert code == 0
+    assert out.strip() == f"report: {tmp_path / 'index.html'}"
+    assert (tmp_path / "front_accuracy_flops.png").is_file()

@@ -1,0 +1,71 @@
+"""sensitivity: per-layer accuracy without fine-tuning, weight statistics, sparsity bounds."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from search.config import load_config
+from search.schema import ConfigError
+from search.sensitivity import (load_sensitivity, max_sparsity_bounds, run_sensitivity,
+                                sensitivity_bounds, weight_statistics)
+
+
+def test_bounds_stop_at_the_first_grid_point_beyond_the_tolerated_drop():
+    table = pd.DataFrame({
+        "layer": ["a"] * 3 + ["b"] * 3,
+        "sparsity": [0.5, 0.8, 0.9] * 2,
+        "drop": [0.0, 0.005, 0.03, 0.02, 0.0, 0.0],   # b: fails at the first point already
+    })
+    assert max_sparsity_bounds(table, 0.01) == {"a": 0.8, "b": 0.0}
+    assert max_sparsity_bounds(table, 0.05) == {"a": 0.9, "b": 0.9}
+    with pytest.raises(ConfigError, match="max_drop must be in \\[0, 1\\), got 2"):
+        max_sparsity_bounds(table, 2)
+
+
+def test_weight_statistics_on_a_hand_made_layer():
+    layer = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, -2.0, 0.001, 0.0]]))
+    stats = weight_statistics(nn.Sequential(layer), ["0"]).iloc[0]
+    assert stats["params"] == 4
+    assert stats["l1_norm"] == pytest.approx(3.001)
+    assert stats["max_abs"] == 2.0
+    assert stats["near_zero_fraction"] == 0.5          # |w| < 0.01 * 2: 0.001 and 0
+
+
+def test_sensitivity_of_the_finished_study(finished_study, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(finished_study.folder, runs / "finished")
+    config = load_config(runs / "finished" / "config.yaml").with_overrides(output_dir=str(runs))
+    result = run_sensitivity(config, grid=(0.5, 0.97), log=lambda line: None)
+    layers = [layer for layer in result.layers]
+    assert len(result.accuracy) == 2 * len(layers) == 10
+    assert result.dense_accuracy == pytest.approx(finished_study.dense_reference()["accuracy"])
+    assert (result.accuracy["drop"] == result.dense_accuracy - result.accuracy["accuracy"]).all()
+    # pruning 97% of the last layer alone leaves a 4-class classifier with ~15 weights: it hurts
+    last = result.accuracy[result.accuracy["layer"] == layers[-1]].set_index("sparsity")
+    assert last.loc[0.97, "drop"] > 0.05
+    table = result.table()
+    assert list(table["layer"]) == layers and {"acc@0.5", "acc@0.97"} <= set(table.columns)
+
+    from search.cli import main
+    code = main(["sensitivity", "--output-dir", str(runs), "--study", "finished",
+                 "--grid", "0.5,0.97", "--max-drop", "0.02"])
+    assert code == 0
+    summary = json.loads((runs / "finished" / "sensitivity" / "summary.json").read_text())
+    assert summary["max_sparsity"] == result.bounds(0.02)
+    assert (runs / "finished" / "sensitivity" / "sensitivity.png").is_file()
+    assert load_sensitivity(runs / "finished").accuracy.equals(result.accuracy)
+    assert sensitivity_bounds(runs / "finished", 0.02) == result.bounds(0.02)
+    assert main(["sensitivity", "--output-dir", str(runs), "--study", "finished",
+                 "--grid", "0.5,1.5"]) == 2
+
+
+def test_bounds_without_an_analysis_say_what_to_run(tmp_path):
+    with pytest.raises(ConfigError, match="run `sparsity-search sensitivity` first"):
+        sensitivity_bounds(tmp_path, 0.01)

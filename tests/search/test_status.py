@@ -1,0 +1,41 @@
+"""status: counts, budget, front size and hypervolume of the finished study (API and CLI)."""
+from __future__ import annotations
+
+import json
+
+from search.hypervolume import study_hypervolume
+
+
+def test_status_counts_the_finished_study(finished_study):
+    status = finished_study.status()
+    trials = finished_study.trials()
+    assert status.study == "finished"
+    assert status.complete == len(trials) == 7
+    assert status.failed == status.running == 0
+    assert status.budget == 7 and status.budget_left == 0
+    assert status.front_size == len(finished_study.front())
+    assert 0 < status.trial_seconds and status.trial_seconds <= status.wall_seconds + 1e-6
+    objectives = finished_study.config.search.objectives
+    expected = study_hypervolume(trials, objectives.metrics, objectives.directions,
+                                 finished_study.dense_reference())
+    assert status.hypervolume == expected > 0
+    assert status.best_accuracy == trials["accuracy"].max()
+
+
+def test_status_cli_table_and_json(cli, finished_study):
+    code, out, _ = cli("status")
+    assert code == 0
+    assert "7 complete, 0 running, 0 failed" in out
+    assert "7 trials, 0 left" in out
+    code, out, _ = cli("status", "--json")
+    data = json.loads(out)
+    assert data["front_size"] == len(finished_study.front())
+    assert data["hypervolume"] == finished_study.status().hypervolume
+
+
+def test_status_of_a_missing_study_exits_2(cli, capsys, tmp_path):
+    from search.cli import main
+
+    code = main(["status", "--output-dir", str(tmp_path), "--study", "nothing"])
+    assert code == 2
+    assert "no study storage at" in capsys.readouterr().err

@@ -290,7 +290,8 @@ def open_existing(config: ExperimentConfig) -> StudyResult:
 
 def analyse_sensitivity(config: ExperimentConfig | str | Path | None = None, *,
                         grid: Sequence[float] | None = None, criterion: str = "magnitude",
-                        max_drop: float | None = None, log: Callable[[str], None] = print,
+                        granularity: str = "unstructured", max_drop: float | None = None,
+                        log: Callable[[str], None] = print,
                         **context: Any) -> "SensitivityResult":
     """Per-layer sensitivity of the study's dense reference; written to ``<study>/sensitivity/``.
 
@@ -301,7 +302,7 @@ def analyse_sensitivity(config: ExperimentConfig | str | Path | None = None, *,
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
     config.study_dir.mkdir(parents=True, exist_ok=True)
-    result = run_sensitivity(config, grid=grid or DEFAULT_GRID, criterion=criterion, log=log,
-                             **context)
+    result = run_sensitivity(config, grid=grid or DEFAULT_GRID, criterion=criterion,
+                             granularity=granularity, log=log, **context)
     write_sensitivity(result, config.study_dir, max_drop)
     return result

@@ -104,8 +104,10 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from search.sensitivity import FOLDER, format_sensitivity
 
     config = resolve_config(args)
+    if args.device:
+        config = config.with_overrides(device=args.device)
     result = analyse_sensitivity(config, grid=args.grid, criterion=args.criterion,
-                                 max_drop=args.max_drop)
+                                 granularity=args.granularity, max_drop=args.max_drop)
     print(format_sensitivity(result, args.max_drop))
     print(f"\nwritten: {config.study_dir / FOLDER}")
     return 0
@@ -146,6 +148,8 @@ def add_decide_commands(sub: argparse._SubParsersAction,
     sens.add_argument("--grid", type=_grid, default=None,
                       help="sparsities, comma-separated (default 0.25,0.5,0.7,0.8,0.9,0.95,0.98)")
     sens.add_argument("--criterion", default="magnitude", help="pruning criterion")
+    sens.add_argument("--granularity", default="unstructured",
+                      help="unstructured | channel | n:m")
     sens.add_argument("--max-drop", type=float,
                       help="tolerated accuracy drop (e.g. 0.01): print per-layer sparsity bounds")
     sens.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")

@@ -3,8 +3,9 @@
 Steps: read the study's saved config and the dense reference (``dense.pt``), rebuild the search
 space and check it against the stored ``space_signature``, replay the trial's parameters through
 ``SearchSpace.from_params``, retrain with the trial's seed through the same function the trial used
-(``trainers.evaluate.train_candidate``), fold masks and bit-widths into plain weights, remove pruned
-channels physically for channel granularities, re-measure, and write (each file atomically) into
+(``trainers.evaluate.train_candidate``), take its deployable form (``exported_form``: masks and
+bit-widths folded into plain weights, pruned channels physically removed by ``shrink_model`` for
+channel granularity), re-measure, and write (each file atomically) into
 ``<study>/exports/<trial>/``:
 
 - ``weights.pt``   weights-only checkpoint: float tensors plus, for quantized layers, integer codes
@@ -37,6 +38,7 @@ from trainers.quantization import quant_scale
 FORMAT = "sparsity-search-export/1"
 REPRODUCE_TOLERANCE = 0.002          # accuracy points / 100: 0.2 points
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CODE_TOLERANCE = 1e-3               # |w / scale - round(w / scale)| for a weight to be "on the grid"
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,7 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     """
     from search.context import build_study_context, set_threads
     from search.study import describe_difference
-    from trainers.evaluate import train_candidate
-    from trainers.pruning import fold
+    from trainers.evaluate import exported_form, train_candidate
     from trainers.training import evaluate as evaluate_metric
 
     trial = _completed_trial(result.study, trial_number)
@@ -85,12 +86,11 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     if recorded is not None and Candidate.from_flat_dict(recorded) != candidate:
         raise ConfigError(f"trial {trial_number}: parameters replay to {candidate.to_flat_dict()}, "
                           f"but the trial recorded {recorded}")
-    log(f"retraining trial {trial_number} ({config.finetune.epochs} fine-tuning epochs, "
-        f"seed {candidate.seed}) ...")
-    model = train_candidate(candidate, context)
-    fold(model)
-    removed = shrink_channels(model, candidate, context, log)
-    model = model.cpu().eval()
+    log(f"retraining trial {trial_number} ({candidate.schedule} schedule, seed "
+        f"{candidate.seed}) ...")
+    run = train_candidate(candidate, context)
+    model = exported_form(run.model, candidate, context).cpu().eval()
+    removed = run.shrunk or candidate.granularity == "channel"
     cpu = torch.device("cpu")
     measured = {
         "accuracy": evaluate_metric(model, context.data.val, cpu, context.metric_fn),
@@ -154,31 +154,39 @@ def _check_dense_reference(config: ExperimentConfig, key: str | None) -> None:
                           f"study's config.yaml; the trial cannot be rebuilt")
 
 
-def shrink_channels(model: nn.Module, candidate: Candidate, context: Any,
-                    log: Callable[[str], None]) -> bool:
-    """Physically remove pruned channels for channel granularities; False when nothing changed.
+def quantized_codes(weight: torch.Tensor, bits: int) -> dict[str, Any] | None:
+    """Integer codes and per-output-channel scales that reproduce an already fake-quantized
+    weight exactly (to float precision); ``None`` when no such scales are found.
 
-    Unstructured sparsity has no channel to remove: the zeros stay in dense tensors (the size on
-    disk and real speed of such a model are those of a dense one until a sparse format is used).
+    Normally each row's scale is max|w| / qmax. After channel removal a row may have lost the
+    input channel that held its largest value; its values are still integer multiples of the
+    original scale, so for <= 8 bits the row's scale is searched as max|w| / m, m = 1..qmax.
     """
-    if candidate.granularity == "unstructured":
-        return False
-    try:
-        from trainers.pruning.structured import shrink_model
-    except ImportError:
-        log(f"granularity '{candidate.granularity}': physical channel removal is not available "
-            f"in this version; exporting with the zeroed channels kept")
-        return False
-    shrink_model(model, context.data.input_shape)
-    return True
+    qmax = 2 ** (bits - 1) - 1
+    rows = weight.reshape(weight.shape[0], -1).to(torch.float64)
+    scale = quant_scale(weight, bits).reshape(-1).to(torch.float64)
 
+    def misfit(scales: torch.Tensor) -> torch.Tensor:
+        codes = rows / scales[:, None]
+        return (codes - codes.round()).abs().amax(dim=1)
 
-def quantized_codes(weight: torch.Tensor, bits: int) -> dict[str, Any]:
-    """Integer codes and per-output-channel scales of an already fake-quantized weight."""
-    scale = quant_scale(weight, bits)
-    codes = torch.round(weight / scale)
+    bad = misfit(scale) > CODE_TOLERANCE
+    if bad.any() and bits <= 8:
+        for level in range(1, qmax + 1):
+            index = bad.nonzero().squeeze(1)
+            peak = rows[index].abs().amax(dim=1)
+            candidate = torch.where(peak > 0, peak / level, torch.ones_like(peak))
+            ratio = rows[index] / candidate[:, None]
+            fits = (ratio - ratio.round()).abs().amax(dim=1) <= CODE_TOLERANCE
+            scale[index[fits]] = candidate[fits]
+            bad = misfit(scale) > CODE_TOLERANCE
+            if not bad.any():
+                break
+    if (misfit(scale) > CODE_TOLERANCE).any():
+        return None
+    codes = (rows / scale[:, None]).round().clamp(-qmax, qmax).reshape(weight.shape)
     dtype = torch.int8 if bits <= 8 else torch.int16
-    return {"codes": codes.to(dtype), "scale": scale.reshape(-1).to(torch.float32), "bits": bits}
+    return {"codes": codes.to(dtype), "scale": scale.to(torch.float32), "bits": bits}
 
 
 def write_export(out: Path, model: nn.Module, config: ExperimentConfig, bits: Mapping[str, int],
@@ -194,8 +202,10 @@ def write_export(out: Path, model: nn.Module, config: ExperimentConfig, bits: Ma
     modules = dict(model.named_modules())
     for name, width in bits.items():
         if width < 32:
-            quantized[name] = quantized_codes(modules[name].weight.detach().cpu(), width)
-            state.pop(f"{name}.weight")
+            codes = quantized_codes(modules[name].weight.detach().cpu(), width)
+            if codes is not None:      # else the float weight (on its grid) is stored as is
+                quantized[name] = codes
+                state.pop(f"{name}.weight")
     save_checkpoint({"format": FORMAT, "state_dict": state, "quantized": quantized},
                     out / "weights.pt")
     program, dynamic = export_program(model, example)

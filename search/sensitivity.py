@@ -101,27 +101,23 @@ def weight_statistics(model: Any, layer_names: Sequence[str],
 
 
 def run_sensitivity(config: Any, *, grid: Sequence[float] = DEFAULT_GRID,
-                    criterion: str = "magnitude", data: Any = None,
-                    model_factory: Callable[[], Any] | None = None,
+                    criterion: str = "magnitude", granularity: str = "unstructured",
+                    data: Any = None, model_factory: Callable[[], Any] | None = None,
                     log: Callable[[str], None] = print) -> SensitivityResult:
-    """Measure every prunable layer of the study's dense reference (trained first if missing)."""
-    import torch
-    from torch.nn.utils import parametrize
+    """Measure every prunable layer of the study's dense reference (trained first if missing).
 
+    Each point prunes one layer with the study's own pruner (``criterion`` at ``granularity``,
+    data-driven criteria read the configured scoring batches), evaluates, and removes the masks.
+    """
     from search.context import build_study_context, set_threads
-    from trainers.pruning import attach, get_criterion, mask_from_scores
+    from spaces.candidate import Candidate
+    from trainers import method
     from trainers.training import evaluate as evaluate_metric
 
     grid = validate_grid(grid)
-    try:
-        scorer = get_criterion(criterion)
-    except ValueError as exc:
-        raise ConfigError(f"--criterion: {exc}") from exc
     set_threads(config)
     context, _space = build_study_context(config, log=log, data=data, model_factory=model_factory)
-    model = context.model_factory()
-    model.load_state_dict(context.dense_state)
-    model.to(context.device).eval()
+    model = method.dense_model(context).eval()
     val = context.data.val
 
     def accuracy() -> float:
@@ -129,22 +125,33 @@ def run_sensitivity(config: Any, *, grid: Sequence[float] = DEFAULT_GRID,
 
     dense_accuracy = accuracy()
     names = [layer.name for layer in context.layers]
-    modules = dict(model.named_modules())
     rows = []
     log(f"sensitivity of {len(names)} layers at sparsities {list(grid)} "
-        f"({criterion}, no fine-tuning) ...")
+        f"({criterion}, {granularity}, no fine-tuning) ...")
     for name in names:
-        module = modules[name]
-        with torch.no_grad():
-            scores = scorer.score(module, layer_name=name, seed=config.seed)
         for sparsity in grid:
-            attach(model, {name: mask_from_scores(scores, sparsity)}, {name: 32})
+            candidate = Candidate(sparsity={name: sparsity}, bits={}, criterion=criterion,
+                                  granularity=granularity, seed=config.seed)
+            try:
+                method.make_pruner(candidate, context).step(model)
+            except ValueError as exc:
+                raise ConfigError(f"sensitivity: {exc}") from exc
             value = accuracy()
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+            _remove_masks(model)
             rows.append({"layer": name, "sparsity": sparsity, "accuracy": value,
                          "drop": dense_accuracy - value})
     return SensitivityResult(pd.DataFrame(rows), weight_statistics(model, names), dense_accuracy,
                              criterion, grid, names)
+
+
+def _remove_masks(model: Any) -> None:
+    """Drop every parametrization, restoring the original (dense) tensors."""
+    from torch.nn.utils import parametrize
+
+    for module in model.modules():
+        if parametrize.is_parametrized(module):
+            for tensor_name in list(module.parametrizations.keys()):
+                parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=False)
 
 
 def write_sensitivity(result: SensitivityResult, study_dir: str | Path,

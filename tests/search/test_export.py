@@ -129,3 +129,47 @@ def test_export_errors(exported, copied_study, capsys):
         assert "dense reference" in capsys.readouterr().err
     finally:
         (copied_study.folder / "dense.moved").rename(copied_study.folder / "dense.pt")
+
+
+@pytest.mark.slow
+def test_channel_pruned_trial_exports_a_physically_smaller_model(finished_study, tmp_path):
+    """Channel granularity: the export has fewer channels, still reproduces, and both loaders
+    (ours, which resizes the architecture, and torch.export) give the same outputs."""
+    from search.api import run_search
+    from search.config import config_from_dict
+    from conftest import FINISHED_STUDY
+
+    runs = tmp_path / "runs"
+    (runs / "channels").mkdir(parents=True)
+    shutil.copy(finished_study.folder / "dense.pt", runs / "channels" / "dense.pt")  # same key
+    config = config_from_dict({
+        **FINISHED_STUDY, "study": "channels", "output_dir": str(runs),
+        "space": {"bits": [8, 32], "granularities": ["channel"], "criteria": ["magnitude"]},
+        "search": {"n_trials": 2, "baseline_sparsities": [0.5], "baseline_bits": [8]}})
+    result = run_search(config, log=lambda line: None)
+    exported = result.export(1, log=lambda line: None)
+    manifest = exported.manifest
+    assert manifest["channels_removed"] is True
+    assert manifest["reproduction"]["within_tolerance"] is True
+    shrunk = [row for row in manifest["layers"] if row["shape_after"][0] < row["shape_before"][0]]
+    assert shrunk, manifest["layers"]
+    assert manifest["params"]["exported_total"] < manifest["params"]["dense_total"]
+    model = load_exported(exported.folder)
+    x = torch.stack([load_data(config.data).val[i][0] for i in range(3)])
+    program = torch.export.load(str(exported.folder / "model.pt2")).module()
+    with torch.no_grad():
+        assert torch.allclose(model(x), program(x), atol=1e-5)
+
+
+def test_codes_reproduce_quantized_weights_even_after_input_channels_are_removed():
+    from search.export import quantized_codes
+    from trainers.quantization import quantize_weight
+
+    torch.manual_seed(0)
+    weight = quantize_weight(torch.randn(6, 10), 4)
+    for kept in (weight, weight[:, 3:], weight[:, ::3]):   # removed columns held row maxima
+        codes = quantized_codes(kept, 4)
+        assert codes is not None and codes["codes"].abs().max() <= 7
+        rebuilt = codes["codes"].float() * codes["scale"][:, None]
+        assert torch.allclose(rebuilt, kept, rtol=1e-6, atol=1e-7)
+    assert quantized_codes(torch.randn(3, 5), 4) is None      # not on any 4-bit grid

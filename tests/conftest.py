@@ -38,3 +38,53 @@ def tiny_config(tmp_path):
     from search.config import config_from_dict
 
     return config_from_dict(tiny_config_dict(tmp_path))
+
+
+# --- A tiny finished study, made once per test session and shared by the read-only command tests
+# (status, pareto, pick, export, report, dashboard). Tests must not add trials to it; copy the
+# folder first (``shutil.copytree``) for anything that writes into it.
+FINISHED_STUDY = {
+    "study": "finished",
+    "threads": 1,
+    "data": {"name": "synthetic", "options": {"samples": 400, "classes": 4}},
+    "model": {"name": "cnn", "options": {"width": 4}},
+    "dense": {"epochs": 4, "lr": 0.005},
+    "finetune": {"epochs": 1, "lr": 0.002},
+    "space": {"bits": [4, 8, 32]},
+    "search": {"n_trials": 7, "baseline_sparsities": [0.5, 0.9], "baseline_bits": [32, 8],
+               "population_size": 4},
+}
+
+
+@pytest.fixture(scope="session")
+def finished_study(tmp_path_factory):
+    """``StudyResult`` of a 7-trial study on synthetic data (dense + 4 uniform sweeps + 2 drawn).
+
+    Its folder is ``result.folder`` (``<tmp>/runs/finished``), with ``config.yaml``, ``dense.pt``,
+    ``study.db``, ``trials.csv`` and ``pareto.csv``.
+    """
+    from search.api import run_search
+    from search.config import config_from_dict
+
+    root: Path = tmp_path_factory.mktemp("finished")
+    config = config_from_dict({**FINISHED_STUDY, "output_dir": str(root / "runs")})
+    return run_search(config, log=lambda line: None)
+
+
+@pytest.fixture
+def study_cli(finished_study, capsys):
+    """Run ``sparsity-search <command> --output-dir <tmp>/runs --study finished <args>`` in this
+    process (``search.cli.main``; a subprocess would pay torch's import each time).
+    Returns ``(exit code, stdout, stderr)``."""
+    from search.cli import main
+
+    where = ["--output-dir", finished_study.config.output_dir,
+             "--study", finished_study.config.study]
+
+    def run(command: str, *args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([command, *where, *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -9,8 +9,8 @@ import pandas as pd
 from search.front_formats import markdown_table
 
 
-def test_csv_holds_every_front_trial_sorted_best_first(cli, finished_study):
-    code, out, _ = cli("pareto", "--format", "csv", "--sort", "flops")
+def test_csv_holds_every_front_trial_sorted_best_first(study_cli, finished_study):
+    code, out, _ = study_cli("pareto", "--format", "csv", "--sort", "flops")
     assert code == 0
     table = pd.read_csv(io.StringIO(out))
     front = finished_study.front()
@@ -19,25 +19,25 @@ def test_csv_holds_every_front_trial_sorted_best_first(cli, finished_study):
     assert {"accuracy", "flops", "energy_uj", "test_accuracy"} <= set(table.columns)
 
 
-def test_json_sorted_by_accuracy_descending(cli, finished_study):
-    code, out, _ = cli("pareto", "--format", "json", "--sort", "accuracy")
+def test_json_sorted_by_accuracy_descending(study_cli, finished_study):
+    code, out, _ = study_cli("pareto", "--format", "json", "--sort", "accuracy")
     records = json.loads(out)
     accuracies = [r["accuracy"] for r in records]
     assert accuracies == sorted(accuracies, reverse=True)
     assert len(records) == len(finished_study.front())
 
 
-def test_markdown_and_table(cli, finished_study):
-    code, out, _ = cli("pareto", "--format", "markdown")
+def test_markdown_and_table(study_cli, finished_study):
+    code, out, _ = study_cli("pareto", "--format", "markdown")
     lines = out.strip().splitlines()
     assert lines[0].startswith("| trial | val_acc |") and lines[1].startswith("|---|")
     assert len(lines) == 2 + len(finished_study.front())
-    code, out, _ = cli("pareto")
+    code, out, _ = study_cli("pareto")
     assert "val_acc" in out and "MFLOPs" in out
 
 
-def test_unknown_sort_metric_lists_the_valid_ones(cli):
-    code, _, err = cli("pareto", "--sort", "speed")
+def test_unknown_sort_metric_lists_the_valid_ones(study_cli):
+    code, _, err = study_cli("pareto", "--sort", "speed")
     assert code == 2
     assert "--sort must be a recorded metric" in err and "'flops'" in err and "got 'speed'" in err
 

@@ -79,7 +79,7 @@ def test_unknown_preference_lists_the_metrics():
         pick_trial(_frame(), PickSettings(prefer="speed"), METRICS, DIRECTIONS)
 
 
-def test_pick_api_and_cli_on_the_finished_study(finished_study, cli):
+def test_pick_api_and_cli_on_the_finished_study(finished_study, study_cli):
     front = finished_study.front()
     best = front.sort_values(["accuracy", "flops"], ascending=[False, True]).iloc[0]
     assert finished_study.pick().trial == int(best["trial"])
@@ -87,12 +87,12 @@ def test_pick_api_and_cli_on_the_finished_study(finished_study, cli):
     found = finished_study.pick(max_flops=limit)
     assert found and found.row["flops"] <= limit
 
-    code, out, _ = cli("pick", "--max-flops", f"{limit:g}")
+    code, out, _ = study_cli("pick", "--max-flops", f"{limit:g}")
     assert code == 0
     assert f"picked trial {found.trial}:" in out
-    code, out, _ = cli("pick", "--max-flops", "1", "--min-accuracy", "0.5")
+    code, out, _ = study_cli("pick", "--max-flops", "1", "--min-accuracy", "0.5")
     assert code == 1
     assert "no completed trial meets --max-flops 1 --min-accuracy 0.5" in out
     assert "nearest trials" in out
-    code, _, err = cli("pick", "--min-accuracy", "2")
+    code, _, err = study_cli("pick", "--min-accuracy", "2")
     assert code == 2 and "min_accuracy must be in [0, 1], got 2.0" in err

@@ -58,8 +58,8 @@ def test_index_loads_in_headless_chromium_without_errors(report):
     assert np.std(pixels[..., :3]) > 0.05                           # not a blank page
 
 
-def test_report_cli(cli, tmp_path):
-    code, out, _ = cli("report", "--to", str(tmp_path), "--max-size-kb", "1000")
+def test_report_cli(study_cli, tmp_path):
+    code, out, _ = study_cli("report", "--to", str(tmp_path), "--max-size-kb", "1000")
     assert code == 0
     assert out.strip() == f"report: {tmp_path / 'index.html'}"
     assert (tmp_path / "front_accuracy_flops.png").is_file()

@@ -22,18 +22,18 @@ def test_status_counts_the_finished_study(finished_study):
     assert status.best_accuracy == trials["accuracy"].max()
 
 
-def test_status_cli_table_and_json(cli, finished_study):
-    code, out, _ = cli("status")
+def test_status_cli_table_and_json(study_cli, finished_study):
+    code, out, _ = study_cli("status")
     assert code == 0
     assert "7 complete, 0 running, 0 failed" in out
     assert "7 trials, 0 left" in out
-    code, out, _ = cli("status", "--json")
+    code, out, _ = study_cli("status", "--json")
     data = json.loads(out)
     assert data["front_size"] == len(finished_study.front())
     assert data["hypervolume"] == finished_study.status().hypervolume
 
 
-def test_status_of_a_missing_study_exits_2(cli, capsys, tmp_path):
+def test_status_of_a_missing_study_exits_2(study_cli, capsys, tmp_path):
     from search.cli import main
 
     code = main(["status", "--output-dir", str(tmp_path), "--study", "nothing"])

@@ -51,14 +51,16 @@ FINISHED_STUDY = {
     "dense": {"epochs": 4, "lr": 0.005},
     "finetune": {"epochs": 1, "lr": 0.002},
     "space": {"bits": [4, 8, 32]},
-    "search": {"n_trials": 7, "baseline_sparsities": [0.5, 0.9], "baseline_bits": [32, 8],
-               "population_size": 4},
+    "cost": {"measure_latency": False},
+    "search": {"n_trials": 7, "baseline_sparsities": [0.5, 0.9], "baseline_bits": [8],
+               "baselines": ["uniform"], "population_size": 4},
 }
 
 
 @pytest.fixture(scope="session")
 def finished_study(tmp_path_factory):
-    """``StudyResult`` of a 7-trial study on synthetic data (dense + 4 uniform sweeps + 2 drawn).
+    """``StudyResult`` of a 7-trial study on synthetic data: trial 0 dense, 1 and 2 the uniform
+    50% and 90% sweeps at 8 bits, 3-6 drawn by NSGA-II.
 
     Its folder is ``result.folder`` (``<tmp>/runs/finished``), with ``config.yaml``, ``dense.pt``,
     ``study.db``, ``trials.csv`` and ``pareto.csv``.

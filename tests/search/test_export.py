@@ -17,7 +17,7 @@ from trainers.checkpoint import load_checkpoint
 from trainers.data import load_data
 from trainers.training import evaluate
 
-TRIAL = 3   # the enqueued uniform baseline: 50% sparsity in every searched layer at 8 bits
+TRIAL = 1   # the enqueued uniform baseline: 50% sparsity in every searched layer at 8 bits
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,8 @@ def test_manifest_records_candidate_metrics_layers_and_versions(exported, copied
     for row in manifest["layers"]:
         assert row["bits"] == 8
         assert row["levels_max"] <= 2 ** 8 - 2
-        assert row["measured_sparsity"] >= row["sparsity"] - 1e-9
+        # at least the masked fraction (rounded to whole weights); quantization adds zeros
+        assert row["measured_sparsity"] >= row["sparsity"] - 1 / row["params_before"]
         assert row["nonzero_after"] == row["params_after"] - round(
             row["measured_sparsity"] * row["params_after"])
 
@@ -121,7 +122,7 @@ def test_export_errors(exported, copied_study, capsys):
     assert "trial must be one of the study's trial numbers 0..6, got 99" in capsys.readouterr().err
     assert main(["export", "--pick", "--max-flops", "1", *where]) == 1
     assert "no completed trial meets --max-flops 1" in capsys.readouterr().out
-    assert main(["export", "3", "--knee", *where]) == 2
+    assert main(["export", "1", "--knee", *where]) == 2
     assert "not both" in capsys.readouterr().err
     (copied_study.folder / "dense.pt").rename(copied_study.folder / "dense.moved")
     try:
@@ -145,7 +146,8 @@ def test_channel_pruned_trial_exports_a_physically_smaller_model(finished_study,
     config = config_from_dict({
         **FINISHED_STUDY, "study": "channels", "output_dir": str(runs),
         "space": {"bits": [8, 32], "granularities": ["channel"], "criteria": ["magnitude"]},
-        "search": {"n_trials": 2, "baseline_sparsities": [0.5], "baseline_bits": [8]}})
+        "search": {"n_trials": 2, "baseline_sparsities": [0.5], "baseline_bits": [8],
+                   "baselines": ["uniform"]}})
     result = run_search(config, log=lambda line: None)
     exported = result.export(1, log=lambda line: None)
     manifest = exported.manifest

@@ -110,7 +110,9 @@ class StudyResult:
                **context: Any) -> "ExportResult":
         """Export ``trial`` (or the one ``pick`` chooses) to ``<study>/exports/<trial>/``.
 
-        ``context`` passes ``data`` / ``model_factory`` for studies of custom models.
+        A study run in this process is exported from its own context; one opened from disk
+        with a custom model needs ``model_factory`` / ``data`` (and ``loss_fn``, ``metric_fn``,
+        ``dense_key`` if ``run_search`` had them) in ``context``.
         """
         from search.export import export_trial
         from search.schema import ConfigError

@@ -75,11 +75,10 @@ def mask_sparsity(model: nn.Module) -> dict[str, float]:
 
 
 def cost_granularity(candidate: Candidate, context: EvalContext) -> str:
-    """The granularity as the cost model reads it: ``n:m`` becomes ``N:M`` with M the block size
-    (the pattern costs log2(M) bits per kept weight; N does not enter it)."""
+    """The granularity as the cost model reads it: ``n:m`` becomes ``n:M`` with M the block size
+    (N varies per layer; the pattern costs log2(M) bits per kept weight)."""
     if candidate.granularity == "n:m":
-        block = context.pruning.nm_block
-        return f"{block // 2}:{block}"
+        return f"n:{context.pruning.nm_block}"
     return candidate.granularity
 
 

@@ -172,3 +172,10 @@ def test_context_pickles_after_channel_trials(context):
     clone = pickle.loads(pickle.dumps(context))
     again = run_schedule(candidate_for(clone, "fpgm", "channel", "gradual"), clone)
     assert again.masks.channels
+
+
+def test_nm_trial_is_costed_with_its_pattern(context):
+    result = evaluate(candidate_for(context, "magnitude", "n:m", "oneshot"), context)
+    assert result.info["sparsity_pattern"] == "N:4"
+    dense_flops = 2 * sum(l.macs for l in context.layers)
+    assert result.metrics["flops"] < 0.75 * dense_flops       # surviving weights only

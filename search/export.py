@@ -331,6 +331,8 @@ def fit_shapes(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
 
 def _update_sizes(module: nn.Module, shape: torch.Size) -> None:
     if isinstance(module, nn.Conv2d):
+        if module.groups > 1 and module.groups == module.in_channels == module.out_channels:
+            module.groups = shape[0]        # depthwise (MobileNet): one group per kept channel
         module.out_channels, module.in_channels = shape[0], shape[1] * module.groups
     elif isinstance(module, nn.Linear):
         module.out_features, module.in_features = shape[0], shape[1]

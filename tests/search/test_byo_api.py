@@ -8,9 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from search.api import run_search
 from search.schema import ConfigError
-from trainers.evaluate import build_candidate_model
-from trainers.pruning import current_masks, fold
-from trainers.pruning.structured import shrink_model
+from search.export import load_exported
 
 TINY = {"threads": 1, "device": "cpu", "cost": {"measure_latency": False}, "dense": {"epochs": 2, "lr": 0.01},
         "finetune": {"epochs": 1}, "space": {"bits": [8, 32]},
@@ -113,14 +111,15 @@ def test_torchvision_model_two_trial_channel_search_on_32x32(tmp_path, arch):
     # Trial 1 is the uniform baseline: channels physically removed, so fewer real FLOPs.
     assert trials.loc[1, "granularity"] == "channel"
     assert trials.loc[1, "flops"] < 0.8 * trials.loc[0, "flops"]
-    candidate = result.space.from_params(result.study.trials[1].params)
-    model = build_candidate_model(candidate, result.context)
-    keep = {name: mask.reshape(mask.shape[0], -1).any(dim=1)
-            for name, mask in current_masks(model).items()}
-    small = shrink_model(fold(model), torch.zeros(1, 3, 32, 32), keep)
-    assert sum(p.numel() for p in small.parameters()) < 0.8 * sum(
-        p.numel() for p in result.context.model_factory().parameters())
-    assert small.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+    # Export loads and runs: channels physically gone, both the state-dict and torch.export forms.
+    exported = result.export(1, log=lambda _: None)
+    small = load_exported(exported.folder)
+    dense_params = sum(p.numel() for p in result.context.model_factory().parameters())
+    assert sum(p.numel() for p in small.parameters()) < 0.8 * dense_params
+    batch = torch.randn(2, 3, 32, 32)
+    assert small(batch).shape == (2, 3)
+    program = torch.export.load(str(exported.folder / exported.manifest["program"]["file"]))
+    assert torch.allclose(program.module()(batch), small(batch), atol=1e-4)
 
 
 def test_bad_api_inputs_are_config_errors(tmp_path):

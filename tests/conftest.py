@@ -90,3 +90,14 @@ def study_cli(finished_study, capsys):
         return code, out, err
 
     return run
+
+
+def load_benchmark(script: str):
+    """Import ``benchmarks/<script>`` as a module (its ``main(argv)`` is then called in-process)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(script.removesuffix(".py"),
+                                                  REPO_ROOT / "benchmarks" / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

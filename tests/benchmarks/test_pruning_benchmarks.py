@@ -5,12 +5,11 @@ The scripts are loaded and their ``main`` called in this process (no second torc
 from __future__ import annotations
 
 import csv
-import importlib.util
 
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from conftest import load_benchmark
 
 SCRIPTS = {
     "structured_speedup.py": {"dense", "25%", "50%", "75%"},
@@ -18,19 +17,12 @@ SCRIPTS = {
 }
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name[:-3], REPO_ROOT / "benchmarks" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_benchmark_runs_tiny_and_writes_csv(script, tmp_path, capsys):
     out = tmp_path / "out.csv"
     threads = torch.get_num_threads()
     try:
-        assert load_script(script).main(["--tiny", "--csv", str(out)]) == 0
+        assert load_benchmark(script).main(["--tiny", "--csv", str(out)]) == 0
     finally:
         torch.set_num_threads(threads)
     assert "CSV:" in capsys.readouterr().out

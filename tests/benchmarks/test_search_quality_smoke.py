@@ -1,21 +1,11 @@
 """Smoke test: the search-quality benchmark runs end to end at a tiny size and reports numbers."""
-import importlib.util
-
 import pandas as pd
 
-from conftest import REPO_ROOT
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "search_quality", REPO_ROOT / "benchmarks" / "search_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_benchmark
 
 
 def test_search_quality_tiny(tmp_path, capsys):
-    bench = load_benchmark()
+    bench = load_benchmark("search_quality.py")
     assert bench.main(["--tiny", "--out", str(tmp_path), "--methods", "uniform_sweep",
                        "default"]) == 0
     table = pd.read_csv(tmp_path / "search_quality.csv")

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from search.config import ExperimentConfig, config_from_dict, load_config
 from search.context import build_study_context, set_threads
+from search.preflight import preflight
 from search.results import front_frame, trials_frame, write_tables
 from search.schema import ConfigError
 from search.study import open_study, run_trials, save_study_config
@@ -233,7 +234,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     except SetupError as exc:
         raise ConfigError(str(exc)) from exc
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    config.study_dir.mkdir(parents=True, exist_ok=True)
+    preflight(config)                   # bad input fails here, before training or writing
     set_threads(config)
     context, space = build_study_context(config, log=log, data=data, model_factory=factory,
                                          loss_fn=loss, metric_fn=metric_fn, dense_key=dense_key)

@@ -12,6 +12,11 @@ from search.config import ExperimentConfig, load_config
 from search.schema import ConfigError
 
 EXIT_BAD_INPUT = 2
+EXIT_STUDY_STOPPED = 3
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def _add_study_args(parser: argparse.ArgumentParser) -> None:
@@ -98,13 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from search.study import StudyStopped
+    from trainers.checkpoint import CheckpointError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, CheckpointError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except StudyStopped as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_STUDY_STOPPED
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -87,6 +87,11 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
                           f"expected a torch.nn.Module")
     basis = cost_basis(probe, data.input_shape)
     layers = list(basis.layers)
+    try:                                 # before any training: a bad space fails in seconds
+        space = SearchSpace(layers, config.space, seed=config.seed,
+                            criteria_by_granularity=criteria_by_granularity(config.space))
+    except ValueError as exc:
+        raise ConfigError(f"space: {exc} (model '{config.model.name}')") from exc
     if dense_key is None:
         from_config = model_factory is None and data_given is None and loss_fn is None
         dense_key = config.dense_key() if from_config else user_dense_key(probe, data, config,
@@ -104,9 +109,4 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
         energy_meter=config.cost.energy_meter, powercap_root=config.cost.powercap_root,
         latency=config.cost.latency_settings(), pruning=config.pruning, dense_train=config.dense,
         loss_fn=loss_fn, metric_fn=metric_fn)
-    try:
-        space = SearchSpace(layers, config.space, seed=config.seed,
-                            criteria_by_granularity=criteria_by_granularity(config.space))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
     return context, space

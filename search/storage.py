@@ -4,17 +4,21 @@
   ``RDBStorage`` with a heartbeat, so trials of a killed process are detected as stale.
 - ``journal:///path/study.log`` (or a path ending in ``.log`` / ``.journal``) gives a
   ``JournalStorage`` on a file: several processes on one machine (or a shared file system) can
-  share it. Optuna gives journals no heartbeat; see ``search.reliability`` for the stale sweep.
+  share it. Optuna gives journals no heartbeat; ``search.reliability`` adds one.
+
+With ``heartbeat=True`` (runs), both record which process runs each trial and sweep trials whose
+process died: they end ``FAIL`` with ``fail_reason = "interrupted"`` and are retried once.
 """
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
 
-import optuna
+from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
+from search.reliability import HeartbeatJournalStorage, RetryInterruptedTrial, SweepingRDBStorage
 from search.schema import ConfigError
 
 HEARTBEAT_SECONDS = 10
@@ -32,25 +36,57 @@ def journal_path(url: str) -> Path:
 def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
     """Open (creating when needed) the storage at ``url``; a clear ``ConfigError`` if it can't."""
     try:
-        if is_journal(url):
-            path = journal_path(url)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path)))
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        kwargs = {}
-        if heartbeat:
-            kwargs = dict(heartbeat_interval=HEARTBEAT_SECONDS,
-                          grace_period=3 * HEARTBEAT_SECONDS)
         with warnings.catch_warnings():
             # Heartbeats are marked experimental in Optuna; they are what makes resume safe.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, **kwargs)
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return _open(url, heartbeat)
     except ConfigError:
         raise
     except Exception as exc:
         raise ConfigError(f"search.storage: cannot open storage '{url}' "
                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+
+
+def repair_journal_tail(path: Path, lock: JournalFileSymlinkLock) -> bool:
+    """Cut a torn last line (no newline) off a journal file; True if one was cut.
+
+    Appends are single ``write`` calls, which a kill does not tear on a local disk, but a crash of
+    the machine or a network file system can. Optuna ignores a torn last line when reading, yet
+    the next append would glue onto it and make the whole journal unreadable.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    lock.acquire()
+    try:
+        with open(path, "rb+") as handle:
+            handle.seek(-1, 2)
+            if handle.read(1) == b"\n":
+                return False
+            handle.seek(0)
+            data = handle.read()
+            handle.truncate(data.rfind(b"\n") + 1)
+            return True
+    finally:
+        lock.release()
+
+
+def _open(url: str, heartbeat: bool) -> BaseStorage:
+    sweep = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=3 * HEARTBEAT_SECONDS,
+                 heartbeat_stale_trial_callback=RetryInterruptedTrial())
+    if is_journal(url):
+        path = journal_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = JournalFileSymlinkLock(str(path))
+        backend = JournalFileBackend(str(path), lock_obj=lock)
+        if not heartbeat:
+            return JournalStorage(backend)
+        repair_journal_tail(path, lock)
+        return HeartbeatJournalStorage(backend, **sweep)
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    if not heartbeat:
+        return RDBStorage(url)
+    return SweepingRDBStorage(url, **sweep)
 
 
 __all__ = ["is_journal", "journal_path", "open_storage"]

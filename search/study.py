@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -10,7 +12,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.config import ExperimentConfig, dump_config
-from search.schema import ConfigError
+from search.reliability import sweep_interrupted
+from search.schema import ConfigError, to_dict
 from search.storage import open_storage
 from spaces.candidate import Candidate
 from spaces.space import SearchSpace
@@ -43,31 +46,81 @@ def make_sampler(config: ExperimentConfig) -> optuna.samplers.BaseSampler:
                                          constraints_func=constraints)
 
 
+def study_definition(config: ExperimentConfig) -> dict:
+    """What makes the trials of one study comparable: data, model, training, costs, objectives.
+
+    Budget, sampler, storage, device and paths may change between runs; these may not.
+    """
+    data = {k: v for k, v in to_dict(config.data).items() if k not in ("root", "download")}
+    definition = {"seed": config.seed, "data": data}
+    for key in ("model", "dense", "finetune", "cost"):
+        definition[key] = to_dict(getattr(config, key))
+    definition["objectives"] = config.search.objectives.to_config_value()
+    return json.loads(json.dumps(definition))
+
+
+def free_study_name(config: ExperimentConfig) -> str:
+    """A study name not used in the output folder (offered when a resume is refused)."""
+    for i in range(2, 1000):
+        name = f"{config.study}-{i}"
+        if not (Path(config.output_dir) / name).exists():
+            return name
+    return f"{config.study}-new"
+
+
+def _refuse(config: ExperimentConfig, what: str, difference: str) -> ConfigError:
+    return ConfigError(
+        f"study '{config.study}' exists with a different {what} ({difference}); resume it with "
+        f"its original config ({config.study_dir / 'config.yaml'}) or start a new study, "
+        f"e.g. --study {free_study_name(config)}")
+
+
+def check_resumable(config: ExperimentConfig) -> bool:
+    """Refuse early (before any training or write) to resume a study defined differently.
+
+    Returns True when the study already exists. Also fails early on a storage that can't be opened.
+    """
+    storage = open_storage(storage_url(config), heartbeat=False)
+    try:
+        study_id = storage.get_study_id_from_name(config.study)
+    except KeyError:
+        return False
+    attrs = storage.get_study_user_attrs(study_id)
+    objectives = config.search.objectives.to_config_value()
+    stored_obj = attrs.get("objectives")
+    if stored_obj is not None and stored_obj != objectives:
+        raise _refuse(config, "objectives",
+                      f"stored {_yaml_map(stored_obj)}, this config {_yaml_map(objectives)}")
+    stored_def = attrs.get("definition")
+    definition = study_definition(config)
+    if stored_def is not None and stored_def != definition:
+        raise _refuse(config, "setup", describe_difference(stored_def, definition, "config"))
+    return True
+
+
+def _yaml_map(mapping: dict) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}"
+
+
 def open_study(config: ExperimentConfig, space: SearchSpace) -> optuna.Study:
     """Create the study or load it; refuse to resume with another space or other objectives."""
+    check_resumable(config)
     try:
         study = optuna.create_study(
             study_name=config.study, storage=open_storage(storage_url(config)), load_if_exists=True,
             directions=config.search.objectives.directions, sampler=make_sampler(config))
     except ValueError as exc:
-        raise ConfigError(f"study '{config.study}' exists with other objective directions "
-                          f"({exc}); use a new study name") from exc
+        raise _refuse(config, "objective directions",
+                      f"this config: {config.search.objectives.to_config_value()}") from exc
     signature = json.loads(json.dumps(space.signature()))
-    objectives = config.search.objectives.to_config_value()
     stored_sig = study.user_attrs.get("space_signature")
-    stored_obj = study.user_attrs.get("objectives")
     if stored_sig is None:
         study.set_user_attr("space_signature", signature)
-        study.set_user_attr("objectives", objectives)
+        study.set_user_attr("objectives", config.search.objectives.to_config_value())
+        study.set_user_attr("definition", study_definition(config))
         study.set_user_attr("n_trials", config.search.n_trials)
-    else:
-        if stored_obj != objectives:
-            raise ConfigError(f"study '{config.study}' was created with objectives {stored_obj}, "
-                              f"this config has {objectives}; use a new study name")
-        if stored_sig != signature:
-            raise ConfigError(f"study '{config.study}' was created with a different search space "
-                              f"({describe_difference(stored_sig, signature)}); "
-                              f"use a new study name")
+    elif stored_sig != signature:
+        raise _refuse(config, "search space", describe_difference(stored_sig, signature))
     return study
 
 
@@ -84,8 +137,13 @@ def count_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
+class InvalidCandidate(RuntimeError):
+    """The candidate was rejected before training (e.g. it cuts a model output off)."""
+
+
 def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentConfig
                    ) -> Callable[[optuna.Trial], list[float]]:
+    """Suggest, evaluate, record; failures keep their reason in the user attr ``fail_reason``."""
     metrics = config.search.objectives.metrics
 
     def objective(trial: optuna.Trial) -> list[float]:
@@ -118,12 +176,22 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
             raise
+        if result.status == "invalid":
+            reason = str(result.info.get("fail_reason", "invalid candidate"))
+            trial.set_user_attr("invalid", True)
+            trial.set_user_attr("fail_reason", f"invalid: {reason}"[:500])
+            raise InvalidCandidate(reason)
         for key, value in result.metrics.items():
             trial.set_user_attr(key, float(value))
         for key, value in result.info.items():
             trial.set_user_attr(key, value)
         trial.set_user_attr("finetune_epochs_done", finetune_epochs(candidate, context))
-        return [float(result.metrics[m]) for m in metrics]
+        values = [float(result.metrics[m]) for m in metrics]
+        bad = [f"{m}={v}" for m, v in zip(metrics, values) if not math.isfinite(v)]
+        if bad:
+            trial.set_user_attr("fail_reason", f"objective not finite: {', '.join(bad)}")
+            raise FloatingPointError(f"objective not finite: {', '.join(bad)}")
+        return values
 
     return objective
 
@@ -138,21 +206,34 @@ class StudyStopped(RuntimeError):
 
 
 class BudgetAndProgress:
-    """Optuna callback: progress lines, stop at the budget, stop after N consecutive failures."""
+    """Optuna callback: progress lines, stop at the budget, stop after N consecutive failures.
+
+    Invalid candidates (rejected before training) cost nothing: they neither count towards the
+    budget nor as failures, but 10 x ``max_consecutive_failures`` of them in a row stop the study
+    too (the space then yields almost nothing trainable).
+    """
 
     def __init__(self, config: ExperimentConfig, log: Callable[[str], None]):
         self.config = config
         self.log = log
         self.failures = 0
+        self.invalid = 0
+        self.reasons: Counter[str] = Counter()
         self.started = time.perf_counter()
         self.stop_reason: str | None = None
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         budget = self.config.search.n_trials
+        limit = self.config.search.max_consecutive_failures
         done = count_finished(study)
-        if trial.state == TrialState.FAIL:
+        reason = str(trial.user_attrs.get("fail_reason", "unknown"))
+        if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
+            self.invalid += 1
+            self.log(f"[{done}/{budget}] trial {trial.number} INVALID (not trained): {reason}")
+        elif trial.state == TrialState.FAIL:
             self.failures += 1
-            reason = trial.user_attrs.get("fail_reason", "unknown")
+            self.invalid = 0
+            self.reasons[reason.split(":")[0]] += 1
             self.log(f"[{done}/{budget}] trial {trial.number} FAILED: {reason}")
         elif trial.state == TrialState.PRUNED:
             self.failures = 0
@@ -160,18 +241,32 @@ class BudgetAndProgress:
                      f"{trial.user_attrs.get('pruned_reason', '')}")
         else:
             self.failures = 0
+            self.invalid = 0
             attrs = trial.user_attrs
             front = len(study.best_trials)
             self.log(f"[{done}/{budget}] trial {trial.number}: val_acc={attrs.get('accuracy', 0):.4f}"
                      f" MFLOPs={attrs.get('flops', 0) / 1e6:.3f}"
                      f" energy_uJ(est)={attrs.get('energy_uj', 0):.3f}"
                      f" | front size {front} | {time.perf_counter() - self.started:.0f}s")
-        if self.failures >= self.config.search.max_consecutive_failures:
-            self.stop_reason = (f"{self.failures} consecutive trials failed; last reason: "
-                                f"{trial.user_attrs.get('fail_reason', 'unknown')}")
+        if self.failures >= limit:
+            self.stop_reason = (f"{self.failures} consecutive trials failed "
+                                f"(search.max_consecutive_failures: {limit}); last reason: {reason}")
+        elif self.invalid >= 10 * limit:
+            self.stop_reason = (f"{self.invalid} consecutive candidates were invalid "
+                                f"(10 x search.max_consecutive_failures); last: {reason}")
+        if self.stop_reason:
             study.stop()
         elif done >= budget:
             study.stop()
+
+    def summary(self, study: optuna.Study) -> str:
+        """One line: why the study stopped, how far it got, failures by kind."""
+        done = count_finished(study)
+        kinds = ", ".join(f"{k} x{n}" for k, n in self.reasons.most_common())
+        return (f"study '{self.config.study}' stopped: {self.stop_reason}; "
+                f"{done}/{self.config.search.n_trials} trials finished"
+                f"{'; failures this run: ' + kinds if kinds else ''}; "
+                f"fix the cause and run the same command again to resume")
 
 
 def starting_candidates(space: SearchSpace, context: EvalContext, config: ExperimentConfig
@@ -224,6 +319,7 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
                config: ExperimentConfig, log: Callable[[str], None] = print) -> None:
     """Run trials until the study holds ``n_trials`` finished ones (resume-safe)."""
     budget = config.search.n_trials
+    sweep_interrupted(study, log=log)
     done = count_finished(study)
     if done >= budget:
         log(f"study '{config.study}' already has {done}/{budget} finished trials")
@@ -237,7 +333,7 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
     study.optimize(make_objective(space, context, config), n_trials=None,
                    callbacks=[callback], catch=(Exception,), gc_after_trial=False)
     if callback.stop_reason:
-        raise StudyStopped(callback.stop_reason)
+        raise StudyStopped(callback.summary(study))
 
 
 def save_study_config(config: ExperimentConfig) -> Path:

@@ -174,6 +174,13 @@ class SearchSpace:
         searched = [layer for layer in self.layers if not layer.is_classifier
                     and self._sparsity_bounds[layer.name][1] > self._sparsity_bounds[layer.name][0]]
         self._group_of = assign_groups(settings.groups, searched)
+        choices = ("bits", "criteria", "granularities", "schedules", "regularization",
+                   "distillation", "finetune_epochs")
+        if not self.searched_layers() and all(len(getattr(settings, c)) <= 1 for c in choices):
+            raise ValueError(
+                "search space is empty: no layer's sparsity can vary (space.sparsity.low == high "
+                f"= {settings.sparsity.low}, or only an excluded classifier) and every other "
+                "space choice (bits, criteria, granularities, schedules, ...) holds one value")
 
     def _bounds_for(self, layer: LayerInfo) -> tuple[float, float]:
         rng = self.settings.sparsity

@@ -17,6 +17,8 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        with open(tmp, "rb") as handle:  # on disk before the rename: a crash leaves old or new
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -31,14 +33,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, write)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file is corrupt, truncated or not one of ours (refused, never trusted)."""
+
+
 def save_checkpoint(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: str | Path) -> Any:
-    """Load with ``weights_only=True``; a corrupt or foreign file raises a clear ``ValueError``."""
+    """Load with ``weights_only=True`` (no code runs); a corrupt or foreign file raises
+    ``CheckpointError`` with one clear line."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and unpickler errors all mean "not our checkpoint"
-        raise ValueError(f"checkpoint '{path}' is corrupt or not a weights-only checkpoint "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+        raise CheckpointError(f"checkpoint '{path}' is corrupt or not a weights-only checkpoint "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc

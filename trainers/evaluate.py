@@ -12,6 +12,7 @@ from trainers.costs import (analytic_costs, cost_basis, inference_copy, make_met
                             measure_latency_ms)
 from trainers.pruning.masks import current_masks
 from trainers.pruning.structured import shrink_model
+from trainers.pruning.validity import dead_output_reason
 from trainers.rungs import RungCheck
 from trainers.schedules import ScheduleResult, run_schedule
 from trainers.training import evaluate as evaluate_metric
@@ -114,6 +115,10 @@ def evaluate(candidate: Candidate, context: EvalContext,
     scratch) and measure it; the selection metric is validation accuracy. ``rung_check`` may stop
     the training early by raising ``trainers.rungs.StopCandidate``."""
     torch.manual_seed(candidate.seed)
+    invalid = invalid_reason(candidate, context)
+    if invalid:  # rejected before training; the study records the reason
+        return TrialResult(candidate, {}, "invalid", {"fail_reason": invalid})
+    torch.manual_seed(candidate.seed)
     comparison = None
     if candidate.schedule == "during_training":
         comparison = method.dense_training_cost(context, method.from_scratch_settings(context),
@@ -141,6 +146,19 @@ def evaluate(candidate: Candidate, context: EvalContext,
         metrics.update(training_savings(metrics, comparison, run))
         info["dense_train_energy_source"] = comparison["source"]
     return TrialResult(candidate, metrics, "complete", info)
+
+
+def invalid_reason(candidate: Candidate, context: EvalContext) -> str | None:
+    """Why the candidate cuts a model output off from its input (None: it doesn't).
+
+    Judged on the masks the candidate's criterion gives the dense reference at the target
+    sparsity: exact for ``oneshot``, the target state of the other schedules.
+    """
+    if not any(s > 0 for s in candidate.sparsity.values()):
+        return None
+    masks = current_masks(build_candidate_model(candidate, context))
+    return dead_output_reason(context.model_factory, masks, context.layers,
+                              context.data.input_shape)
 
 
 def training_savings(metrics: dict[str, float], dense: dict, run: ScheduleResult

@@ -7,7 +7,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from trainers.checkpoint import load_checkpoint, save_checkpoint
+from trainers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from trainers.data.bundle import DataBundle
 from trainers.training import LossFn, TrainSettings, train_epochs
 
@@ -30,12 +30,21 @@ def load_or_train_dense(path: str | Path, key: str, model_factory: Callable[[], 
     """Return the dense state dict, training it only when no checkpoint with ``key`` exists.
 
     ``key`` is a hash of everything that defines the dense model (model, data, training settings,
-    seed); a checkpoint with another key is ignored and replaced (atomically).
+    seed); a checkpoint with another key is ignored and replaced (atomically). A file that is
+    corrupt or not a dense reference is refused (``CheckpointError``), not overwritten: writes are
+    atomic, so such a file was not left by a killed run, and it may be someone's data.
     """
     path = Path(path)
     if path.exists():
-        stored = load_checkpoint(path)
-        if isinstance(stored, dict) and stored.get("key") == key:
+        try:
+            stored = load_checkpoint(path)
+        except CheckpointError as exc:
+            raise CheckpointError(f"dense reference {exc}; delete it to retrain") from exc
+        if not (isinstance(stored, dict) and isinstance(stored.get("key"), str)
+                and isinstance(stored.get("state_dict"), dict)):
+            raise CheckpointError(f"dense reference '{path}' is not a checkpoint written by "
+                                  f"sparsity-search (no 'key' / 'state_dict'); delete it to retrain")
+        if stored["key"] == key:
             return stored["state_dict"]
         log(f"dense reference at {path} was made with other settings; retraining it")
     torch.manual_seed(seed)

@@ -1,0 +1,60 @@
+"""Checks run before a study trains or writes anything, so bad input fails in seconds, not hours.
+
+Each raises ``ConfigError`` with one line naming the field, the rule and the value. A refused run
+leaves an existing study as it was (these checks only read, or write a probe file they remove).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from search.config import ExperimentConfig
+from search.schema import ConfigError
+from search.study import check_resumable
+from trainers.device import resolve_device
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def check_output_dir(config: ExperimentConfig) -> Path:
+    """The study folder exists (created if needed) and a file can be written in it."""
+    folder = config.study_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"output_dir: the study folder must be writable, cannot write "
+                          f"'{folder}' ({_reason(exc)})") from exc
+    return folder
+
+
+def check_data_root(config: ExperimentConfig) -> None:
+    """A configured data root must exist unless the data set may download into it."""
+    root = config.data.root
+    if root and not config.data.download and not Path(root).expanduser().is_dir():
+        raise ConfigError(f"data.root: folder must exist (or set data.download: true), "
+                          f"got '{root}'")
+
+
+def check_device(config: ExperimentConfig) -> None:
+    try:
+        resolve_device(config.device)
+    except ValueError as exc:
+        raise ConfigError(f"device: {exc}") from exc
+
+
+def preflight(config: ExperimentConfig) -> bool:
+    """All checks, cheapest first; True when the study already exists (a resume)."""
+    check_data_root(config)
+    check_device(config)
+    check_output_dir(config)
+    return check_resumable(config)          # storage opens; same objectives and setup
+
+
+__all__ = ["check_data_root", "check_device", "check_output_dir", "preflight"]

@@ -1,0 +1,177 @@
+"""Kill a real search process (SIGKILL) at several points, resume it, and check the storage.
+
+What must hold, read from the study's storage itself: every trial that had finished is still there
+once and unchanged; trials that were running are FAIL with fail_reason "interrupted" and their
+parameters were retried once (user attr ``retry_of``); the final number of finished trials equals
+the budget; nothing is left RUNNING or WAITING.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from search.storage import open_storage
+from trainers.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
+BUDGET = 6
+pytestmark = pytest.mark.slow
+
+
+def write_config(tmp_path: Path, storage: str | None) -> Path:
+    config = {
+        "study": "killed", "output_dir": str(tmp_path / "runs"), "device": "cpu", "threads": 1,
+        "data": {"name": "synthetic", "options": {"samples": 300, "classes": 4}},
+        "model": {"name": "mlp", "options": {"hidden": [16, 8]}},
+        "dense": {"epochs": 60}, "finetune": {"epochs": 40},
+        "space": {"bits": [8, 32], "criteria": ["magnitude"]},
+        "search": {"n_trials": BUDGET, "sampler": "random", "baseline_sparsities": [0.5],
+                   "baseline_bits": [32], **({"storage": storage} if storage else {})},
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def launch(config: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "search", "run", str(config)], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_line(proc: subprocess.Popen, pattern: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if re.search(pattern, line):
+            return line
+        assert time.monotonic() < deadline, f"no line matching {pattern!r} in:\n{''.join(seen)}"
+    raise AssertionError(f"process ended without a line matching {pattern!r}:\n{''.join(seen)}")
+
+
+def load(url: str) -> optuna.Study | None:
+    try:
+        return optuna.load_study(study_name="killed", storage=open_storage(url, heartbeat=False))
+    except KeyError:
+        return None
+
+
+def kill(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait(timeout=30)
+    proc.stdout.close()
+
+
+def snapshot(url: str) -> tuple[dict[int, tuple], set[int]]:
+    """Finished trials (number -> params and values) and the numbers of running ones."""
+    study = load(url)
+    if study is None:
+        return {}, set()
+    trials = study.get_trials(deepcopy=False)
+    done = {t.number: (t.params, t.values) for t in trials if t.state.is_finished()
+            and t.state != optuna.trial.TrialState.FAIL}
+    return done, {t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING}
+
+
+def kill_during_trial(config: Path, url: str, after_finished: int) -> None:
+    """Wait until ``after_finished`` trials finished and a new one has its parameters; kill."""
+    proc = launch(config)
+    wait_for_line(proc, rf"\[{after_finished}/{BUDGET}\] trial")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        study = load(url)
+        running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"
+                   and t.params] if study else []
+        if running:
+            break
+        time.sleep(0.05)
+    kill(proc)
+
+
+def check_storage(url: str, snapshots: list[dict[int, tuple]], interrupted: set[int]) -> None:
+    study = load(url)
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") == BUDGET, states
+    assert "RUNNING" not in states and "WAITING" not in states, states
+    for done in snapshots:                       # finished trials survive, unchanged, once
+        for number, (params, values) in done.items():
+            assert by_number[number].state.name == "COMPLETE"
+            assert by_number[number].params == params and by_number[number].values == values
+    failed = {t.number for t in trials if t.state.name == "FAIL"}
+    assert failed == interrupted
+    for number in interrupted:                   # reason stored, retried exactly once
+        original = by_number[number]
+        assert original.user_attrs["fail_reason"] == "interrupted"
+        retries = [t for t in trials if t.user_attrs.get("retry_of") == number]
+        assert len(retries) == 1, f"trial {number} retried {len(retries)} times"
+        assert retries[0].state.name == "COMPLETE"
+        assert {k: retries[0].params[k] for k in original.params} == original.params
+
+
+def test_kill_three_times_then_resume_sqlite(tmp_path):
+    config = write_config(tmp_path, None)
+    url = f"sqlite:///{tmp_path / 'runs' / 'killed' / 'study.db'}"
+    dense = tmp_path / "runs" / "killed" / "dense.pt"
+    snapshots, interrupted = [], set()
+
+    # 1. During dense training: no trial exists yet, no dense.pt a later run would trust.
+    proc = launch(config)
+    wait_for_line(proc, "training the dense reference")
+    time.sleep(0.5)
+    kill(proc)
+    assert not dense.exists() or isinstance(load_checkpoint(dense), dict)
+    assert snapshot(url) == ({}, set())
+
+    # 2. During a trial (its parameters drawn, training under way).
+    kill_during_trial(config, url, after_finished=2)
+    done, running = snapshot(url)
+    assert len(done) >= 2 and len(running) == 1
+    snapshots.append(done)
+    interrupted |= running
+
+    # 3. Between trials: the moment a trial is reported finished (after the resumed run swept
+    # the interrupted trial and retried it).
+    proc = launch(config)
+    wait_for_line(proc, r"was interrupted .* retried as trial")
+    wait_for_line(proc, rf"\[{len(done) + 1}/{BUDGET}\] trial")
+    kill(proc)
+    done, running = snapshot(url)
+    snapshots.append(done)
+    interrupted |= running
+
+    # 4. Once more during a trial, then let it finish.
+    if len(done) < BUDGET - 1:
+        kill_during_trial(config, url, after_finished=len(done) + 1)
+        done, running = snapshot(url)
+        snapshots.append(done)
+        interrupted |= running
+    proc = launch(config)
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, output
+    check_storage(url, snapshots, interrupted)
+    assert interrupted, "no kill landed inside a trial"
+
+
+def test_kill_during_trial_then_resume_journal(tmp_path):
+    journal = tmp_path / "runs" / "study.log"
+    config = write_config(tmp_path, f"journal:///{journal}")
+    url = f"journal:///{journal}"
+    kill_during_trial(config, url, after_finished=1)
+    done, running = snapshot(url)
+    assert len(running) == 1
+    proc = launch(config)
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, output
+    assert "was interrupted" in output
+    check_storage(url, [done], running)

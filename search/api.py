@@ -233,7 +233,9 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         metric_fn = get_metric(metric) if isinstance(metric, str) else metric
     except SetupError as exc:
         raise ConfigError(str(exc)) from exc
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Failed trials are reported by our progress line (reason) and keep their traceback in the
+    # storage (user attr fail_traceback); Optuna's own warning would print it once more.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     preflight(config)                   # bad input fails here, before training or writing
     set_threads(config)
     context, space = build_study_context(config, log=log, data=data, model_factory=factory,

@@ -36,7 +36,10 @@ def front_frame(study: optuna.Study, metrics: Sequence[str], directions: Sequenc
     frame = trials_frame(study)
     if frame.empty or "state" not in frame:
         return frame
-    done = frame[frame["state"] == "COMPLETE"].dropna(subset=list(metrics))
+    done = frame[frame["state"] == "COMPLETE"]
+    if not set(metrics) <= set(done.columns):      # no trial finished yet (all failed)
+        return done.iloc[0:0]
+    done = done.dropna(subset=list(metrics))
     if "duplicate_of" in done:   # a reused result is the same point as its original
         done = done[done["duplicate_of"].isna()]
     if done.empty:

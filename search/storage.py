@@ -58,7 +58,7 @@ def repair_journal_tail(path: Path, lock: JournalFileSymlinkLock) -> bool:
         return False
     lock.acquire()
     try:
-        with open(path, "rb+") as handle:
+        with open(path, "rb+") as handle:  # non-atomic: in-place truncate under the lock
             handle.seek(-1, 2)
             if handle.read(1) == b"\n":
                 return False

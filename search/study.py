@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -70,8 +71,8 @@ def free_study_name(config: ExperimentConfig) -> str:
 
 def _refuse(config: ExperimentConfig, what: str, difference: str) -> ConfigError:
     return ConfigError(
-        f"study '{config.study}' exists with a different {what} ({difference}); resume it with "
-        f"its original config ({config.study_dir / 'config.yaml'}) or start a new study, "
+        f"study '{config.study}' exists with {what} ({difference}); resume it with "
+        f"its original config ({config.study_dir / 'config.yaml'}) or use a new study name, "
         f"e.g. --study {free_study_name(config)}")
 
 
@@ -89,12 +90,13 @@ def check_resumable(config: ExperimentConfig) -> bool:
     objectives = config.search.objectives.to_config_value()
     stored_obj = attrs.get("objectives")
     if stored_obj is not None and stored_obj != objectives:
-        raise _refuse(config, "objectives",
+        raise _refuse(config, "different objectives",
                       f"stored {_yaml_map(stored_obj)}, this config {_yaml_map(objectives)}")
     stored_def = attrs.get("definition")
     definition = study_definition(config)
     if stored_def is not None and stored_def != definition:
-        raise _refuse(config, "setup", describe_difference(stored_def, definition, "config"))
+        raise _refuse(config, "a different setup",
+                      describe_difference(stored_def, definition, "config"))
     return True
 
 
@@ -110,7 +112,7 @@ def open_study(config: ExperimentConfig, space: SearchSpace) -> optuna.Study:
             study_name=config.study, storage=open_storage(storage_url(config)), load_if_exists=True,
             directions=config.search.objectives.directions, sampler=make_sampler(config))
     except ValueError as exc:
-        raise _refuse(config, "objective directions",
+        raise _refuse(config, "different objective directions",
                       f"this config: {config.search.objectives.to_config_value()}") from exc
     signature = json.loads(json.dumps(space.signature()))
     stored_sig = study.user_attrs.get("space_signature")
@@ -120,7 +122,8 @@ def open_study(config: ExperimentConfig, space: SearchSpace) -> optuna.Study:
         study.set_user_attr("definition", study_definition(config))
         study.set_user_attr("n_trials", config.search.n_trials)
     elif stored_sig != signature:
-        raise _refuse(config, "search space", describe_difference(stored_sig, signature))
+        raise _refuse(config, "a different search space",
+                      describe_difference(stored_sig, signature))
     return study
 
 
@@ -175,6 +178,7 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
             raise optuna.TrialPruned(stop.reason) from None
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
+            trial.set_user_attr("fail_traceback", traceback.format_exc()[-4000:])
             raise
         if result.status == "invalid":
             reason = str(result.info.get("fail_reason", "invalid candidate"))

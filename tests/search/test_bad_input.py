@@ -1,0 +1,188 @@
+"""Bad input: one line `error: ...` naming the field, the rule and the value; exit status 2; an
+existing study (storage, dense reference, tables, config) left byte for byte as it was."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from conftest import tiny_config_dict
+from search.api import run_search
+from search.cli import EXIT_BAD_INPUT, main
+from search.config import config_from_dict
+
+
+@pytest.fixture(scope="module")
+def existing(tmp_path_factory):
+    """A finished two-trial study every case tries (and fails) to touch."""
+    tmp = tmp_path_factory.mktemp("existing")
+    data = tiny_config_dict(tmp, n_trials=2)
+    data["study"] = "kept"
+    run_search(config_from_dict(data), log=lambda _: None)
+    return tmp, data
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def run_cli(tmp: Path, text: str, capsys) -> str:
+    path = tmp / "bad.yaml"
+    path.write_text(text)
+    code = main(["run", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_BAD_INPUT, err
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0][len("error: "):]
+
+
+def merge(base: dict, change: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+CASES = {
+    "unknown key": ({"space": {"sparsity": {"hihg": 0.9}}},
+                    ["unknown key 'space.sparsity.hihg' (did you mean 'high'?)"]),
+    "wrong type": ({"dense": {"epochs": "ten"}},
+                   ["field 'dense.epochs' must be an integer, got str 'ten'"]),
+    "sparsity below 0": ({"space": {"sparsity": {"low": -0.1}}},
+                         ["space.sparsity.low must be in [0, 1), got -0.1"]),
+    "sparsity of 1": ({"search": {"baseline_sparsities": [0.5, 1.0]}},
+                      ["search.baseline_sparsities must be in [0, 1), got 1.0"]),
+    "bits": ({"space": {"bits": [8, 12]}},
+             ["space.bits must be values from [2, 3, 4, 5, 6, 7, 8, 16, 32], got 12"]),
+    "criterion": ({"space": {"criteria": ["magnitud"]}},
+                  ["space.criteria: criterion must be one of [", "'magnitude'", "got 'magnitud'"]),
+    "model": ({"model": {"name": "resnet999"}},
+              ["model.name must be one of [", "'cnn'", "got 'resnet999'"]),
+    "dotted model path is not imported": ({"model": {"name": "os.system"}},
+                                          ["model.name must be one of [", "got 'os.system'"]),
+    "data set": ({"data": {"name": "imagenet-typo"}},
+                 ["data.name must be one of [", "'digits'", "got 'imagenet-typo'"]),
+    "sampler": ({"search": {"sampler": "cmaes"}},
+                ["search.sampler must be one of ['nsga2', 'tpe', 'random'], got 'cmaes'"]),
+    "objective metric": ({"search": {"objectives": {"accuracy": "max", "speed": "max"}}},
+                         ["search.objectives: metric must be one of [", "'flops'", "got 'speed'"]),
+    "direction": ({"search": {"objectives": {"accuracy": "maximise"}}},
+                  ["search.objectives.accuracy: direction must be 'max' or 'min', "
+                   "got 'maximise'"]),
+    "empty bits": ({"space": {"bits": []}}, ["space.bits must list at least one value, got []"]),
+    "nothing to search": ({"study": "other", "space": {"sparsity": {"low": 0.0, "high": 0.0},
+                                                       "bits": [32], "criteria": ["magnitude"]}},
+                          ["space: search space is empty: no layer's sparsity can vary"]),
+    "device": ({"device": "gpu0"}, ["device must be one of auto, cpu, cuda, cuda:N, mps; "
+                                    "got 'gpu0'"]),
+    "storage url": ({"search": {"storage": "nosuchdb://host/x"}},
+                    ["search.storage: cannot open storage 'nosuchdb://host/x' ("]),
+    "data root": ({"data": {"root": "/no/such/data/root"}},
+                  ["data.root: folder must exist (or set data.download: true), "
+                   "got '/no/such/data/root'"]),
+    "other space": ({"space": {"bits": [4, 8]}},
+                    ["study 'kept' exists with a different search space (space.settings.bits: "
+                     "stored [2, 4, 8, 16, 32], now [4, 8])", "use a new study name",
+                     "--study kept-2"]),
+    "other objectives": ({"search": {"objectives": {"accuracy": "max", "size_bytes": "min"}}},
+                         ["study 'kept' exists with different objectives (stored {accuracy: "
+                          "max, flops: min, energy_uj: min}, this config {accuracy: max, "
+                          "size_bytes: min})", "--study kept-2"]),
+    "other fine-tuning": ({"finetune": {"epochs": 2}},
+                          ["study 'kept' exists with a different setup (config.finetune.epochs: "
+                           "stored 1, now 2)"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_config_one_line_exit_2_study_untouched(case, existing, capsys):
+    tmp, base = existing
+    change, expected = CASES[case]
+    before = folder_bytes(tmp / "runs")
+    message = run_cli(tmp, yaml.safe_dump(merge(base, change)), capsys)
+    for part in expected:
+        assert part in message, message
+    assert folder_bytes(tmp / "runs" / "kept") == before_kept(before)
+
+
+def before_kept(before: dict[str, bytes]) -> dict[str, bytes]:
+    return {k[len("kept/"):]: v for k, v in before.items() if k.startswith("kept/")}
+
+
+def test_malformed_yaml(existing, capsys):
+    tmp, _ = existing
+    before = folder_bytes(tmp / "runs")
+    message = run_cli(tmp, "study: kept\nsearch: [unclosed\n", capsys)
+    assert "is not valid YAML at line 3, column 1" in message
+    assert folder_bytes(tmp / "runs") == before
+
+
+@pytest.mark.parametrize("where", ["output_dir", "storage"])
+def test_a_folder_that_cannot_be_written(where, existing, capsys):
+    tmp, base = existing
+    blocker = tmp / "a-file"            # a path under a regular file can't be a folder, even
+    blocker.write_text("x")             # for root (chmod would not stop root)
+    change = ({"output_dir": str(blocker / "runs")} if where == "output_dir"
+              else {"search": {"storage": f"sqlite:///{blocker}/sub/study.db"}})
+    before = folder_bytes(tmp / "runs")
+    message = run_cli(tmp, yaml.safe_dump(merge(base, change)), capsys)
+    expected = ("output_dir: the study folder must be writable, cannot write" if where ==
+                "output_dir" else "search.storage: cannot open storage 'sqlite:///")
+    assert message.startswith(expected) and str(blocker) in message, message
+    assert folder_bytes(tmp / "runs") == before
+
+
+def foreign_files(tmp: Path) -> dict[str, bytes]:
+    def saved(obj) -> bytes:
+        path = tmp / "obj.pt"
+        torch.save(obj, path)
+        return path.read_bytes()
+
+    return {
+        "garbage": b"\x00not a checkpoint" * 10,
+        "truncated": saved({"key": "k", "state_dict": {"w": torch.ones(100)}})[:200],
+        "pickled module": saved(nn.Linear(2, 2)),            # needs code to load: refused
+        "foreign weights": saved({"weights": torch.ones(3)}),
+    }
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "pickled module", "foreign weights"])
+def test_a_corrupt_or_foreign_dense_checkpoint_is_refused_not_overwritten(kind, existing,
+                                                                          capsys):
+    tmp, base = existing
+    data = merge(base, {"study": f"foreign-{kind.replace(' ', '-')}"})
+    folder = Path(data["output_dir"]) / data["study"]
+    folder.mkdir(parents=True)
+    content = foreign_files(tmp)[kind]
+    (folder / "dense.pt").write_bytes(content)
+    message = run_cli(tmp, yaml.safe_dump(data), capsys)
+    if kind == "foreign weights":
+        assert "is not a checkpoint written by sparsity-search" in message
+    else:
+        assert "is corrupt or not a weights-only checkpoint" in message
+    assert message.startswith("dense reference") and message.endswith("delete it to retrain")
+    assert (folder / "dense.pt").read_bytes() == content
+
+
+def test_one_line_from_the_real_command(existing, tmp_path):
+    """The same through ``python -m search``: no traceback, no warning, exit 2."""
+    import subprocess
+
+    from conftest import REPO_ROOT, cli_command, cli_env
+
+    tmp, base = existing
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(merge(base, {"space": {"bits": [4, 8]}})))
+    proc = subprocess.run(cli_command("run", str(path)), capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=cli_env(), timeout=120)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("error: study 'kept' exists with a different search space")

@@ -1,0 +1,103 @@
+"""Failing trials: exceptions and NaN losses fail the trial with its reason, the study goes on;
+invalid candidates are rejected before training; too many failures stop the study cleanly."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from conftest import tiny_config_dict
+from search.api import run_search
+from search.cli import EXIT_STUDY_STOPPED, main
+from search.config import config_from_dict
+from search.study import count_finished
+from trainers.pruning import CRITERIA
+from trainers.pruning.criteria import Criterion
+
+
+class ExplodingCriterion(Criterion):
+    """A criterion with a bug: every call raises."""
+
+    name = "explodes"
+
+    def score(self, module, *, layer_name, seed):
+        raise RuntimeError(f"boom in {layer_name}")
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+def test_a_raising_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setitem(CRITERIA, "explodes", ExplodingCriterion)
+    data = tiny_config_dict(tmp_path, sampler="random", max_consecutive_failures=10)
+    data["space"] = {"criteria": ["magnitude", "explodes"], "bits": [8, 32]}
+    result = run_search(config_from_dict(data), log=quiet)
+    trials = result.study.trials
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert count_finished(result.study) == 4
+    assert failed, "the seeded sampler should have drawn the exploding criterion"
+    for trial in failed:
+        assert trial.user_attrs["candidate"]["criterion"] == "explodes"
+        assert trial.user_attrs["fail_reason"].startswith("RuntimeError: boom in ")
+        assert "ExplodingCriterion" in trial.user_attrs["fail_traceback"] or \
+            "boom" in trial.user_attrs["fail_traceback"]
+    assert all(t.user_attrs["candidate"]["criterion"] == "magnitude"
+               for t in trials if t.state.name == "COMPLETE")
+
+
+def test_nan_losses_stop_the_study_after_n_consecutive_failures(tmp_path, capsys):
+    data = tiny_config_dict(tmp_path, max_consecutive_failures=2)
+    data["finetune"] = {"epochs": 1, "lr": 1e20}     # Adam steps of 1e20: the loss overflows
+    config = tmp_path / "study.yaml"
+    import yaml
+    config.write_text(yaml.safe_dump(data))
+    assert main(["run", str(config)]) == EXIT_STUDY_STOPPED
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: study 'tiny' stopped: 2 consecutive trials failed "
+                             "(search.max_consecutive_failures: 2); last reason: "
+                             "TrainingDiverged: loss became ")
+    assert "0/4 trials finished" in err[0] and "TrainingDiverged x2" in err[0]
+    import optuna
+    from search.storage import open_storage
+    study = optuna.load_study(study_name="tiny", storage=open_storage(
+        f"sqlite:///{tmp_path / 'runs' / 'tiny' / 'study.db'}", heartbeat=False))
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
+    assert all("TrainingDiverged" in t.user_attrs["fail_reason"] for t in study.trials)
+    assert (tmp_path / "runs" / "tiny" / "trials.csv").is_file()   # tables written anyway
+
+
+def test_invalid_candidates_are_rejected_before_training_and_not_counted(tmp_path):
+    data = tiny_config_dict(tmp_path, sampler="random", n_trials=3, baseline_sparsities=[0.95],
+                            baseline_bits=[32])
+    data["model"] = {"name": "mlp", "options": {"hidden": [8]}}
+    data["space"] = {"classifier": "include", "bits": [8, 32]}
+    logs: list[str] = []
+    study = run_search(config_from_dict(data), log=logs.append).study
+    invalid = study.trials[1]             # the uniform 95 % baseline: 2 of 32 classifier weights
+    assert invalid.state.name == "FAIL" and invalid.user_attrs["invalid"] is True
+    assert invalid.user_attrs["fail_reason"].startswith("invalid: classifier 'net.3' has every "
+                                                         "weight of output(s) [")
+    assert "accuracy" not in invalid.user_attrs and "train_seconds" not in invalid.user_attrs
+    assert any("trial 1 INVALID (not trained)" in line for line in logs)
+    assert count_finished(study) == 3     # invalid candidates don't use the budget
+    assert len(study.trials) >= 4
+
+
+def test_same_config_and_seed_give_the_same_candidates_and_metrics(tmp_path):
+    data = tiny_config_dict(tmp_path, sampler="nsga2", population_size=2, n_trials=6)
+    data["device"] = "cpu"
+    first = config_from_dict(data)
+    second = dataclasses.replace(first, output_dir=str(tmp_path / "again"))
+    runs = [run_search(c, log=quiet).study.trials for c in (first, second)]
+    timing = {"train_seconds", "train_energy_j", "fail_traceback"}
+    assert len(runs[0]) == len(runs[1]) == 6
+    for a, b in zip(*runs):
+        assert a.params == b.params and a.state == b.state
+        assert a.values == pytest.approx(b.values, rel=1e-6, abs=1e-9)
+        for key in set(a.user_attrs) - timing:
+            if isinstance(a.user_attrs[key], float):
+                assert a.user_attrs[key] == pytest.approx(b.user_attrs[key], rel=1e-6), key
+            else:
+                assert a.user_attrs[key] == b.user_attrs[key], key

@@ -16,9 +16,11 @@ from pathlib import Path
 
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._file import BaseJournalFileLock
 
-from search.reliability import HeartbeatJournalStorage, RetryInterruptedTrial, SweepingRDBStorage
+from search.reliability import (FlockJournalLock, HeartbeatJournalStorage, RetryInterruptedTrial,
+                                SweepingRDBStorage)
 from search.schema import ConfigError
 
 HEARTBEAT_SECONDS = 10
@@ -47,7 +49,7 @@ def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
 
 
-def repair_journal_tail(path: Path, lock: JournalFileSymlinkLock) -> bool:
+def repair_journal_tail(path: Path, lock: BaseJournalFileLock) -> bool:
     """Cut a torn last line (no newline) off a journal file; True if one was cut.
 
     Appends are single ``write`` calls, which a kill does not tear on a local disk, but a crash of
@@ -76,7 +78,7 @@ def _open(url: str, heartbeat: bool) -> BaseStorage:
     if is_journal(url):
         path = journal_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = JournalFileSymlinkLock(str(path))
+        lock = FlockJournalLock(str(path))
         backend = JournalFileBackend(str(path), lock_obj=lock)
         if not heartbeat:
             return JournalStorage(backend)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import optuna
 import pytest
@@ -14,9 +15,11 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from search.reliability import (CLAIM_PREFIX, HEARTBEAT_KEY, INTERRUPTED, OWNER_KEY,
-                                current_owner, owner_alive, process_start, sweep_interrupted)
+                                FlockJournalLock, current_owner, owner_alive, process_start,
+                                sweep_interrupted)
 from search.storage import open_storage, repair_journal_tail
 
+REPO = Path(__file__).resolve().parents[2]
 DIST = {"x": FloatDistribution(0.0, 1.0)}
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 
@@ -136,5 +139,21 @@ def test_a_torn_journal_tail_is_cut(tmp_path):
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)  # appends still readable
     assert len(optuna.load_study(study_name="s", storage=open_storage(
         f"journal:///{path}", heartbeat=False)).trials) == 3
-    from optuna.storages.journal import JournalFileSymlinkLock
-    assert repair_journal_tail(path, JournalFileSymlinkLock(str(path))) is False
+    assert repair_journal_tail(path, FlockJournalLock(str(path))) is False
+
+
+def test_a_journal_lock_held_by_a_killed_process_is_free_at_once(tmp_path):
+    target = str(tmp_path / "study.log")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
+         "from search.reliability import FlockJournalLock as L; L(sys.argv[2]).acquire();"
+         "print('held', flush=True); time.sleep(60)", str(REPO), target],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    lock = FlockJournalLock(target)
+    started = time.monotonic()
+    assert lock.acquire() is True
+    assert time.monotonic() - started < 2
+    lock.release()

@@ -241,6 +241,7 @@ class BudgetAndProgress:
             self.log(f"[{done}/{budget}] trial {trial.number} FAILED: {reason}")
         elif trial.state == TrialState.PRUNED:
             self.failures = 0
+            self.invalid = 0
             self.log(f"[{done}/{budget}] trial {trial.number} stopped early: "
                      f"{trial.user_attrs.get('pruned_reason', '')}")
         else:

@@ -104,13 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from search.study import StudyStopped
-    from trainers.checkpoint import CheckpointError
+    from trainers.errors import SetupError   # e.g. trainers.checkpoint.CheckpointError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, CheckpointError) as exc:
+    except (ConfigError, SetupError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except StudyStopped as exc:

@@ -8,6 +8,8 @@ from typing import Any, Callable
 
 import torch
 
+from trainers.errors import SetupError
+
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a half-written file."""
@@ -33,7 +35,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, write)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SetupError):
     """A checkpoint file is corrupt, truncated or not one of ours (refused, never trusted)."""
 
 

@@ -68,6 +68,13 @@ CASES = {
               ["model.name must be one of [", "'cnn'", "got 'resnet999'"]),
     "dotted model path is not imported": ({"model": {"name": "os.system"}},
                                           ["model.name must be one of [", "got 'os.system'"]),
+    "custom model not importable": ({"study": "custom",
+                                     "model": {"name": "no_such_module_xyz:build"}},
+                                    ["model factory 'no_such_module_xyz:build': no module named "
+                                     "'no_such_module_xyz'"]),
+    "torchvision data root": ({"data": {"name": "torchvision:MNIST", "root": "/no/such/mnist"}},
+                              ["data.root: folder must exist (or set data.download: true), "
+                               "got '/no/such/mnist'"]),
     "data set": ({"data": {"name": "imagenet-typo"}},
                  ["data.name must be one of [", "'digits'", "got 'imagenet-typo'"]),
     "sampler": ({"search": {"sampler": "cmaes"}},

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from trainers.checkpoint import atomic_write
 from trainers.data.bundle import DataBundle, DataSettings
 from trainers.data.splits import carve, cheap_labels
 from trainers.errors import SetupError
@@ -103,9 +104,13 @@ def unpack_gzipped(raw: Path) -> None:
         return
     for packed in raw.glob("*-ubyte.gz"):
         target = packed.with_suffix("")
-        if not target.exists():
-            with gzip.open(packed, "rb") as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+        if not target.exists():   # atomic: a kill mid-unpack must not leave a truncated file
+            atomic_write(target, partial(_gunzip, packed))
+
+
+def _gunzip(packed: Path, tmp: str) -> None:
+    with gzip.open(packed, "rb") as src, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def load_mnist_family(name: str, settings: DataSettings) -> DataBundle:

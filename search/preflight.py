@@ -2,6 +2,7 @@
 
 Each raises ``ConfigError`` with one line naming the field, the rule and the value. A refused run
 leaves an existing study as it was (these checks only read, or write a probe file they remove).
+Data roots are checked by the data set loaders (``trainers.data``), before any training.
 """
 from __future__ import annotations
 
@@ -34,14 +35,6 @@ def check_output_dir(config: ExperimentConfig) -> Path:
     return folder
 
 
-def check_data_root(config: ExperimentConfig) -> None:
-    """A configured data root must exist unless the data set may download into it."""
-    root = config.data.root
-    if root and not config.data.download and not Path(root).expanduser().is_dir():
-        raise ConfigError(f"data.root: folder must exist (or set data.download: true), "
-                          f"got '{root}'")
-
-
 def check_device(config: ExperimentConfig) -> None:
     try:
         resolve_device(config.device)
@@ -51,10 +44,9 @@ def check_device(config: ExperimentConfig) -> None:
 
 def preflight(config: ExperimentConfig) -> bool:
     """All checks, cheapest first; True when the study already exists (a resume)."""
-    check_data_root(config)
     check_device(config)
     check_output_dir(config)
     return check_resumable(config)          # storage opens; same objectives and setup
 
 
-__all__ = ["check_data_root", "check_device", "check_output_dir", "preflight"]
+__all__ = ["check_device", "check_output_dir", "preflight"]

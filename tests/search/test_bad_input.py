@@ -44,7 +44,7 @@ def run_cli(tmp: Path, text: str, capsys) -> str:
 def merge(base: dict, change: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in change.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and value and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
         else:
             out[key] = value
@@ -72,9 +72,10 @@ CASES = {
                                      "model": {"name": "no_such_module_xyz:build"}},
                                     ["model factory 'no_such_module_xyz:build': no module named "
                                      "'no_such_module_xyz'"]),
-    "torchvision data root": ({"data": {"name": "torchvision:MNIST", "root": "/no/such/mnist"}},
-                              ["data.root: folder must exist (or set data.download: true), "
-                               "got '/no/such/mnist'"]),
+    "torchvision data root": ({"study": "mnist",
+                               "data": {"name": "torchvision:MNIST", "root": "/no/such/mnist",
+                                        "options": {}}},
+                              ["data.root '/no/such/mnist' has no MNIST data", "download: true"]),
     "data set": ({"data": {"name": "imagenet-typo"}},
                  ["data.name must be one of [", "'digits'", "got 'imagenet-typo'"]),
     "sampler": ({"search": {"sampler": "cmaes"}},
@@ -92,9 +93,6 @@ CASES = {
                                     "got 'gpu0'"]),
     "storage url": ({"search": {"storage": "nosuchdb://host/x"}},
                     ["search.storage: cannot open storage 'nosuchdb://host/x' ("]),
-    "data root": ({"data": {"root": "/no/such/data/root"}},
-                  ["data.root: folder must exist (or set data.download: true), "
-                   "got '/no/such/data/root'"]),
     "other space": ({"space": {"bits": [4, 8]}},
                     ["study 'kept' exists with a different search space (space.settings.bits: "
                      "stored [2, 4, 8, 16, 32], now [4, 8])", "use a new study name",

@@ -157,7 +157,7 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         twin = find_duplicate(trial.study, trial.params)
         if twin is not None:   # never pay twice: reuse the stored result
             for key, value in twin.user_attrs.items():
-                if key not in ("candidate", "origin", "finetune_epochs_done"):
+                if key not in ("candidate", "origin", "finetune_epochs_done", "retry_of"):
                     trial.set_user_attr(key, value)
             trial.set_user_attr("duplicate_of", twin.number)
             trial.set_user_attr("finetune_epochs_done", 0)

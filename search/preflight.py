@@ -13,6 +13,7 @@ from pathlib import Path
 from search.config import ExperimentConfig
 from search.schema import ConfigError
 from search.study import check_resumable
+from trainers.checkpoint import remove_stale_temp_files
 from trainers.device import resolve_device
 
 
@@ -46,7 +47,9 @@ def preflight(config: ExperimentConfig) -> bool:
     """All checks, cheapest first; True when the study already exists (a resume)."""
     check_device(config)
     check_output_dir(config)
-    return check_resumable(config)          # storage opens; same objectives and setup
+    exists = check_resumable(config)
+    remove_stale_temp_files(config.study_dir)     # left by writes a kill interrupted
+    return exists          # storage opens; same objectives and setup
 
 
 __all__ = ["check_device", "check_output_dir", "preflight"]

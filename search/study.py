@@ -117,10 +117,10 @@ def open_study(config: ExperimentConfig, space: SearchSpace) -> optuna.Study:
     signature = json.loads(json.dumps(space.signature()))
     stored_sig = study.user_attrs.get("space_signature")
     if stored_sig is None:
-        study.set_user_attr("space_signature", signature)
         study.set_user_attr("objectives", config.search.objectives.to_config_value())
         study.set_user_attr("definition", study_definition(config))
         study.set_user_attr("n_trials", config.search.n_trials)
+        study.set_user_attr("space_signature", signature)    # last: marks the others as set
     elif stored_sig != signature:
         raise _refuse(config, "a different search space",
                       describe_difference(stored_sig, signature))
@@ -320,6 +320,22 @@ def constraint_values(limits: dict[str, float]) -> Callable[[FrozenTrial], list[
     return values
 
 
+def enqueue_starting_points(study: optuna.Study, space: SearchSpace, context: EvalContext,
+                            config: ExperimentConfig) -> None:
+    """Enqueue the starting candidates once per study, even when a kill interrupts the loop.
+
+    The study attr ``starting_enqueued`` is False while enqueueing and True after; a run that finds
+    False enqueues again, skipping what is already there.
+    """
+    if study.trials and study.user_attrs.get("starting_enqueued") is not False:
+        return
+    study.set_user_attr("starting_enqueued", False)
+    for origin, candidate in starting_candidates(space, context, config):
+        study.enqueue_trial(space.to_params(candidate), user_attrs={"origin": origin},
+                            skip_if_exists=True)
+    study.set_user_attr("starting_enqueued", True)
+
+
 def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
                config: ExperimentConfig, log: Callable[[str], None] = print) -> None:
     """Run trials until the study holds ``n_trials`` finished ones (resume-safe)."""
@@ -329,10 +345,7 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
     if done >= budget:
         log(f"study '{config.study}' already has {done}/{budget} finished trials")
         return
-    if not study.trials:
-        for origin, candidate in starting_candidates(space, context, config):
-            study.enqueue_trial(space.to_params(candidate), user_attrs={"origin": origin},
-                                skip_if_exists=True)
+    enqueue_starting_points(study, space, context, config)
     log(f"study '{config.study}': {done}/{budget} finished, running {budget - done} more")
     callback = BudgetAndProgress(config, log)
     study.optimize(make_objective(space, context, config), n_trials=None,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +27,24 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temp_files(folder: str | Path, older_than_s: float = 3600.0) -> list[Path]:
+    """Delete temporary files ``atomic_write`` left behind when a kill interrupted it.
+
+    Only ``.<name>.<random>.tmp`` files older than ``older_than_s`` go (a write in progress in
+    another process is much younger); returns what was removed.
+    """
+    removed = []
+    cutoff = time.time() - older_than_s
+    for path in Path(folder).rglob(".*.tmp"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            pass
+    return removed
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

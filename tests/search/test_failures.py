@@ -102,3 +102,22 @@ def test_same_config_and_seed_give_the_same_candidates_and_metrics(tmp_path):
                 assert a.user_attrs[key] == pytest.approx(b.user_attrs[key], rel=1e-6), key
             else:
                 assert a.user_attrs[key] == b.user_attrs[key], key
+
+
+def test_starting_points_enqueued_once_even_after_a_kill_mid_loop(tmp_path):
+    """A kill while the baselines are being enqueued: the next run enqueues the missing ones."""
+    from search.context import build_study_context
+    from search.study import enqueue_starting_points, open_study, starting_candidates
+
+    config = config_from_dict(tiny_config_dict(tmp_path, baseline_sparsities=[0.5, 0.8]))
+    context, space = build_study_context(config, log=quiet)
+    study = open_study(config, space)
+    wanted = [space.to_params(c) for _, c in starting_candidates(space, context, config)]
+    assert len(wanted) >= 3
+    study.set_user_attr("starting_enqueued", False)          # the state a kill leaves ...
+    study.enqueue_trial(wanted[0])                            # ... after the first enqueue
+    enqueue_starting_points(study, space, context, config)
+    enqueue_starting_points(study, space, context, config)    # and once more: nothing new
+    queued = [t.system_attrs["fixed_params"] for t in study.trials]
+    assert len(queued) == len(wanted) and all(p in queued for p in wanted)
+    assert study.user_attrs["starting_enqueued"] is True

@@ -157,3 +157,57 @@ def test_a_journal_lock_held_by_a_killed_process_is_free_at_once(tmp_path):
     assert lock.acquire() is True
     assert time.monotonic() - started < 2
     lock.release()
+
+
+WORKER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import optuna
+from search.storage import open_storage
+study = optuna.load_study(study_name="s", storage=open_storage(sys.argv[2]))
+def objective(trial):
+    x = trial.suggest_float("x", 0, 1)
+    print("started", trial.number, flush=True)
+    time.sleep(120)
+    return x
+study.optimize(objective, n_trials=1)
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_killed_worker_is_swept_by_a_live_one_before_its_next_trial(kind, tmp_path):
+    """Two workers share a study; one is killed mid-trial; the other fails it as interrupted
+    and runs its parameters again, with no restart of anything."""
+    url = (f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite"
+           else f"journal:///{tmp_path / 'study.log'}")
+    study = optuna.create_study(study_name="s", storage=open_storage(url))
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(REPO), url],
+                              stdout=subprocess.PIPE, text=True)
+    line = worker.stdout.readline().split()
+    assert line[0] == "started", line
+    killed = int(line[1])
+    worker.kill()
+    worker.wait()
+    worker.stdout.close()
+    x_killed = study.trials[killed].params["x"]
+
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)   # the live worker
+    trials = study.get_trials()
+    assert trials[killed].state == TrialState.FAIL
+    assert trials[killed].user_attrs["fail_reason"] == INTERRUPTED
+    retry = next(t for t in trials if t.user_attrs.get("retry_of") == killed)
+    assert retry.state == TrialState.COMPLETE and retry.params["x"] == x_killed
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 2
+
+
+def test_temp_files_of_interrupted_writes_are_cleaned_when_old(tmp_path):
+    from trainers.checkpoint import atomic_write_text, remove_stale_temp_files
+
+    atomic_write_text(tmp_path / "trials.csv", "a,b\n")
+    old = tmp_path / ".dense.pt.abc123.tmp"            # what a kill during torch.save leaves
+    young = tmp_path / ".pareto.csv.def456.tmp"         # a write in progress elsewhere
+    for path in (old, young):
+        path.write_bytes(b"partial")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert remove_stale_temp_files(tmp_path) == [old]
+    assert young.exists() and (tmp_path / "trials.csv").read_text() == "a,b\n"

@@ -71,6 +71,7 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     if getattr(result, "context", None) is not None and getattr(result, "space", None) is not None:
         context, space = result.context, result.space
     else:
+        _check_sources(result.study.user_attrs.get("sources", {}), build)
         custom = any(build.get(k) is not None for k in ("data", "model_factory", "loss_fn"))
         _check_dense_reference(config, None if custom or build.get("dense_key")
                                else config.dense_key())
@@ -137,6 +138,16 @@ def _study_config(config: ExperimentConfig) -> ExperimentConfig:
     # Where the study lives (and its storage) may have moved since; the rest is as saved.
     return stored.with_overrides(output_dir=config.output_dir, study=config.study,
                                  search=config.search, device=config.device)
+
+
+def _check_sources(sources: Mapping[str, str], build: Mapping[str, Any]) -> None:
+    """A model or data passed from Python cannot be rebuilt from config.yaml: ask for it."""
+    for kind, argument in (("model", "model_factory"), ("data", "data")):
+        origin = str(sources.get(kind, "config"))
+        if origin.startswith("python") and build.get(argument) is None:
+            raise ConfigError(f"this study's {kind} came from Python ({origin}); export it from "
+                              f"the process that ran it, or pass {argument}=... to "
+                              f"StudyResult.export")
 
 
 def _check_dense_reference(config: ExperimentConfig, key: str | None) -> None:

@@ -175,3 +175,15 @@ def test_codes_reproduce_quantized_weights_even_after_input_channels_are_removed
         rebuilt = codes["codes"].float() * codes["scale"][:, None]
         assert torch.allclose(rebuilt, kept, rtol=1e-6, atol=1e-7)
     assert quantized_codes(torch.randn(3, 5), 4) is None      # not on any 4-bit grid
+
+
+def test_a_study_of_python_objects_asks_for_them(copied_study):
+    from search.schema import ConfigError
+
+    copied_study.study.set_user_attr("sources", {"model": "python: mine.Net", "data": "config"})
+    try:
+        with pytest.raises(ConfigError, match=r"model came from Python \(python: mine.Net\); "
+                                              r".*pass model_factory=\.\.\."):
+            copied_study.export(2, log=lambda line: None)
+    finally:
+        copied_study.study.set_user_attr("sources", {"model": "config", "data": "config"})

@@ -151,8 +151,8 @@ def render_index(data: "ReportData", figures: dict[str, go.Figure], pngs: dict[s
         sections.append('<section id="front-table"><h2>Front as a table</h2>'
                         + _frame_table(front_table(data.front)) + "</section>")
     sections.append('<section id="files"><h2>Files</h2><p class="files">'
-                    '<a href="../trials.csv">trials.csv</a><a href="../pareto.csv">pareto.csv</a>'
-                    + "".join(f'<a href="{name}">{name}</a>' for name in sorted(pngs.values()))
+                    '<a href="../trials.csv">trials.csv</a> <a href="../pareto.csv">pareto.csv</a> '
+                    + " ".join(f'<a href="{name}">{name}</a>' for name in sorted(pngs.values()))
                     + "</p></section>")
     nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in (
         ("status", "status"), ("front", "front"), ("picks", "picked models"),

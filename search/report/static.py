@@ -61,9 +61,10 @@ def front_png(data: "ReportData", x: str, colour: str, path: Path) -> Path:
     if data.dense and x in data.dense:
         ax.scatter([data.dense[x] / x_scale], [data.dense["accuracy"]], marker="*", s=220,
                    c=DENSE_COLOUR, label="dense reference", zorder=4)
-    for pick in data.picks:
+    for i, pick in enumerate(data.picks):
         ax.scatter([pick.row[x] / x_scale], [pick.row["accuracy"]], s=160, facecolors="none",
-                   edgecolors=PICK_COLOUR, linewidths=2, zorder=5)
+                   edgecolors=PICK_COLOUR, linewidths=2, zorder=5,
+                   label="picked" if i == 0 else None)
         ax.annotate(f"trial {pick.trial}", (pick.row[x] / x_scale, pick.row["accuracy"]),
                     textcoords="offset points", xytext=(8, -12), color=PICK_COLOUR)
     values = done[x] if not done.empty else pd.Series(dtype=float)

@@ -4,7 +4,9 @@ A thin layer over ``search.api``; the deciding commands live in ``search.cli_dec
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -108,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)   # a scheduler's stop = Ctrl-C
     try:
         return args.func(args)
     except (ConfigError, SetupError) as exc:
@@ -119,6 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM ends a run like Ctrl-C: the running trial is marked interrupted and queued again,
+    the tables are written; SIGKILL is handled by the sweep of the next run instead."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.config import ExperimentConfig, dump_config
-from search.reliability import sweep_interrupted
+from search.reliability import INTERRUPTED, RetryInterruptedTrial, sweep_interrupted
 from search.schema import ConfigError, to_dict
 from search.storage import open_storage
 from spaces.candidate import Candidate
@@ -179,6 +179,10 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
             trial.set_user_attr("fail_traceback", traceback.format_exc()[-4000:])
+            raise
+        except KeyboardInterrupt:     # Ctrl-C / SIGTERM: like a kill, but we can say so now
+            trial.set_user_attr("fail_reason", INTERRUPTED)
+            RetryInterruptedTrial()(trial.study, trial.study._storage.get_trial(trial._trial_id))
             raise
         if result.status == "invalid":
             reason = str(result.info.get("fail_reason", "invalid candidate"))

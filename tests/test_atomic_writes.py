@@ -86,3 +86,19 @@ def test_files_are_written_atomically(package):
             found += _violations(path)
     assert not found, ("write these through trainers.checkpoint.atomic_write (a kill must not "
                        "leave a half-written file):\n" + "\n".join(found))
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_checkpoints_are_loaded_only_weights_only(package):
+    """Every checkpoint load goes through ``load_checkpoint`` (``weights_only=True``): a foreign
+    file can't run code."""
+    found = []
+    for path in sorted((REPO / package).rglob("*.py")):
+        if path.relative_to(REPO) in ALLOWED_FILES:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if any(call in line for call in ("torch.load(", "pickle.load", "pickle.loads(",
+                                             "dill.load")):
+                found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not found, "load checkpoints with trainers.checkpoint.load_checkpoint:\n" + \
+        "\n".join(found)

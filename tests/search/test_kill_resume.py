@@ -171,3 +171,31 @@ def test_kill_during_trial_then_resume_journal(tmp_path):
     assert proc.returncode == 0, output
     assert "was interrupted" in output
     check_storage(url, [done], running)
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_marks_the_running_trial_interrupted_and_queues_it(sig, tmp_path):
+    import signal
+
+    config = write_config(tmp_path, None)
+    url = f"sqlite:///{tmp_path / 'runs' / 'killed' / 'study.db'}"
+    proc = launch(config)
+    wait_for_line(proc, rf"\[1/{BUDGET}\] trial")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        running = [t for t in load(url).get_trials(deepcopy=False)
+                   if t.state.name == "RUNNING" and t.params]
+        if running:
+            break
+        time.sleep(0.05)
+    proc.send_signal(getattr(signal, sig))
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, output
+    assert output.strip().splitlines()[-1] == "interrupted; run the same command again to resume"
+    trials = load(url).get_trials(deepcopy=False)
+    stopped = trials[running[0].number]
+    assert stopped.state.name == "FAIL" and stopped.user_attrs["fail_reason"] == "interrupted"
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == stopped.number]
+    assert len(retry) == 1 and retry[0].state.name == "WAITING"
+    assert retry[0].params == stopped.params
+    assert (tmp_path / "runs" / "killed" / "trials.csv").is_file()

@@ -20,6 +20,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; give what open() would give
         with open(tmp, "rb") as handle:  # on disk before the rename: a crash leaves old or new
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -45,6 +46,12 @@ def remove_stale_temp_files(folder: str | Path, older_than_s: float = 3600.0) ->
         except OSError:
             pass
     return removed
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

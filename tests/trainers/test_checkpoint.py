@@ -1,0 +1,32 @@
+import os
+import stat
+
+import pytest
+
+from trainers.checkpoint import atomic_write_text
+
+
+def test_atomic_write_replaces_whole_file_with_normal_permissions(tmp_path):
+    target = tmp_path / "table.csv"
+    atomic_write_text(target, "a,b\n1,2\n")
+    atomic_write_text(target, "a,b\n3,4\n")
+    assert target.read_text() == "a,b\n3,4\n"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]   # no temp file left
+
+
+def test_failed_write_leaves_the_old_file(tmp_path):
+    from trainers.checkpoint import atomic_write
+
+    target = tmp_path / "dense.pt"
+    atomic_write_text(target, "old")
+
+    def broken(tmp):
+        open(tmp, "w").write("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, broken)
+    assert target.read_text() == "old" and len(list(tmp_path.iterdir())) == 1

@@ -7,7 +7,7 @@ import time
 import traceback
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -93,11 +93,19 @@ def check_resumable(config: ExperimentConfig) -> bool:
         raise _refuse(config, "different objectives",
                       f"stored {_yaml_map(stored_obj)}, this config {_yaml_map(objectives)}")
     stored_def = attrs.get("definition")
-    definition = study_definition(config)
+    definition = _known_keys(study_definition(config), stored_def)
     if stored_def is not None and stored_def != definition:
         raise _refuse(config, "a different setup",
                       describe_difference(stored_def, definition, "config"))
     return True
+
+
+def _known_keys(now: Any, stored: Any) -> Any:
+    """``now`` without the keys ``stored`` lacks: settings added by a later version of the tool
+    (at their defaults) must not make older studies impossible to resume."""
+    if isinstance(now, dict) and isinstance(stored, dict):
+        return {k: _known_keys(v, stored[k]) for k, v in now.items() if k in stored}
+    return now
 
 
 def _yaml_map(mapping: dict) -> str:

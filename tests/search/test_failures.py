@@ -121,3 +121,24 @@ def test_starting_points_enqueued_once_even_after_a_kill_mid_loop(tmp_path):
     queued = [t.system_attrs["fixed_params"] for t in study.trials]
     assert len(queued) == len(wanted) and all(p in queued for p in wanted)
     assert study.user_attrs["starting_enqueued"] is True
+
+
+def test_settings_added_by_a_later_version_do_not_block_a_resume(tmp_path):
+    """A study stored before a config key existed resumes; a changed known key is refused."""
+    import optuna
+
+    from search.schema import ConfigError
+    from search.storage import open_storage
+    from search.study import check_resumable, study_definition
+
+    config = config_from_dict(tiny_config_dict(tmp_path))
+    stored = study_definition(config)
+    del stored["finetune"]["optimizer"]                 # as if the key did not exist back then
+    study = optuna.create_study(study_name="tiny", storage=open_storage(
+        f"sqlite:///{config.study_dir / 'study.db'}"), directions=["maximize"] * 3)
+    study.set_user_attr("definition", stored)
+    assert check_resumable(config) is True
+    stored["finetune"]["epochs"] = 99
+    study.set_user_attr("definition", stored)
+    with pytest.raises(ConfigError, match=r"config.finetune.epochs: stored 99, now 1"):
+        check_resumable(config)

@@ -22,12 +22,13 @@ import pandas as pd
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from search.backends import get_backend
 from search.config import ExperimentConfig, config_from_dict, load_config
 from search.context import build_study_context, set_threads
 from search.preflight import preflight
 from search.results import front_frame, trials_frame, write_tables
 from search.schema import ConfigError
-from search.study import open_study, run_trials, save_study_config
+from search.study import open_study, save_study_config
 from spaces.space import SearchSpace
 from trainers.context import EvalContext
 from trainers.data import DataBundle, bundle_from_splits
@@ -248,7 +249,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         study.set_user_attr("dense_reference", reference_metrics(space.dense_candidate(), context))
     save_study_config(config)
     try:
-        run_trials(study, space, context, config, log=log)
+        get_backend(config.parallel.backend).run(config, study, space, context, log=log)
     finally:
         objectives = config.search.objectives
         write_tables(study, config.study_dir, objectives.metrics, objectives.directions)

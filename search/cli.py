@@ -1,4 +1,4 @@
-"""Command line: ``sparsity-search run|pareto|status|pick|export|report|sensitivity``.
+"""Command line: ``sparsity-search run|worker|pareto|status|pick|export|report|sensitivity``.
 
 A thin layer over ``search.api``; the deciding commands live in ``search.cli_decide``."""
 from __future__ import annotations
@@ -50,7 +50,22 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
     config = replace(config, search=search)
     if getattr(args, "device", None):
         config = replace(config, device=args.device)
-    return config
+    return apply_parallel_args(config, args)
+
+
+def apply_parallel_args(config: ExperimentConfig, args: argparse.Namespace) -> ExperimentConfig:
+    """``--workers``, ``--backend``, ``--address``, ``--threads`` over the config's sections."""
+    parallel, ray = config.parallel, config.ray
+    if getattr(args, "workers", None) is not None:
+        parallel = replace(parallel, workers=args.workers)
+    if getattr(args, "backend", None):
+        parallel = replace(parallel, backend=args.backend)
+    if getattr(args, "address", None):
+        ray = replace(ray, address=args.address)
+        parallel = replace(parallel, backend="ray")
+    if getattr(args, "threads", None) is not None:
+        config = replace(config, threads=args.threads)
+    return replace(config, parallel=parallel, ray=ray)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -74,6 +89,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from search.worker import run_worker
+
+    run_worker(resolve_config(args))
+    return 0
+
+
 def cmd_pareto(args: argparse.Namespace) -> int:
     from search.api import open_existing
     from search.front_formats import render_front, sort_front
@@ -93,7 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n-trials", type=int, help="trial budget (overrides the config)")
     run.add_argument("--sampler", help="nsga2 | tpe | random")
     run.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    run.add_argument("--workers", type=int, help="worker processes on this machine (optuna backend)")
+    run.add_argument("--backend", choices=["optuna", "ray"], help="who runs the trials")
+    run.add_argument("--address", help="Ray cluster HOST:PORT or 'auto' (implies --backend ray)")
+    run.add_argument("--threads", type=int, help="torch threads per worker (default cores/workers)")
     run.set_defaults(func=cmd_run)
+    worker = sub.add_parser("worker", help="join an existing study and run its trials until the "
+                                           "budget is reached (on this or another machine)")
+    _add_study_args(worker)
+    worker.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    worker.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    worker.set_defaults(func=cmd_worker)
     pareto = sub.add_parser("pareto", help="print the Pareto front of a study")
     _add_study_args(pareto)
     pareto.add_argument("--format", default="table", choices=["table", "csv", "json", "markdown"])

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from search.backends.settings import ParallelSettings, RaySettings
 from search.early_stopping import EarlyStoppingSettings, check_objectives
 from search.objectives import OBJECTIVE_METRICS, Objectives
 from search.schema import ConfigError, from_dict, to_dict
@@ -125,6 +126,8 @@ class ExperimentConfig:
     search: SearchSettings = field(default_factory=SearchSettings)
     cost: CostSettings = field(default_factory=CostSettings)
     pruning: PruningSettings = field(default_factory=PruningSettings)
+    parallel: ParallelSettings = field(default_factory=ParallelSettings)
+    ray: RaySettings = field(default_factory=RaySettings)
 
     def __post_init__(self) -> None:
         if not self.study or any(c in self.study for c in "/\\") or self.study.startswith("."):

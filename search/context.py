@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -64,11 +64,14 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
                         model_factory: Callable[[], nn.Module] | None = None,
                         loss_fn: LossFn | None = None, metric_fn: MetricFn | None = None,
                         dense_key: str | None = None,
+                        dense_state: Mapping[str, torch.Tensor] | None = None,
                         ) -> tuple[EvalContext, SearchSpace]:
     """Data, dense reference (cached in the study folder), layers, cost profile and the space.
 
     ``data`` / ``model_factory`` replace the config's data set and model (Python API); the dense
     reference is then keyed by ``dense_key`` or, without one, by ``user_dense_key``.
+    ``dense_state``: the trained dense reference, when the caller has it already (a Ray trial on
+    another node gets it through Ray's object store instead of the study folder).
     """
     data_given = data
     try:
@@ -96,7 +99,7 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
         from_config = model_factory is None and data_given is None and loss_fn is None
         dense_key = config.dense_key() if from_config else user_dense_key(probe, data, config,
                                                                            loss_fn)
-    dense_state = load_or_train_dense(
+    dense_state = dense_state if dense_state is not None else load_or_train_dense(
         config.study_dir / "dense.pt", dense_key, factory, data, config.dense,
         batch_size=config.data.batch_size, device=device, seed=config.seed, loss_fn=loss_fn,
         log=log)

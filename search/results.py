@@ -8,6 +8,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from search.budget import is_surplus
 from search.pareto import pareto_front
 from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX
 from trainers.checkpoint import atomic_write_text
@@ -15,9 +16,11 @@ from trainers.costs.metrics import SHORT_NATURE, metric_nature
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: number, state, every recorded metric and label, every parameter."""
+    """One row per trial (budget-surplus ones left out): state, metrics, labels, parameters."""
     rows = []
     for trial in study.get_trials(deepcopy=False):
+        if is_surplus(trial):  # created by a worker after the budget was taken; never run
+            continue
         row = {"trial": trial.number, "state": trial.state.name}
         for key, value in trial.user_attrs.items():
             if key == "candidate":

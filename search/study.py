@@ -12,6 +12,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.budget import budget_open, claim_slot, is_surplus
 from search.config import ExperimentConfig, dump_config
 from search.reliability import INTERRUPTED, RetryInterruptedTrial, sweep_interrupted
 from search.schema import ConfigError, to_dict
@@ -35,8 +36,9 @@ def storage_url(config: ExperimentConfig) -> str:
     return f"sqlite:///{(config.study_dir / 'study.db').resolve()}"
 
 
-def make_sampler(config: ExperimentConfig) -> optuna.samplers.BaseSampler:
-    seed = config.seed
+def make_sampler(config: ExperimentConfig, worker_index: int = 0) -> optuna.samplers.BaseSampler:
+    # Each worker gets its own seed: equal seeds would make parallel workers draw equal candidates.
+    seed = config.seed + worker_index
     constraints = constraint_values(config.search.constraints) if config.search.constraints else None
     if config.search.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True,
@@ -112,13 +114,14 @@ def _yaml_map(mapping: dict) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}"
 
 
-def open_study(config: ExperimentConfig, space: SearchSpace) -> optuna.Study:
+def open_study(config: ExperimentConfig, space: SearchSpace, worker_index: int = 0) -> optuna.Study:
     """Create the study or load it; refuse to resume with another space or other objectives."""
     check_resumable(config)
     try:
         study = optuna.create_study(
             study_name=config.study, storage=open_storage(storage_url(config)), load_if_exists=True,
-            directions=config.search.objectives.directions, sampler=make_sampler(config))
+            directions=config.search.objectives.directions,
+            sampler=make_sampler(config, worker_index))
     except ValueError as exc:
         raise _refuse(config, "different objective directions",
                       f"this config: {config.search.objectives.to_config_value()}") from exc
@@ -152,12 +155,15 @@ class InvalidCandidate(RuntimeError):
     """The candidate was rejected before training (e.g. it cuts a model output off)."""
 
 
-def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentConfig
-                   ) -> Callable[[optuna.Trial], list[float]]:
-    """Suggest, evaluate, record; failures keep their reason in the user attr ``fail_reason``."""
+def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentConfig, *,
+                   guard_budget: bool = True) -> Callable[[optuna.Trial], list[float]]:
+    """The trial function of every backend. ``guard_budget``: claim a budget slot first (for
+    workers that share a study; Ray's ``num_samples`` already bounds its own trials)."""
     metrics = config.search.objectives.metrics
 
     def objective(trial: optuna.Trial) -> list[float]:
+        if guard_budget:
+            claim_slot(trial, config.search.n_trials)
         candidate = space.suggest(trial)
         trial.set_user_attr("candidate", candidate.to_flat_dict())
         if "origin" not in trial.user_attrs:
@@ -174,6 +180,7 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         if config.search.early_stopping.enabled:
             check = FrontRungCheck(trial.study, metrics, config.search.objectives.directions,
                                    cost_metrics(candidate, context), config.search.early_stopping)
+        started = time.perf_counter()
         try:
             result = evaluate(candidate, context, check)
         except StopCandidate as stop:
@@ -202,6 +209,7 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         for key, value in result.info.items():
             trial.set_user_attr(key, value)
         trial.set_user_attr("finetune_epochs_done", finetune_epochs(candidate, context))
+        trial.set_user_attr("eval_seconds", time.perf_counter() - started)
         values = [float(result.metrics[m]) for m in metrics]
         bad = [f"{m}={v}" for m, v in zip(metrics, values) if not math.isfinite(v)]
         if bad:
@@ -243,6 +251,10 @@ class BudgetAndProgress:
         limit = self.config.search.max_consecutive_failures
         done = count_finished(study)
         reason = str(trial.user_attrs.get("fail_reason", "unknown"))
+        if is_surplus(trial):
+            if not budget_open(study, budget):  # others hold the rest of the budget: stop here
+                study.stop()
+            return
         if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
             self.invalid += 1
             self.log(f"[{done}/{budget}] trial {trial.number} INVALID (not trained): {reason}")
@@ -273,7 +285,7 @@ class BudgetAndProgress:
                                 f"(10 x search.max_consecutive_failures); last: {reason}")
         if self.stop_reason:
             study.stop()
-        elif done >= budget:
+        elif done >= budget or not budget_open(study, budget):
             study.stop()
 
     def summary(self, study: optuna.Study) -> str:
@@ -350,15 +362,19 @@ def enqueue_starting_points(study: optuna.Study, space: SearchSpace, context: Ev
 
 def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
                config: ExperimentConfig, log: Callable[[str], None] = print) -> None:
-    """Run trials until the study holds ``n_trials`` finished ones (resume-safe)."""
+    """Run trials until the study holds ``n_trials`` finished ones (resume-safe; several
+    processes may run this on one study at once, see ``search.budget``)."""
     budget = config.search.n_trials
     sweep_interrupted(study, log=log)
     done = count_finished(study)
     if done >= budget:
         log(f"study '{config.study}' already has {done}/{budget} finished trials")
         return
+    if not budget_open(study, budget):
+        log(f"study '{config.study}': {done}/{budget} finished, the rest is running elsewhere")
+        return
     enqueue_starting_points(study, space, context, config)
-    log(f"study '{config.study}': {done}/{budget} finished, running {budget - done} more")
+    log(f"study '{config.study}': {done}/{budget} finished, running up to {budget - done} more")
     callback = BudgetAndProgress(config, log)
     study.optimize(make_objective(space, context, config), n_trials=None,
                    callbacks=[callback], catch=(Exception,), gc_after_trial=False)

@@ -1,0 +1,64 @@
+"""The ``optuna`` backend: N worker processes on this machine, one Optuna study in one storage.
+
+With ``parallel.workers: 1`` the trials run in this process (no start-up cost). With more, each
+worker is a fresh ``spawn``-ed process (forking a process that has run torch can deadlock its
+thread pools) that loads the dense reference trained by the caller, opens the study with its own
+sampler seed and runs trials until the shared budget is reached (``search.budget`` keeps the
+total exact). Each worker uses ``threads`` torch threads, by default cores / workers, so the
+workers do not fight over the cores.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from typing import Callable
+
+import optuna
+
+from search.backends.base import Backend
+from search.config import ExperimentConfig
+from search.study import StudyStopped, enqueue_starting_points, run_trials
+from search.worker import spawned_worker_main
+from spaces.space import SearchSpace
+from trainers.context import EvalContext
+
+
+
+class LocalBackend(Backend):
+    """Optuna workers on this machine sharing the study storage."""
+
+    name = "optuna"
+
+    def run(self, config: ExperimentConfig, study: optuna.Study, space: SearchSpace,
+            context: EvalContext, *, log: Callable[[str], None] = print) -> None:
+        workers = config.parallel.workers
+        if workers == 1:
+            run_trials(study, space, context, config, log=log)
+            return
+        # Enqueue before any worker starts, so they all find the queue filled.
+        enqueue_starting_points(study, space, context, config)
+        log(f"starting {workers} worker processes on storage of study '{config.study}'")
+        run_worker_processes(config, workers)
+
+
+def run_worker_processes(config: ExperimentConfig, workers: int) -> None:
+    """Start ``workers`` spawned processes and wait for all; raise if any of them failed."""
+    ctx = multiprocessing.get_context("spawn")
+    processes = [ctx.Process(target=spawned_worker_main, args=(config, index, workers),
+                             name=f"sparsity-search-worker-{index}")
+                 for index in range(workers)]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except BaseException:  # Ctrl-C or an error here: do not leave workers behind
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+        raise
+    failed = [(p.name, p.exitcode) for p in processes if p.exitcode != 0]
+    if failed:
+        raise StudyStopped("worker processes failed: " + ", ".join(
+            f"{name} (exit code {code})" for name, code in failed) + "; see their output above")

@@ -1,0 +1,247 @@
+"""The ``ray`` backend: the same study run through Ray Tune, on a local runtime or a cluster.
+
+Ray Tune's ``OptunaSearch`` asks the study (in its own Optuna storage: the single source of truth)
+for trials with the study's sampler and the define-by-run ``SearchSpace.suggest``; each Ray trial
+rebuilds that Optuna trial from the storage and runs the same objective as the local workers,
+which records every metric as user attributes; ``OptunaSearch`` then tells the objective values.
+The dense reference trained by the caller travels to the trials through Ray's object store, so
+other nodes need no copy of the study folder, only the storage (an RDB URL, or a journal / SQLite
+file on a shared file system).
+
+Resume: rerunning the command reads the storage, not ``Tuner.restore`` (see the README): the
+remaining budget is ``n_trials`` minus the finished trials, whoever ran them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import optuna
+from optuna.trial import TrialState
+
+from search.backends.base import Backend, MissingExtra
+
+try:
+    import ray
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+except ImportError as exc:  # the optional extra is missing (or broken)
+    raise MissingExtra(f"the Ray backend needs Ray Tune, which cannot be imported here ({exc}); "
+                       f"install it with: pip install 'sparsity-search[ray]'") from exc
+
+import torch
+
+from search.budget import process_token
+from search.config import ExperimentConfig
+from search.context import build_study_context
+from search.storage import is_journal, journal_path, open_storage
+from search.study import (StudyStopped, count_finished, enqueue_starting_points, make_objective,
+                          make_sampler, storage_url)
+from spaces.space import SearchSpace
+from trainers.context import EvalContext
+
+TRIAL_NUMBER_KEY = "optuna_trial_number"
+DRIVER_ATTR = "ray_driver"
+
+
+class DefineByRun:
+    """``OptunaSearch``'s space: ``SearchSpace.suggest`` on the asked trial (a picklable class,
+    since Tune checkpoints its searcher). Returns the Optuna trial number so the Ray trial can find
+    its Optuna trial in the storage."""
+
+    def __init__(self, space: SearchSpace, driver: str):
+        self.space = space
+        self.driver = driver
+
+    def __call__(self, trial: Any) -> dict[str, int]:
+        self.space.suggest(trial)
+        trial.set_user_attr(DRIVER_ATTR, self.driver)
+        return {TRIAL_NUMBER_KEY: trial.number}
+
+
+@dataclass(frozen=True)
+class RayTrialJob:
+    """What every Ray trial needs: the config (absolute paths) and the dense reference."""
+
+    config: ExperimentConfig
+    dense_state: Mapping[str, torch.Tensor]
+    storage_url: str
+    threads: int
+
+
+_PROCESS_CACHE: dict[str, tuple[Callable, optuna.Study]] = {}
+
+
+def _trial_state(job: RayTrialJob) -> tuple[Callable, optuna.Study]:
+    """Objective and study of this Ray worker process, built once (actors are reused)."""
+    key = f"{job.storage_url}|{job.config.study}|{job.config.dense_key()}"
+    if key not in _PROCESS_CACHE:
+        context, space = build_study_context(job.config, log=lambda _: None,
+                                             dense_state=job.dense_state)
+        # A cheap sampler: the trial's parameters are already in the storage, nothing is sampled.
+        study = optuna.load_study(study_name=job.config.study, sampler=optuna.samplers.RandomSampler(),
+                                  storage=open_storage(job.storage_url, heartbeat=False))
+        objective = make_objective(space, context, job.config, guard_budget=False)
+        _PROCESS_CACHE.clear()
+        _PROCESS_CACHE[key] = (objective, study)
+    return _PROCESS_CACHE[key]
+
+
+def run_ray_trial(params: dict[str, Any], job: RayTrialJob) -> None:
+    """Ray Tune function trainable: evaluate the Optuna trial named in ``params``, report values."""
+    torch.set_num_threads(job.threads)
+    objective, study = _trial_state(job)
+    storage = study._storage  # noqa: SLF001 -- Study exposes no public storage accessor
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name(job.config.study), int(params[TRIAL_NUMBER_KEY]))
+    values = objective(optuna.Trial(study, trial_id))
+    tune.report(dict(zip(job.config.search.objectives.metrics, values)))
+
+
+class ProgressLog(tune.Callback):
+    """One line per finished Ray trial, in the same words as the local workers'."""
+
+    def __init__(self, study: optuna.Study, config: ExperimentConfig, log: Callable[[str], None]):
+        self.study = study
+        self.budget = config.search.n_trials
+        self.log = log
+        self.started = time.perf_counter()
+        self.done = count_finished(study)
+        self.study_id = study._storage.get_study_id_from_name(config.study)  # noqa: SLF001
+
+    def _attrs(self, trial: Any) -> tuple[int, dict]:
+        number = int(trial.config.get(TRIAL_NUMBER_KEY, -1))
+        storage = self.study._storage  # noqa: SLF001
+        try:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+            return number, storage.get_trial(trial_id).user_attrs
+        except KeyError:
+            return number, {}
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        number, attrs = self._attrs(trial)
+        self.done += 1
+        self.log(f"[{self.done}/{self.budget}] trial {number} (ray):"
+                 f" val_acc={attrs.get('accuracy', 0):.4f}"
+                 f" MFLOPs={attrs.get('flops', 0) / 1e6:.3f}"
+                 f" energy_uJ(est)={attrs.get('energy_uj', 0):.3f}"
+                 f" | {time.perf_counter() - self.started:.0f}s")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        number, attrs = self._attrs(trial)
+        self.log(f"trial {number} (ray) FAILED after retries: {attrs.get('fail_reason', 'unknown')}")
+
+
+def absolute_storage_url(url: str) -> str:
+    """File storages with relative paths made absolute (Ray trials run in other folders)."""
+    if is_journal(url):
+        return "journal:///" + str(journal_path(url).resolve())
+    if url.startswith("sqlite:///"):
+        return "sqlite:///" + str(Path(url[len("sqlite:///"):]).resolve())
+    return url
+
+
+def absolute_config(config: ExperimentConfig) -> ExperimentConfig:
+    """The config with every local path absolute, as trials in other folders need it."""
+    search = replace(config.search, storage=absolute_storage_url(storage_url(config)))
+    data = config.data
+    if data.root:
+        data = replace(data, root=str(Path(data.root).resolve()))
+    return replace(config, output_dir=str(Path(config.output_dir).resolve()), search=search,
+                   data=data)
+
+
+def results_dir(config: ExperimentConfig) -> str:
+    """Ray's results folder: ``ray.results_dir`` (URIs kept as given) or in the study folder."""
+    configured = config.ray.results_dir
+    if configured and "://" in configured:
+        return configured
+    return str(Path(configured).resolve() if configured else config.study_dir / "ray_results")
+
+
+def connect(config: ExperimentConfig, log: Callable[[str], None]) -> bool:
+    """Join the configured cluster or start a local runtime; True if this call started Ray."""
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic reporter honours verbose=0
+    settings = config.ray
+    if settings.address:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        log(f"connecting to the Ray cluster at {settings.address}")
+        ray.init(address=settings.address, logging_level=logging.WARNING)
+    else:
+        log("starting a local Ray runtime")
+        ray.init(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, include_dashboard=False,
+                 logging_level=logging.WARNING)
+    return True
+
+
+def fail_unfinished(study: optuna.Study, driver: str, reason: str) -> int:
+    """Fail the trials this driver asked for that are still running (interrupted ``fit``)."""
+    count = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get(DRIVER_ATTR) == driver:
+            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)  # noqa: SLF001
+            study.tell(trial.number, state=TrialState.FAIL)
+            count += 1
+    return count
+
+
+class RayBackend(Backend):
+    """Ray Tune with ``OptunaSearch`` over the study's storage."""
+
+    name = "ray"
+
+    def run(self, config: ExperimentConfig, study: optuna.Study, space: SearchSpace,
+            context: EvalContext, *, log: Callable[[str], None] = print) -> None:
+        config = absolute_config(config)
+        budget = config.search.n_trials
+        enqueue_starting_points(study, space, context, config)
+        driver = process_token()
+        threads = config.threads or max(1, int(config.ray.cpus_per_trial))
+        job = RayTrialJob(config, dict(context.dense_state), config.search.storage, threads)
+        started_ray = connect(config, log)
+        try:
+            while (done := count_finished(study)) < budget:
+                log(f"study '{config.study}': {done}/{budget} finished, running {budget - done} "
+                    f"more through Ray Tune")
+                self._fit(config, study, space, job, driver, budget - done, log)
+                if count_finished(study) == done:
+                    raise StudyStopped(f"a Ray round of {budget - done} trials finished none of "
+                                       f"them; see fail_reason in trials.csv")
+        finally:
+            fail_unfinished(study, driver, "interrupted: the Ray driver stopped before this trial "
+                                           "finished")
+            if started_ray:
+                ray.shutdown()
+
+    @staticmethod
+    def _fit(config: ExperimentConfig, study: optuna.Study, space: SearchSpace, job: RayTrialJob,
+             driver: str, num_samples: int, log: Callable[[str], None]) -> None:
+        settings = config.ray
+        objectives = config.search.objectives
+        searcher = OptunaSearch(
+            space=DefineByRun(space, driver), metric=objectives.metrics,
+            mode=["max" if d == "maximize" else "min" for d in objectives.directions],
+            # A fresh seed per round and per resume, so no round re-draws an earlier one's points.
+            sampler=make_sampler(config, worker_index=len(study.trials)),
+            study_name=config.study, storage=open_storage(job.storage_url, heartbeat=False))
+        trainable = tune.with_resources(
+            tune.with_parameters(run_ray_trial, job=job),
+            {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples,
+                                        max_concurrent_trials=settings.max_concurrent or None,
+                                        reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=f"{config.study}-{time.strftime('%Y%m%d-%H%M%S')}-{len(study.trials)}",
+                storage_path=results_dir(config), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                callbacks=[ProgressLog(study, config, log)]))
+        tuner.fit()

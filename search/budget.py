@@ -1,0 +1,123 @@
+"""An exact trial budget shared by concurrent workers (processes or machines) on one storage.
+
+Optuna's ``optimize`` checks a budget only after each trial, so N workers that all see
+``budget - 1`` finished trials would start N more. Here a trial, once created (so it is visible
+to every other worker), claims a slot: it runs only if fewer than ``budget`` *other* live trials
+(complete, pruned or running) come before it. "Before" is settled by the storage itself:
+
+- a newly created trial counts finished trials and the running trials with a lower number (trial
+  numbers follow the storage's write order, so of two racing workers exactly one counts the
+  other);
+- a trial popped from the queue of enqueued trials (which may carry a lower number than trials
+  created meanwhile) counts every other live trial;
+- running trials of a dead process on this machine are not live (see ``process_token``).
+
+A trial that finds no slot is marked ``budget_surplus`` and failed without sampling or training
+anything: it is not counted, not retried, and ``trials.csv`` leaves it out. A race where both
+sides count each other can only under-fill, never overshoot; the loser sees the budget still
+open and simply asks for another trial.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from typing import Iterable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+SURPLUS_ATTR = "budget_surplus"
+WORKER_ATTR = "worker"
+LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class BudgetReached(RuntimeError):
+    """This trial found the budget taken by other workers' trials; it was not run."""
+
+
+def _start_ticks(pid: int) -> str:
+    """Start time of ``pid`` in clock ticks (Linux), to tell a reused pid apart; '' elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_token(pid: int | None = None) -> str:
+    """``host:pid:start`` naming one process, recorded on the trials it runs."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
+
+
+def is_dead_local_process(token: str | None) -> bool:
+    """True only when ``token`` names a process of this machine that no longer exists."""
+    if not token or token.count(":") < 2:
+        return False
+    host, pid_text, start = token.rsplit(":", 2)
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return bool(start) and _start_ticks(pid) not in ("", start)
+
+
+def is_enqueued(trial: FrozenTrial) -> bool:
+    return "fixed_params" in trial.system_attrs
+
+
+def is_live(trial: FrozenTrial) -> bool:
+    """Complete, pruned, or running in a process that may still be alive."""
+    if trial.state in FINISHED_STATES:
+        return True
+    return (trial.state == TrialState.RUNNING
+            and not is_dead_local_process(trial.user_attrs.get(WORKER_ATTR)))
+
+
+def live_trials(study: optuna.Study) -> list[FrozenTrial]:
+    trials = study.get_trials(deepcopy=False, states=LIVE_STATES)
+    return [t for t in trials if is_live(t)]
+
+
+def slots_taken_before(me: FrozenTrial, trials: Iterable[FrozenTrial]) -> int:
+    """How many live trials other than ``me`` come before it (the rule in the module doc)."""
+    count = 0
+    for other in trials:
+        if other.number == me.number or not is_live(other):
+            continue
+        if (is_enqueued(me) or other.state != TrialState.RUNNING or other.number < me.number
+                or is_enqueued(other)):
+            count += 1
+    return count
+
+
+def claim_slot(trial: optuna.Trial, budget: int) -> None:
+    """Record this process on ``trial``; raise ``BudgetReached`` (marking it) if no slot is left.
+
+    Call at the start of the objective, before anything is sampled or trained.
+    """
+    trial.set_user_attr(WORKER_ATTR, process_token())
+    trials = trial.study.get_trials(deepcopy=False, states=LIVE_STATES)
+    me = next((t for t in trials if t.number == trial.number), None)
+    if me is None:  # not running any more (e.g. failed by a stale-trial sweep): do not run it
+        raise BudgetReached(f"trial {trial.number} is no longer running")
+    taken = slots_taken_before(me, trials)
+    if taken >= budget:
+        trial.set_user_attr(SURPLUS_ATTR, True)
+        raise BudgetReached(f"budget of {budget} trials already taken by other workers' trials; "
+                            f"trial {trial.number} was not run")
+
+
+def budget_open(study: optuna.Study, budget: int) -> bool:
+    """Whether live trials (finished plus running) leave room for another one."""
+    return len(live_trials(study)) < budget
+
+
+def is_surplus(trial: FrozenTrial) -> bool:
+    return bool(trial.user_attrs.get(SURPLUS_ATTR))

@@ -1,0 +1,72 @@
+"""One worker: a process that joins a study in its storage and runs trials until the budget is
+reached. ``sparsity-search run --workers N`` starts N of them; ``sparsity-search worker`` starts one
+on any machine that reaches the storage (and the study folder, for ``dense.pt``)."""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import optuna
+
+from search.budget import process_token
+from search.config import ExperimentConfig
+from search.context import build_study_context, set_threads
+from search.schema import ConfigError
+from search.storage import open_storage
+from search.study import StudyStopped, open_study, run_trials, storage_url
+
+
+def require_existing_study(config: ExperimentConfig) -> None:
+    """Workers join studies; they never create one (``run`` does, with its dense reference)."""
+    url = storage_url(config)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        names: list[str] = []
+    else:
+        names = optuna.get_all_study_names(open_storage(url, heartbeat=False))
+    if config.study not in names:
+        raise ConfigError(f"storage '{url}' has no study named '{config.study}'; start it with "
+                          f"`sparsity-search run` (workers only join existing studies)")
+
+
+def require_dense_reference(config: ExperimentConfig) -> None:
+    """Workers never train the dense reference: ``run`` trains it once, before any worker."""
+    path = config.study_dir / "dense.pt"
+    if not path.is_file():
+        raise ConfigError(f"no dense reference at '{path}': start the study with "
+                          f"`sparsity-search run` first (it trains the dense model once), and give "
+                          f"this worker the study folder (--output-dir on a shared file system)")
+
+
+def default_worker_index() -> int:
+    """A sampler-seed offset unique to this process (workers joined by hand on other machines)."""
+    return 1000 + zlib.crc32(process_token().encode()) % 1_000_000
+
+
+def run_worker(config: ExperimentConfig, *, worker_index: int | None = None, workers: int = 1,
+               log: Callable[[str], None] = print) -> None:
+    """Load the study's context (dense reference from the study folder) and run its trials."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    require_existing_study(config)
+    require_dense_reference(config)
+    threads = set_threads(config, workers)
+    index = default_worker_index() if worker_index is None else worker_index
+    context, space = build_study_context(config, log=log)
+    study = open_study(config, space, worker_index=index)
+    log(f"worker {index} ({process_token()}) joined study '{config.study}' with {threads} "
+        f"torch thread(s)")
+    run_trials(study, space, context, config, log=log)
+
+
+def spawned_worker_main(config: ExperimentConfig, worker_index: int, workers: int) -> None:
+    """Entry point of a worker process started by the local backend (``spawn`` start method)."""
+    prefix = f"[w{worker_index}] "
+
+    def log(message: str) -> None:
+        print(prefix + message, flush=True)
+
+    try:
+        run_worker(config, worker_index=worker_index, workers=workers, log=log)
+    except (ConfigError, StudyStopped) as exc:
+        log(f"stopped: {exc}")
+        raise SystemExit(3) from exc

@@ -237,6 +237,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     # Failed trials are reported by our progress line (reason) and keep their traceback in the
     # storage (user attr fail_traceback); Optuna's own warning would print it once more.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    backend = get_backend(config.parallel.backend)  # fails fast when an optional extra is missing
     preflight(config)                   # bad input fails here, before training or writing
     set_threads(config)
     context, space = build_study_context(config, log=log, data=data, model_factory=factory,
@@ -249,7 +250,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         study.set_user_attr("dense_reference", reference_metrics(space.dense_candidate(), context))
     save_study_config(config)
     try:
-        get_backend(config.parallel.backend).run(config, study, space, context, log=log)
+        backend.run(config, study, space, context, log=log)
     finally:
         objectives = config.search.objectives
         write_tables(study, config.study_dir, objectives.metrics, objectives.directions)

@@ -98,11 +98,11 @@ def slots_taken_before(me: FrozenTrial, trials: Iterable[FrozenTrial]) -> int:
 
 
 def claim_slot(trial: optuna.Trial, budget: int) -> None:
-    """Record this process on ``trial``; raise ``BudgetReached`` (marking it) if no slot is left.
+    """Raise ``BudgetReached`` (marking the trial as surplus) if no budget slot is left for it.
 
-    Call at the start of the objective, before anything is sampled or trained.
+    Call at the start of the objective, before anything is sampled or trained, after recording
+    ``WORKER_ATTR`` (so other workers can tell when this process is gone).
     """
-    trial.set_user_attr(WORKER_ATTR, process_token())
     trials = trial.study.get_trials(deepcopy=False, states=LIVE_STATES)
     me = next((t for t in trials if t.number == trial.number), None)
     if me is None:  # not running any more (e.g. failed by a stale-trial sweep): do not run it

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.budget import budget_open, claim_slot, is_surplus
+from search.budget import WORKER_ATTR, budget_open, claim_slot, is_surplus, process_token
 from search.config import ExperimentConfig, dump_config
 from search.reliability import INTERRUPTED, RetryInterruptedTrial, sweep_interrupted
 from search.schema import ConfigError, to_dict
@@ -162,6 +162,7 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
     metrics = config.search.objectives.metrics
 
     def objective(trial: optuna.Trial) -> list[float]:
+        trial.set_user_attr(WORKER_ATTR, process_token())
         if guard_budget:
             claim_slot(trial, config.search.n_trials)
         candidate = space.suggest(trial)

@@ -101,3 +101,27 @@ def load_benchmark(script: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# --- Ray: every Ray process started by this test session lives under one temp folder, and none
+# may survive the session (checked, and stopped by pid if one does; see tests/ray_processes.py).
+RAY_TMPDIR = f"/tmp/ss-ray-{os.getpid()}"  # short: Ray's socket paths must stay < 108 chars
+
+
+def pytest_configure(config):
+    os.environ["RAY_TMPDIR"] = RAY_TMPDIR
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shutil
+
+    from ray_processes import stop_ray_processes
+
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
+    leftover = stop_ray_processes(RAY_TMPDIR)
+    shutil.rmtree(RAY_TMPDIR, ignore_errors=True)
+    if leftover:
+        print(f"\nERROR: Ray processes survived the tests and were stopped: {leftover}")
+        session.exitstatus = 1

@@ -1,0 +1,72 @@
+"""Local parallel workers (real processes) on one journal file, and the `worker` subcommand."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from conftest import REPO_ROOT, cli_command, cli_env, tiny_config_dict
+from search.api import run_search
+from search.budget import WORKER_ATTR, is_surplus
+from search.config import config_from_dict
+from search.schema import ConfigError
+from search.storage import open_storage
+from search.worker import run_worker
+
+BUDGET = 8
+
+
+def _ran(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if not is_surplus(t)]
+
+
+@pytest.mark.slow
+def test_two_workers_on_one_journal_fill_the_budget_exactly_once(tmp_path):
+    journal = tmp_path / "shared" / "study.log"
+    data = tiny_config_dict(tmp_path, n_trials=BUDGET, storage=f"journal:///{journal}")
+    data["parallel"] = {"workers": 2}
+    logs: list[str] = []
+    result = run_search(config_from_dict(data), log=logs.append)
+
+    study = optuna.load_study(study_name="tiny", storage=open_storage(f"journal:///{journal}"))
+    trials = study.get_trials(deepcopy=False)
+    ran = _ran(study)
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == BUDGET
+    assert all(t.state == TrialState.COMPLETE for t in ran)          # nothing running or failed
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))                         # no duplicate trial numbers
+    params = [json.dumps(t.params, sort_keys=True) for t in ran]
+    assert len(params) == len(set(params))                           # no candidate trained twice
+    assert len({t.user_attrs[WORKER_ATTR] for t in ran}) == 2        # both workers did trials
+    assert all(t.params == {} for t in trials if is_surplus(t))      # surplus: nothing sampled
+    # The parent's view and the tables agree; surplus trials are not in them.
+    table = pd.read_csv(tmp_path / "runs" / "tiny" / "trials.csv")
+    assert len(table) == BUDGET and set(table["state"]) == {"COMPLETE"}
+    assert len(result.front()) >= 1
+
+
+@pytest.mark.slow
+def test_worker_subcommand_joins_a_study_and_stops_at_its_budget(tmp_path):
+    journal = tmp_path / "study.log"
+    url = f"journal:///{journal}"
+    data = tiny_config_dict(tmp_path, n_trials=2, storage=url)
+    run_search(config_from_dict(data), log=lambda _: None)
+    # The study's budget is raised in a config file; a worker joins and runs only what is missing.
+    data["search"]["n_trials"] = 4
+    bigger = tmp_path / "bigger.yaml"
+    bigger.write_text(yaml.safe_dump(data))
+    done = subprocess.run(cli_command("worker", str(bigger), "--storage", url, "--threads", "1"),
+                          cwd=REPO_ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "joined study 'tiny' with 1 torch thread(s)" in done.stdout
+    study = optuna.load_study(study_name="tiny", storage=open_storage(url))
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 4
+
+    with pytest.raises(ConfigError, match="has no study named 'nope'; start it with"):
+        run_worker(config_from_dict({**data, "study": "nope"}))

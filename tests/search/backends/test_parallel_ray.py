@@ -1,0 +1,111 @@
+"""The Ray Tune backend for real: a cluster started with `ray start --head`, and a local runtime.
+
+Every Ray process lives under the session's RAY_TMPDIR (tests/conftest.py), and the head started
+here is stopped by pid when the module ends; the session checks that nothing of Ray survives.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from conftest import REPO_ROOT, cli_command, cli_env, tiny_config_dict
+from ray_processes import ray_pids, stop_ray_processes
+from search.backends.ray_backend import DRIVER_ATTR
+from search.budget import WORKER_ATTR
+from search.storage import open_storage
+
+pytestmark = pytest.mark.slow
+
+RAY_ENV = {**cli_env(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A one-node Ray cluster (the settings these machines need: docs ENVIRONMENT.md)."""
+    temp = Path(os.environ["RAY_TMPDIR"]) / "head"
+    port = _free_port()
+    command = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--num-cpus=2",
+               f"--port={port}", "--include-dashboard=false", "--node-ip-address=127.0.0.1",
+               "--disable-usage-stats", f"--temp-dir={temp}"]
+    try:
+        started = subprocess.run(command, env={**RAY_ENV, "RAY_AUTH_MODE": "disabled"},
+                                 capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stderr[-2000:]
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_ray_processes(temp)
+        assert ray_pids(temp) == []
+
+
+def _write_config(tmp_path: Path, **sections) -> Path:
+    data = tiny_config_dict(tmp_path, n_trials=4)
+    data.update(sections)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(cli_command(*args), cwd=REPO_ROOT, env=RAY_ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def _study(tmp_path: Path) -> optuna.Study:
+    url = f"sqlite:///{tmp_path / 'runs' / 'tiny' / 'study.db'}"
+    return optuna.load_study(study_name="tiny", storage=open_storage(url))
+
+
+def test_study_through_a_ray_cluster_is_read_by_the_same_commands(tmp_path, ray_head):
+    config = _write_config(tmp_path, ray={"max_concurrent": 2})
+    run = _run("run", str(config), "--address", ray_head)
+    assert f"connecting to the Ray cluster at {ray_head}" in run.stdout
+    assert run.stdout.count("training the dense reference") == 1   # once, by the driver
+
+    study = _study(tmp_path)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    for trial in trials:   # everything the local path records, written by the Ray trial
+        assert {"accuracy", "flops", "energy_uj", "candidate", DRIVER_ATTR} <= set(trial.user_attrs)
+        assert trial.values == [trial.user_attrs[m] for m in ("accuracy", "flops", "energy_uj")]
+    assert trials[0].user_attrs["flops"] == trials[0].user_attrs["flops_dense"]  # queued dense first
+    assert any((tmp_path / "runs" / "tiny" / "ray_results").iterdir())
+
+    pareto = _run("pareto", "--study", "tiny", "--output-dir", str(tmp_path / "runs"))
+    rows = [line.split() for line in pareto.stdout.splitlines()[1:] if line.strip()]
+    assert {int(row[0]) for row in rows} == {t.number for t in study.best_trials}
+
+
+def test_local_ray_runtime_runs_two_trials_at_once(tmp_path):
+    config = _write_config(tmp_path, parallel={"backend": "ray"},
+                           ray={"num_cpus": 2, "cpus_per_trial": 1, "max_concurrent": 2})
+    run = _run("run", str(config))
+    assert "starting a local Ray runtime" in run.stdout
+
+    trials = _study(tmp_path).get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert len({t.user_attrs[WORKER_ATTR] for t in trials}) == 2    # two Ray worker processes
+    events = sorted([(t.datetime_start, 1) for t in trials]
+                    + [(t.datetime_complete, -1) for t in trials])
+    running, most = 0, 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    assert most == 2                                                 # concurrent, never over 2
+    assert isinstance(trials[0].datetime_start, datetime)

@@ -1,0 +1,75 @@
+"""The shared trial budget: which trial gets a slot when workers race (search.budget)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.budget import (SURPLUS_ATTR, WORKER_ATTR, BudgetReached, budget_open, claim_slot,
+                           is_dead_local_process, process_token)
+
+
+def _study(finished: int) -> optuna.Study:
+    study = optuna.create_study()
+    for value in range(finished):
+        study.add_trial(optuna.trial.create_trial(value=float(value)))
+    return study
+
+
+def _created(study: optuna.Study) -> optuna.Trial:
+    """A trial created by a worker (not popped from the queue)."""
+    trial_id = study._storage.create_new_trial(study._study_id)
+    return optuna.Trial(study, trial_id)
+
+
+def test_of_two_racing_new_trials_only_the_lower_number_runs():
+    study = _study(finished=2)
+    first, second = _created(study), _created(study)     # both exist before either checks
+    with pytest.raises(BudgetReached, match="budget of 3 trials already taken"):
+        claim_slot(second, budget=3)
+    claim_slot(first, budget=3)                           # no exception: it runs
+    assert study.trials[second.number].user_attrs[SURPLUS_ATTR] is True
+    assert SURPLUS_ATTR not in study.trials[first.number].user_attrs
+
+
+def test_popped_enqueued_trial_counts_newer_running_trials():
+    # A queued trial (lower number) popped after a worker created a newer one must not overshoot.
+    study = _study(finished=1)
+    study.enqueue_trial({"x": 1.0})
+    newer = _created(study)
+    popped = study.ask()
+    assert popped.number < newer.number
+    with pytest.raises(BudgetReached):
+        claim_slot(popped, budget=2)
+    study.tell(popped, state=TrialState.FAIL)
+    claim_slot(newer, budget=2)
+
+
+def test_failed_trials_do_not_count_and_budget_open_sees_running_ones():
+    study = _study(finished=1)
+    failed = study.ask()
+    study.tell(failed, state=TrialState.FAIL)
+    running = _created(study)
+    claim_slot(running, budget=2)
+    assert not budget_open(study, budget=2)
+    assert budget_open(study, budget=3)
+
+
+def test_running_trial_of_a_dead_local_process_does_not_hold_a_slot():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    token = process_token(child.pid)
+    assert not is_dead_local_process(token)
+    child.kill()
+    child.wait()
+    assert is_dead_local_process(token)
+    assert not is_dead_local_process(process_token())
+    assert not is_dead_local_process("another-host:1:1")  # other machines: cannot tell, so live
+
+    study = _study(finished=1)
+    orphan = _created(study)
+    orphan.set_user_attr(WORKER_ATTR, token)
+    assert budget_open(study, budget=2)
+    claim_slot(_created(study), budget=2)

@@ -28,6 +28,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 SURPLUS_ATTR = "budget_surplus"
 WORKER_ATTR = "worker"
+# Attributes naming the process(es) that ran a trial: never copied from one trial to another.
+PROCESS_ATTRS = (WORKER_ATTR, "ray_driver")
 LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 

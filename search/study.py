@@ -12,7 +12,8 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.budget import WORKER_ATTR, budget_open, claim_slot, is_surplus, process_token
+from search.budget import (PROCESS_ATTRS, WORKER_ATTR, budget_open, claim_slot, is_surplus,
+                           process_token)
 from search.config import ExperimentConfig, dump_config
 from search.reliability import INTERRUPTED, RetryInterruptedTrial, sweep_interrupted
 from search.schema import ConfigError, to_dict
@@ -172,7 +173,8 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         twin = find_duplicate(trial.study, trial.params)
         if twin is not None:   # never pay twice: reuse the stored result
             for key, value in twin.user_attrs.items():
-                if key not in ("candidate", "origin", "finetune_epochs_done", "retry_of"):
+                if key not in ("candidate", "origin", "finetune_epochs_done", "retry_of",
+                               "eval_seconds") + PROCESS_ATTRS:
                     trial.set_user_attr(key, value)
             trial.set_user_attr("duplicate_of", twin.number)
             trial.set_user_attr("finetune_epochs_done", 0)

@@ -35,7 +35,7 @@ except ImportError as exc:  # the optional extra is missing (or broken)
 
 import torch
 
-from search.budget import process_token
+from search.budget import PROCESS_ATTRS, process_token
 from search.config import ExperimentConfig
 from search.context import build_study_context
 from search.storage import is_journal, journal_path, open_storage
@@ -45,7 +45,7 @@ from spaces.space import SearchSpace
 from trainers.context import EvalContext
 
 TRIAL_NUMBER_KEY = "optuna_trial_number"
-DRIVER_ATTR = "ray_driver"
+DRIVER_ATTR = PROCESS_ATTRS[1]  # "ray_driver"
 
 
 class DefineByRun:

@@ -22,7 +22,7 @@ import pandas as pd
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from search.backends import get_backend
+from search.backends import ContextInputs, get_backend
 from search.config import ExperimentConfig, config_from_dict, load_config
 from search.context import build_study_context, set_threads
 from search.preflight import preflight
@@ -250,7 +250,9 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         study.set_user_attr("dense_reference", reference_metrics(space.dense_candidate(), context))
     save_study_config(config)
     try:
-        backend.run(config, study, space, context, log=log)
+        custom = any(x is not None for x in (data, factory, loss, metric_fn))
+        inputs = ContextInputs.from_context(context) if custom else None
+        backend.run(config, study, space, context, inputs=inputs, log=log)
     finally:
         objectives = config.search.objectives
         write_tables(study, config.study_dir, objectives.metrics, objectives.directions)

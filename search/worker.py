@@ -9,6 +9,7 @@ from typing import Callable
 
 import optuna
 
+from search.backends.base import ContextInputs
 from search.budget import process_token
 from search.config import ExperimentConfig
 from search.context import build_study_context, set_threads
@@ -44,21 +45,25 @@ def default_worker_index() -> int:
 
 
 def run_worker(config: ExperimentConfig, *, worker_index: int | None = None, workers: int = 1,
-               log: Callable[[str], None] = print) -> None:
-    """Load the study's context (dense reference from the study folder) and run its trials."""
+               inputs: ContextInputs | None = None, log: Callable[[str], None] = print) -> None:
+    """Load the study's context (dense reference from the study folder, or ``inputs`` from the
+    process that started this worker) and run its trials."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     require_existing_study(config)
-    require_dense_reference(config)
+    if inputs is None:
+        require_dense_reference(config)
     threads = set_threads(config, workers)
     index = default_worker_index() if worker_index is None else worker_index
-    context, space = build_study_context(config, log=log)
+    context, space = build_study_context(config, log=log,
+                                         **(inputs.context_kwargs() if inputs else {}))
     study = open_study(config, space, worker_index=index)
     log(f"worker {index} ({process_token()}) joined study '{config.study}' with {threads} "
         f"torch thread(s)")
     run_trials(study, space, context, config, log=log)
 
 
-def spawned_worker_main(config: ExperimentConfig, worker_index: int, workers: int) -> None:
+def spawned_worker_main(config: ExperimentConfig, worker_index: int, workers: int,
+                        inputs: ContextInputs | None = None) -> None:
     """Entry point of a worker process started by the local backend (``spawn`` start method)."""
     prefix = f"[w{worker_index}] "
 
@@ -66,7 +71,7 @@ def spawned_worker_main(config: ExperimentConfig, worker_index: int, workers: in
         print(prefix + message, flush=True)
 
     try:
-        run_worker(config, worker_index=worker_index, workers=workers, log=log)
+        run_worker(config, worker_index=worker_index, workers=workers, inputs=inputs, log=log)
     except (ConfigError, StudyStopped) as exc:
         log(f"stopped: {exc}")
         raise SystemExit(3) from exc

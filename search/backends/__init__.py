@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from search.backends.base import Backend, MissingExtra
+from search.backends.base import Backend, ContextInputs, MissingExtra
 from search.backends.settings import ParallelSettings, RaySettings
 
 BACKENDS: dict[str, str] = {
@@ -25,4 +25,4 @@ def get_backend(name: str) -> Backend:
     return getattr(module, class_name)()
 
 
-__all__ = ["BACKENDS", "Backend", "MissingExtra", "ParallelSettings", "RaySettings", "get_backend"]
+__all__ = ["BACKENDS", "Backend", "ContextInputs", "MissingExtra", "ParallelSettings", "RaySettings", "get_backend"]

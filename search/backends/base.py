@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from search.schema import ConfigError
 
@@ -16,6 +17,29 @@ if TYPE_CHECKING:  # the composition types; importing them here would be circula
 
 class MissingExtra(ConfigError):
     """An optional dependency of the chosen backend is not installed (names the pip extra)."""
+
+
+@dataclass(frozen=True)
+class ContextInputs:
+    """The Python objects behind an evaluation context that the config cannot rebuild (a model,
+    data, loss or metric given to the Python API), for workers in other processes. ``None`` in
+    their place means: rebuild from the config and load ``dense.pt`` from the study folder."""
+
+    data: Any
+    model_factory: Callable[[], Any]
+    loss_fn: Callable | None
+    metric_fn: Callable | None
+    dense_state: Mapping[str, Any]
+
+    @classmethod
+    def from_context(cls, context: "EvalContext") -> "ContextInputs":
+        return cls(context.data, context.model_factory, context.loss_fn, context.metric_fn,
+                   dict(context.dense_state))
+
+    def context_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``search.context.build_study_context``."""
+        return {"data": self.data, "model_factory": self.model_factory, "loss_fn": self.loss_fn,
+                "metric_fn": self.metric_fn, "dense_state": self.dense_state}
 
 
 class Backend(ABC):
@@ -32,5 +56,9 @@ class Backend(ABC):
 
     @abstractmethod
     def run(self, config: "ExperimentConfig", study: "optuna.Study", space: "SearchSpace",
-            context: "EvalContext", *, log: Callable[[str], None] = print) -> None:
-        """Run trials until the budget is reached (raise ``StudyStopped`` if it cannot be)."""
+            context: "EvalContext", *, inputs: ContextInputs | None = None,
+            log: Callable[[str], None] = print) -> None:
+        """Run trials until the budget is reached (raise ``StudyStopped`` if it cannot be).
+
+        ``inputs``: set when ``context`` was built from Python objects (see ``ContextInputs``).
+        """

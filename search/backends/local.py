@@ -10,12 +10,14 @@ workers do not fight over the cores.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 from typing import Callable
 
 import optuna
 
-from search.backends.base import Backend
+from search.backends.base import Backend, ContextInputs
 from search.config import ExperimentConfig
+from search.schema import ConfigError
 from search.study import StudyStopped, enqueue_starting_points, run_trials
 from search.worker import spawned_worker_main
 from spaces.space import SearchSpace
@@ -29,21 +31,37 @@ class LocalBackend(Backend):
     name = "optuna"
 
     def run(self, config: ExperimentConfig, study: optuna.Study, space: SearchSpace,
-            context: EvalContext, *, log: Callable[[str], None] = print) -> None:
+            context: EvalContext, *, inputs: ContextInputs | None = None,
+            log: Callable[[str], None] = print) -> None:
         workers = config.parallel.workers
         if workers == 1:
             run_trials(study, space, context, config, log=log)
             return
+        if inputs is not None:
+            check_picklable(inputs)
         # Enqueue before any worker starts, so they all find the queue filled.
         enqueue_starting_points(study, space, context, config)
         log(f"starting {workers} worker processes on storage of study '{config.study}'")
-        run_worker_processes(config, workers)
+        run_worker_processes(config, workers, inputs)
 
 
-def run_worker_processes(config: ExperimentConfig, workers: int) -> None:
+def check_picklable(inputs: ContextInputs) -> None:
+    """Worker processes receive Python-API objects pickled: say which one cannot be."""
+    for name in ("data", "model_factory", "loss_fn", "metric_fn"):
+        try:
+            pickle.dumps(getattr(inputs, name))
+        except Exception as exc:
+            raise ConfigError(
+                f"parallel.workers > 1 sends the Python API's {name} to worker processes, but it "
+                f"cannot be pickled ({type(exc).__name__}: {exc}); define it at module level "
+                f"(not a lambda or local function), or use one worker or the ray backend") from exc
+
+
+def run_worker_processes(config: ExperimentConfig, workers: int,
+                         inputs: ContextInputs | None = None) -> None:
     """Start ``workers`` spawned processes and wait for all; raise if any of them failed."""
     ctx = multiprocessing.get_context("spawn")
-    processes = [ctx.Process(target=spawned_worker_main, args=(config, index, workers),
+    processes = [ctx.Process(target=spawned_worker_main, args=(config, index, workers, inputs),
                              name=f"sparsity-search-worker-{index}")
                  for index in range(workers)]
     for process in processes:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 import optuna
 from optuna.trial import TrialState
 
-from search.backends.base import Backend, MissingExtra
+from search.backends.base import Backend, ContextInputs, MissingExtra
 
 try:
     import ray
@@ -71,6 +71,7 @@ class RayTrialJob:
     dense_state: Mapping[str, torch.Tensor]
     storage_url: str
     threads: int
+    inputs: ContextInputs | None = None   # Python-API objects (cloudpickled by Ray)
 
 
 _PROCESS_CACHE: dict[str, tuple[Callable, optuna.Study]] = {}
@@ -80,8 +81,8 @@ def _trial_state(job: RayTrialJob) -> tuple[Callable, optuna.Study]:
     """Objective and study of this Ray worker process, built once (actors are reused)."""
     key = f"{job.storage_url}|{job.config.study}|{job.config.dense_key()}"
     if key not in _PROCESS_CACHE:
-        context, space = build_study_context(job.config, log=lambda _: None,
-                                             dense_state=job.dense_state)
+        kwargs = job.inputs.context_kwargs() if job.inputs else {"dense_state": job.dense_state}
+        context, space = build_study_context(job.config, log=lambda _: None, **kwargs)
         # A cheap sampler: the trial's parameters are already in the storage, nothing is sampled.
         study = optuna.load_study(study_name=job.config.study, sampler=optuna.samplers.RandomSampler(),
                                   storage=open_storage(job.storage_url, heartbeat=False))
@@ -198,13 +199,15 @@ class RayBackend(Backend):
     name = "ray"
 
     def run(self, config: ExperimentConfig, study: optuna.Study, space: SearchSpace,
-            context: EvalContext, *, log: Callable[[str], None] = print) -> None:
+            context: EvalContext, *, inputs: ContextInputs | None = None,
+            log: Callable[[str], None] = print) -> None:
         config = absolute_config(config)
         budget = config.search.n_trials
         enqueue_starting_points(study, space, context, config)
         driver = process_token()
         threads = config.threads or max(1, int(config.ray.cpus_per_trial))
-        job = RayTrialJob(config, dict(context.dense_state), config.search.storage, threads)
+        dense = dict(context.dense_state) if inputs is None else {}  # (inputs carry it already)
+        job = RayTrialJob(config, dense, config.search.storage, threads, inputs)
         started_ray = connect(config, log)
         try:
             while (done := count_finished(study)) < budget:

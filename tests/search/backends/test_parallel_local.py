@@ -71,3 +71,16 @@ def test_worker_subcommand_joins_a_study_and_stops_at_its_budget(tmp_path):
 
     with pytest.raises(ConfigError, match="has no study named 'nope'; start it with"):
         run_worker(config_from_dict({**data, "study": "nope"}))
+
+
+def test_python_api_objects_that_cannot_reach_worker_processes_are_named(tmp_path):
+    from torch import nn
+
+    data = tiny_config_dict(tmp_path, n_trials=2)
+    data["parallel"] = {"workers": 2}
+    data["dense"] = {"epochs": 1}
+    with pytest.raises(ConfigError, match="sends the Python API's model_factory to worker "
+                                          "processes, but it cannot be pickled"):
+        run_search(data, model=lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(),
+                                                     nn.Linear(8, 4)),
+                   log=lambda _: None)

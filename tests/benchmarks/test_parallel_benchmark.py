@@ -1,0 +1,44 @@
+"""Smoke test of benchmarks/parallel.py: the tiny study through the script, figures well formed."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT, cli_env
+
+SCRIPT = REPO_ROOT / "benchmarks" / "parallel.py"
+
+
+def test_every_benchmark_path_is_a_valid_config(tmp_path):
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import parallel as bench
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    base = bench.base_config(True, 3, tmp_path)
+    configs = {name: bench.path_config(base, name) for name in bench.PATHS}
+    assert configs["2-workers"].parallel.workers == 2
+    assert configs["ray-2"].parallel.backend == "ray" and configs["ray-2"].ray.max_concurrent == 2
+    assert len({c.study for c in configs.values()}) == len(configs)   # one study folder each
+    assert all(c.search.n_trials == 3 for c in configs.values())
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_reports_finite_figures(tmp_path):
+    # One path keeps it cheap; the Ray and multi-worker paths are exercised in tests/search/backends.
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--paths", "1-worker",
+                           "--json", str(out), "--output-dir", str(tmp_path / "runs")],
+                          cwd=REPO_ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    figures = report["paths"]["1-worker"]
+    assert figures["trials"] == 4 and figures["speedup"] == 1.0
+    for key in ("wall_s", "trials_per_hour", "eval_s", "overhead_s", "steady_overhead_s"):
+        assert math.isfinite(figures[key]) and figures[key] > 0, key
+    assert figures["eval_s"] * 4 <= figures["wall_s"]                 # evaluation fits in the wall
+    assert "1-worker" in done.stdout and "trials/h" in done.stdout

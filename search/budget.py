@@ -10,7 +10,8 @@ to every other worker), claims a slot: it runs only if fewer than ``budget`` *ot
   other);
 - a trial popped from the queue of enqueued trials (which may carry a lower number than trials
   created meanwhile) counts every other live trial;
-- running trials of a dead process on this machine are not live (see ``process_token``).
+- running trials whose owner process on this machine is gone are not live
+  (``search.reliability`` records owners and sweeps such trials).
 
 A trial that finds no slot is marked ``budget_surplus`` and failed without sampling or training
 anything: it is not counted, not retried, and ``trials.csv`` leaves it out. A race where both
@@ -19,12 +20,12 @@ open and simply asks for another trial.
 """
 from __future__ import annotations
 
-import os
-import socket
 from typing import Iterable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from search.reliability import OWNER_KEY, current_owner, owner_alive
 
 SURPLUS_ATTR = "budget_surplus"
 WORKER_ATTR = "worker"
@@ -38,36 +39,11 @@ class BudgetReached(RuntimeError):
     """This trial found the budget taken by other workers' trials; it was not run."""
 
 
-def _start_ticks(pid: int) -> str:
-    """Start time of ``pid`` in clock ticks (Linux), to tell a reused pid apart; '' elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def process_token(pid: int | None = None) -> str:
-    """``host:pid:start`` naming one process, recorded on the trials it runs."""
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
-
-
-def is_dead_local_process(token: str | None) -> bool:
-    """True only when ``token`` names a process of this machine that no longer exists."""
-    if not token or token.count(":") < 2:
-        return False
-    host, pid_text, start = token.rsplit(":", 2)
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return bool(start) and _start_ticks(pid) not in ("", start)
+def process_token() -> str:
+    """``host:pid:start`` naming this process, recorded on the trials it evaluates (user attr
+    ``worker``: which process trained a trial, e.g. which Ray worker)."""
+    owner = current_owner()
+    return f"{owner['host']}:{owner['pid']}:{owner['start']}"
 
 
 def is_enqueued(trial: FrozenTrial) -> bool:
@@ -75,11 +51,12 @@ def is_enqueued(trial: FrozenTrial) -> bool:
 
 
 def is_live(trial: FrozenTrial) -> bool:
-    """Complete, pruned, or running in a process that may still be alive."""
+    """Complete, pruned, or running with an owner that may still be alive (the owner recorded by
+    ``search.reliability`` when the trial was created or popped; unknown owners count as alive)."""
     if trial.state in FINISHED_STATES:
         return True
     return (trial.state == TrialState.RUNNING
-            and not is_dead_local_process(trial.user_attrs.get(WORKER_ATTR)))
+            and owner_alive(trial.system_attrs.get(OWNER_KEY)) is not False)
 
 
 def live_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -43,7 +43,7 @@ def ray_pids(temp_dir: str | Path) -> list[int]:
     return sorted(result)
 
 
-def stop_ray_processes(temp_dir: str | Path, grace_seconds: float = 10.0) -> list[int]:
+def stop_ray_processes(temp_dir: str | Path, grace_seconds: float = 3.0) -> list[int]:
     """SIGTERM the processes of ``temp_dir``, SIGKILL what is left after ``grace_seconds``;
     return the pids that were found."""
     pids = ray_pids(temp_dir)

@@ -233,7 +233,9 @@ class RayBackend(Backend):
             mode=["max" if d == "maximize" else "min" for d in objectives.directions],
             # A fresh seed per round and per resume, so no round re-draws an earlier one's points.
             sampler=make_sampler(config, worker_index=len(study.trials)),
-            study_name=config.study, storage=open_storage(job.storage_url, heartbeat=False))
+            # With the sweeping storage, trials record this driver as their owner: a sweep by any
+            # other process leaves them alone while the driver lives.
+            study_name=config.study, storage=open_storage(job.storage_url))
         trainable = tune.with_resources(
             tune.with_parameters(run_ray_trial, job=job),
             {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})

@@ -1,6 +1,7 @@
 """The shared trial budget: which trial gets a slot when workers race (search.budget)."""
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -8,8 +9,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.budget import (SURPLUS_ATTR, WORKER_ATTR, BudgetReached, budget_open, claim_slot,
-                           is_dead_local_process, process_token)
+from search.budget import SURPLUS_ATTR, BudgetReached, budget_open, claim_slot
+from search.reliability import OWNER_KEY, process_start
 
 
 def _study(finished: int) -> optuna.Study:
@@ -60,16 +61,16 @@ def test_failed_trials_do_not_count_and_budget_open_sees_running_ones():
 
 def test_running_trial_of_a_dead_local_process_does_not_hold_a_slot():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    token = process_token(child.pid)
-    assert not is_dead_local_process(token)
+    owner = {"host": socket.gethostname(), "pid": child.pid, "start": process_start(child.pid)}
     child.kill()
     child.wait()
-    assert is_dead_local_process(token)
-    assert not is_dead_local_process(process_token())
-    assert not is_dead_local_process("another-host:1:1")  # other machines: cannot tell, so live
-
     study = _study(finished=1)
     orphan = _created(study)
-    orphan.set_user_attr(WORKER_ATTR, token)
+    study._storage.set_trial_system_attr(orphan._trial_id, OWNER_KEY, owner)
     assert budget_open(study, budget=2)
     claim_slot(_created(study), budget=2)
+    # An owner on another machine cannot be checked from here: its trial keeps its slot.
+    remote = _created(study)
+    study._storage.set_trial_system_attr(remote._trial_id, OWNER_KEY,
+                                         {**owner, "host": "another-host"})
+    assert not budget_open(study, budget=3)

@@ -114,6 +114,11 @@ class ProgressLog(tune.Callback):
         self.done = count_finished(study)
         self.study_id = study._storage.get_study_id_from_name(config.study)  # noqa: SLF001
 
+    def __getstate__(self) -> dict:
+        # The Tuner pickles its run config for Tuner.restore, which we do not use (see the README):
+        # leave out what cannot or need not be pickled (the log function, the open study).
+        return {**self.__dict__, "log": None, "study": None}
+
     def _attrs(self, trial: Any) -> tuple[int, dict]:
         number = int(trial.config.get(TRIAL_NUMBER_KEY, -1))
         storage = self.study._storage  # noqa: SLF001

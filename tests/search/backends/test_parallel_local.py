@@ -30,6 +30,9 @@ def test_two_workers_on_one_journal_fill_the_budget_exactly_once(tmp_path):
     journal = tmp_path / "shared" / "study.log"
     data = tiny_config_dict(tmp_path, n_trials=BUDGET, storage=f"journal:///{journal}")
     data["parallel"] = {"workers": 2}
+    # Trials of about a second, so that a worker starting a few seconds late still gets some.
+    data["data"]["options"]["samples"] = 800
+    data["finetune"]["epochs"] = 3
     logs: list[str] = []
     result = run_search(config_from_dict(data), log=logs.append)
 

@@ -3,10 +3,10 @@
 Every method gets the same number of trials and the same fine-tune epochs per trial, on the same
 dense reference (trained once per seed and shared), for several seeds:
 
-- default        NSGA-II over the shaped space (log-density sparsity, hand-made baselines first,
+- default        TPE over the shaped space (log-density sparsity, hand-made baselines first,
                  duplicates reused) -- what `sparsity-search run` does
 - default+es     the same with multi-objective early stopping (rungs after 1 and 2 epochs)
-- tpe            the same shaped space with the TPE sampler
+- nsga2          the same shaped space with the NSGA-II sampler
 - random         random search over the same space, no baselines
 - plain_nsga2    NSGA-II over a flat space (sparsity uniform on a 0.05 grid in [0, 0.95]),
                  no baselines: a search that only hands a space to a sampler
@@ -51,7 +51,7 @@ def method_overrides(name: str, n_trials: int) -> dict:
     return {
         "default": {},
         "default+es": {"search": {"early_stopping": {"enabled": True, "rungs": [1, 2]}}},
-        "tpe": {"search": {"sampler": "tpe"}},
+        "nsga2": {"search": {"sampler": "nsga2"}},
         "random": {"search": {"sampler": "random", **no_baselines}},
         "plain_nsga2": {"space": {"sparsity": {"scale": "linear", "high": 0.95, "step": 0.05}},
                         "search": no_baselines},
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4, help="fine-tune epochs per trial")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--methods", nargs="+", default=["uniform_sweep", "global_sweep",
-                        "default", "default+es", "tpe", "random", "plain_nsga2"])
+                        "default", "default+es", "nsga2", "random", "plain_nsga2"])
     parser.add_argument("--out", default="benchmarks/results/search_quality")
     parser.add_argument("--tiny", action="store_true", help="smoke test: synthetic data, 6 trials")
     args = parser.parse_args(argv)

@@ -32,7 +32,7 @@ class SearchSettings:
     """The ``search:`` section: budget, sampler, objectives, storage."""
 
     n_trials: int = 60
-    sampler: str = "nsga2"
+    sampler: str = "tpe"               # measured best at the default budget (benchmarks/README.md)
     population_size: int = 16
     objectives: Objectives = field(default_factory=Objectives)
     storage: str | None = None        # default: sqlite:///<study folder>/study.db

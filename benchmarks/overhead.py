@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                   for i in range(args.candidates)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        base = {"output_dir": tmp, "threads": 2, "finetune": {"epochs": args.epochs},
+        base = {"output_dir": tmp, "threads": 1, "finetune": {"epochs": args.epochs},
                 "space": {"bits": [8], "criteria": ["magnitude"],
                           "sparsity": {"scale": "linear", "step": 0.001, "high": 0.95}},
                 "search": {"enqueue_dense": False, "baselines": ["uniform"],

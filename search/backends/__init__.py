@@ -25,4 +25,5 @@ def get_backend(name: str) -> Backend:
     return getattr(module, class_name)()
 
 
-__all__ = ["BACKENDS", "Backend", "ContextInputs", "MissingExtra", "ParallelSettings", "RaySettings", "get_backend"]
+__all__ = ["BACKENDS", "Backend", "ContextInputs", "MissingExtra", "ParallelSettings", "RaySettings",
+           "get_backend"]

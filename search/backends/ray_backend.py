@@ -38,6 +38,7 @@ import torch
 from search.budget import PROCESS_ATTRS, process_token
 from search.config import ExperimentConfig
 from search.context import build_study_context
+from search.reliability import INTERRUPTED
 from search.storage import is_journal, journal_path, open_storage
 from search.study import (StudyStopped, count_finished, enqueue_starting_points, make_objective,
                           make_sampler, storage_url)
@@ -84,7 +85,8 @@ def _trial_state(job: RayTrialJob) -> tuple[Callable, optuna.Study]:
         kwargs = job.inputs.context_kwargs() if job.inputs else {"dense_state": job.dense_state}
         context, space = build_study_context(job.config, log=lambda _: None, **kwargs)
         # A cheap sampler: the trial's parameters are already in the storage, nothing is sampled.
-        study = optuna.load_study(study_name=job.config.study, sampler=optuna.samplers.RandomSampler(),
+        study = optuna.load_study(study_name=job.config.study,
+                                  sampler=optuna.samplers.RandomSampler(),
                                   storage=open_storage(job.storage_url, heartbeat=False))
         objective = make_objective(space, context, job.config, guard_budget=False)
         _PROCESS_CACHE.clear()
@@ -139,7 +141,8 @@ class ProgressLog(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         number, attrs = self._attrs(trial)
-        self.log(f"trial {number} (ray) FAILED after retries: {attrs.get('fail_reason', 'unknown')}")
+        reason = attrs.get("fail_reason", "unknown")
+        self.log(f"trial {number} (ray) FAILED after retries: {reason}")
 
 
 def absolute_storage_url(url: str) -> str:
@@ -192,7 +195,8 @@ def fail_unfinished(study: optuna.Study, driver: str, reason: str) -> int:
     count = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get(DRIVER_ATTR) == driver:
-            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)  # noqa: SLF001
+            storage = study._storage  # noqa: SLF001
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
             study.tell(trial.number, state=TrialState.FAIL)
             count += 1
     return count
@@ -223,8 +227,8 @@ class RayBackend(Backend):
                     raise StudyStopped(f"a Ray round of {budget - done} trials finished none of "
                                        f"them; see fail_reason in trials.csv")
         finally:
-            fail_unfinished(study, driver, "interrupted: the Ray driver stopped before this trial "
-                                           "finished")
+            # The same reason the stale-trial sweep gives (search.reliability).
+            fail_unfinished(study, driver, INTERRUPTED)
             if started_ray:
                 ray.shutdown()
 

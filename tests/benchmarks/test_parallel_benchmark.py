@@ -29,7 +29,7 @@ def test_every_benchmark_path_is_a_valid_config(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_benchmark_reports_finite_figures(tmp_path):
-    # One path keeps it cheap; the Ray and multi-worker paths are exercised in tests/search/backends.
+    # One path keeps it cheap; Ray and several workers are exercised in tests/search/backends.
     out = tmp_path / "bench.json"
     done = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--paths", "1-worker",
                            "--json", str(out), "--output-dir", str(tmp_path / "runs")],

@@ -32,7 +32,8 @@ def test_sections_round_trip_through_yaml(tmp_path):
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"parallel": {"backend": "dask"}}, "parallel.backend must be one of ['optuna', 'ray'], got 'dask'"),
+    ({"parallel": {"backend": "dask"}},
+     "parallel.backend must be one of ['optuna', 'ray'], got 'dask'"),
     ({"parallel": {"workers": 0}}, "parallel.workers must be >= 1, got 0"),
     ({"ray": {"address": "localhost"}}, "ray.address must be HOST:PORT, ray://HOST:PORT or 'auto', "
                                         "got 'localhost'"),

@@ -84,7 +84,8 @@ def test_study_through_a_ray_cluster_is_read_by_the_same_commands(tmp_path, ray_
     for trial in trials:   # everything the local path records, written by the Ray trial
         assert {"accuracy", "flops", "energy_uj", "candidate", DRIVER_ATTR} <= set(trial.user_attrs)
         assert trial.values == [trial.user_attrs[m] for m in ("accuracy", "flops", "energy_uj")]
-    assert trials[0].user_attrs["flops"] == trials[0].user_attrs["flops_dense"]  # queued dense first
+    first = trials[0].user_attrs
+    assert first["flops"] == first["flops_dense"]                     # the queued dense one first
     assert any((tmp_path / "runs" / "tiny" / "ray_results").iterdir())
 
     pareto = _run("pareto", "--study", "tiny", "--output-dir", str(tmp_path / "runs"))

@@ -40,7 +40,7 @@ PATHS = {  # name -> (parallel section, ray section, trial slots)
     "1-worker": ({"backend": "optuna", "workers": 1}, {}, 1),
     "2-workers": ({"backend": "optuna", "workers": 2}, {}, 2),
     "ray-2": ({"backend": "ray"}, {"num_cpus": 2, "cpus_per_trial": 1.0,
-                                            "max_concurrent": 2}, 2),
+                                   "max_concurrent": 2}, 2),
 }
 TINY = {
     "threads": 0,
@@ -52,16 +52,21 @@ TINY = {
 }
 
 
-def base_config(tiny: bool, n_trials: int | None, output_dir: Path) -> ExperimentConfig:
+def base_config(tiny: bool, n_trials: int | None, output_dir: Path, threads: int = 0
+                ) -> ExperimentConfig:
     config = config_from_dict(TINY) if tiny else load_config(None)
     search = config.search if n_trials is None else replace(config.search, n_trials=n_trials)
-    return replace(config, output_dir=str(output_dir), search=search)
+    return replace(config, output_dir=str(output_dir), search=search,
+                   threads=threads or config.threads)
 
 
-def path_config(base: ExperimentConfig, name: str) -> ExperimentConfig:
+def path_config(base: ExperimentConfig, name: str, journal: bool = False) -> ExperimentConfig:
     parallel, ray, _ = PATHS[name]
     data = base.to_dict()
     data["study"] = "bench-" + name
+    if journal:  # a journal file in the study folder instead of the SQLite default
+        log = Path(base.output_dir).resolve() / data["study"] / "study.log"
+        data["search"]["storage"] = f"journal:///{log}"
     data["parallel"] = parallel
     data["ray"] = {**data["ray"], **ray}
     return config_from_dict(data)
@@ -93,8 +98,10 @@ def measure(config: ExperimentConfig, slots: int, dense: Path) -> dict[str, floa
     }
 
 
-def run(tiny: bool, n_trials: int | None, output_dir: Path, names: list[str]) -> dict:
-    base = base_config(tiny, n_trials, output_dir)
+def run(tiny: bool, n_trials: int | None, output_dir: Path, names: list[str],
+        journal: bool = False, threads: int = 0) -> dict:
+    load_before = os.getloadavg()
+    base = base_config(tiny, n_trials, output_dir, threads)
     # Train the dense reference once (all cores), outside every timing.
     dense_config = replace(base, study="bench-dense")
     set_threads(dense_config)
@@ -102,19 +109,21 @@ def run(tiny: bool, n_trials: int | None, output_dir: Path, names: list[str]) ->
     dense = dense_config.study_dir / "dense.pt"
     results = {}
     for name in names:
-        results[name] = measure(path_config(base, name), PATHS[name][2], dense)
+        results[name] = measure(path_config(base, name, journal), PATHS[name][2], dense)
         print(f"{name}: {json.dumps({k: round(v, 3) for k, v in results[name].items()})}",
               flush=True)
     if "1-worker" in results:
         for values in results.values():
             values["speedup"] = values["trials_per_hour"] / results["1-worker"]["trials_per_hour"]
     return {"config": "tiny" if tiny else "default", "n_trials": base.search.n_trials,
-            "cores": os.cpu_count(), "load_avg_before": os.getloadavg(), "paths": results,
+            "storage": "journal" if journal else "sqlite", "threads": base.threads,
+            "cores": os.cpu_count(), "load_avg_before": load_before, "paths": results,
             "load_avg_after": os.getloadavg()}
 
 
 def format_table(report: dict) -> str:
-    lines = [f"{report['config']} study, {report['n_trials']} trials, {report['cores']} cores, "
+    lines = [f"{report['config']} study, {report['n_trials']} trials, {report['storage']} storage, "
+             f"{report['cores']} cores, "
              f"load average before/after: {report['load_avg_before'][0]:.2f} / "
              f"{report['load_avg_after'][0]:.2f}",
              f"{'path':<16}{'wall s':>8}{'trials/h':>10}{'speedup':>9}{'eval s':>8}"
@@ -133,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-trials", type=int, help="budget of every path (default: the study's)")
     parser.add_argument("--paths", default=",".join(PATHS),
                         help=f"comma-separated subset of: {', '.join(PATHS)}")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads per worker (default: cores / workers)")
+    parser.add_argument("--journal", action="store_true",
+                        help="journal-file storage instead of the SQLite default")
     parser.add_argument("--output-dir", help="where the study folders go (default: a temp folder)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -141,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--paths must name paths from {list(PATHS)}, got {unknown}")
     with tempfile.TemporaryDirectory(prefix="bench-parallel-") as tmp:
-        report = run(args.tiny, args.n_trials, Path(args.output_dir or tmp), names)
+        report = run(args.tiny, args.n_trials, Path(args.output_dir or tmp), names, args.journal,
+                     args.threads)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -198,10 +198,6 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
             trial.set_user_attr("fail_traceback", traceback.format_exc()[-4000:])
             raise
-        except KeyboardInterrupt:     # Ctrl-C / SIGTERM: like a kill, but we can say so now
-            trial.set_user_attr("fail_reason", INTERRUPTED)
-            RetryInterruptedTrial()(trial.study, trial.study._storage.get_trial(trial._trial_id))
-            raise
         if result.status == "invalid":
             reason = str(result.info.get("fail_reason", "invalid candidate"))
             trial.set_user_attr("invalid", True)
@@ -220,7 +216,19 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
             raise FloatingPointError(f"objective not finite: {', '.join(bad)}")
         return values
 
-    return objective
+    def interruptible(trial: optuna.Trial) -> list[float]:
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:     # Ctrl-C / SIGTERM: like a kill, but we can say so now
+            try:
+                trial.set_user_attr("fail_reason", INTERRUPTED)
+                RetryInterruptedTrial()(trial.study,
+                                        trial.study._storage.get_trial(trial._trial_id))
+            except Exception:         # whatever happens, the interrupt must go on
+                pass
+            raise
+
+    return interruptible
 
 
 def finetune_epochs(candidate: Candidate, context: EvalContext) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -26,13 +27,14 @@ BUDGET = 6
 pytestmark = pytest.mark.slow
 
 
-def write_config(tmp_path: Path, storage: str | None) -> Path:
+def write_config(tmp_path: Path, storage: str | None, dense_epochs: int = 200) -> Path:
     config = {
         "study": "killed", "output_dir": str(tmp_path / "runs"), "device": "cpu", "threads": 1,
         "data": {"name": "synthetic", "options": {"samples": 300, "classes": 4}},
         "model": {"name": "mlp", "options": {"hidden": [16, 8]}},
-        "dense": {"epochs": 200}, "finetune": {"epochs": 30},
-        "space": {"bits": [8, 32], "criteria": ["magnitude"]},
+        "dense": {"epochs": dense_epochs}, "finetune": {"epochs": 30},
+        # At most 90 % per layer: every candidate is valid, so every FAIL is an interruption.
+        "space": {"bits": [8, 32], "criteria": ["magnitude"], "sparsity": {"high": 0.9}},
         "search": {"n_trials": BUDGET, "sampler": "random", "baseline_sparsities": [0.5],
                    "baseline_bits": [32], **({"storage": storage} if storage else {})},
     }
@@ -82,18 +84,31 @@ def snapshot(url: str) -> tuple[dict[int, tuple], set[int]]:
     return done, {t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING}
 
 
+def stop_inside_a_trial(proc: subprocess.Popen, url: str) -> int:
+    """Freeze the process (SIGSTOP) at a moment its storage shows a trial running with its
+    parameters drawn; return that trial's number. Frozen, it can't finish the trial before the
+    signal the caller sends next."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            study = load(url)
+            running = [t.number for t in study.get_trials(deepcopy=False)
+                       if t.state.name == "RUNNING" and t.params] if study else []
+        except Exception:       # e.g. frozen while holding the SQLite write lock
+            running = []
+        if running:
+            return running[0]
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("never saw a trial running")
+
+
 def kill_during_trial(config: Path, url: str, after_finished: int) -> None:
     """Wait until ``after_finished`` trials finished and a new one has its parameters; kill."""
     proc = launch(config)
     wait_for_line(proc, rf"\[{after_finished}/{BUDGET}\] trial")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        study = load(url)
-        running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"
-                   and t.params] if study else []
-        if running:
-            break
-        time.sleep(0.05)
+    stop_inside_a_trial(proc, url)
     kill(proc)
 
 
@@ -109,7 +124,7 @@ def check_storage(url: str, snapshots: list[dict[int, tuple]], interrupted: set[
             assert by_number[number].state.name == "COMPLETE"
             assert by_number[number].params == params and by_number[number].values == values
     failed = {t.number for t in trials if t.state.name == "FAIL"}
-    assert failed == interrupted
+    assert failed == interrupted, {n: by_number[n].user_attrs.get("fail_reason") for n in failed}
     for number in interrupted:                   # reason stored, retried exactly once
         original = by_number[number]
         assert original.user_attrs["fail_reason"] == "interrupted"
@@ -161,7 +176,7 @@ def test_kill_three_times_then_resume_sqlite(tmp_path):
 
 def test_kill_during_trial_then_resume_journal(tmp_path):
     journal = tmp_path / "runs" / "study.log"
-    config = write_config(tmp_path, f"journal:///{journal}")
+    config = write_config(tmp_path, f"journal:///{journal}", dense_epochs=20)
     url = f"journal:///{journal}"
     kill_during_trial(config, url, after_finished=1)
     done, running = snapshot(url)
@@ -175,31 +190,19 @@ def test_kill_during_trial_then_resume_journal(tmp_path):
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_or_sigterm_marks_the_running_trial_interrupted_and_queues_it(sig, tmp_path):
-    import signal
-
-    config = write_config(tmp_path, None)
+    config = write_config(tmp_path, None, dense_epochs=20)
     url = f"sqlite:///{tmp_path / 'runs' / 'killed' / 'study.db'}"
     proc = launch(config)
     wait_for_line(proc, rf"\[1/{BUDGET}\] trial")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        running = [t for t in load(url).get_trials(deepcopy=False)
-                   if t.state.name == "RUNNING" and t.params]
-        if running:
-            break
-        time.sleep(0.05)
-    proc.send_signal(getattr(signal, sig))
+    number = stop_inside_a_trial(proc, url)
+    proc.send_signal(getattr(signal, sig))     # delivered when it runs again, inside the trial
+    proc.send_signal(signal.SIGCONT)
     output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 130, output
     assert output.strip().splitlines()[-1] == "interrupted; run the same command again to resume"
     trials = load(url).get_trials(deepcopy=False)
-    # The trial seen running may have finished before the signal landed (a busy machine); the
-    # one running at that moment is the one interrupted: exactly one, none left RUNNING.
-    interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
-    assert len(interrupted) == 1 and interrupted[0].number >= running[0].number
-    assert not [t for t in trials if t.state.name == "RUNNING"]
-    stopped = interrupted[0]
-    assert stopped.state.name == "FAIL"
+    stopped = trials[number]
+    assert stopped.state.name == "FAIL" and stopped.user_attrs["fail_reason"] == "interrupted"
     retry = [t for t in trials if t.user_attrs.get("retry_of") == stopped.number]
     assert len(retry) == 1 and retry[0].state.name == "WAITING"
     assert retry[0].params == stopped.params

@@ -154,12 +154,17 @@ class _OwnedTrials:
         Optuna fails the returned trials right after this call. Finished trials are read-only,
         so the reason is written here, while they are still RUNNING.
         """
-        stale = set(self._heartbeat_stale_ids(study_id))
+        beat_stale = set(self._heartbeat_stale_ids(study_id))
+        stale = set()
         now = datetime.now()
         running = self.get_all_trials(study_id, deepcopy=False,  # type: ignore[attr-defined]
                                       states=(TrialState.RUNNING,))
         for trial in running:
             owner = trial.system_attrs.get(OWNER_KEY)
+            # A live owner on this host is believed over a late heartbeat (a busy machine, a
+            # locked SQLite file or a dead heartbeat thread delay beats, not the trial).
+            if trial._trial_id in beat_stale and owner_alive(owner) is not True:
+                stale.add(trial._trial_id)
             claims = [v for k, v in trial.system_attrs.items() if k.startswith(CLAIM_PREFIX)]
             if owner is not None:
                 if owner_alive(owner) is False:
@@ -194,6 +199,12 @@ class SweepingRDBStorage(_OwnedTrials, RDBStorage):
     def _heartbeat_stale_ids(self, study_id: int) -> list[int]:
         return RDBStorage._get_stale_trial_ids(self, study_id)
 
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception:  # e.g. SQLite "database is locked": skip a beat, keep the thread alive
+            pass
+
 
 class HeartbeatJournalStorage(_OwnedTrials, JournalStorage, BaseHeartbeat):
     """``JournalStorage`` with the heartbeat Optuna gives only to RDB storages.
@@ -216,7 +227,7 @@ class HeartbeatJournalStorage(_OwnedTrials, JournalStorage, BaseHeartbeat):
     def record_heartbeat(self, trial_id: int) -> None:
         try:
             self.set_trial_system_attr(trial_id, HEARTBEAT_KEY, time.time())
-        except UpdateFinishedTrialError:
+        except Exception:  # finished meanwhile, or a storage hiccup: skip a beat, keep beating
             pass
 
     def _heartbeat_stale_ids(self, study_id: int) -> list[int]:

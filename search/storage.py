@@ -24,6 +24,7 @@ from search.reliability import (FlockJournalLock, HeartbeatJournalStorage, Retry
 from search.schema import ConfigError
 
 HEARTBEAT_SECONDS = 10
+SQLITE_LOCK_TIMEOUT_S = 60
 JOURNAL_SUFFIXES = (".log", ".journal")
 
 
@@ -84,11 +85,15 @@ def _open(url: str, heartbeat: bool) -> BaseStorage:
             return JournalStorage(backend)
         repair_journal_tail(path, lock)
         return HeartbeatJournalStorage(backend, **sweep)
+    engine = {}
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        # Several local workers (and their heartbeat threads) write one file: wait for the lock
+        # rather than fail after SQLite's default 5 s when the machine is busy.
+        engine = {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}}
     if not heartbeat:
-        return RDBStorage(url)
-    return SweepingRDBStorage(url, **sweep)
+        return RDBStorage(url, engine_kwargs=engine)
+    return SweepingRDBStorage(url, engine_kwargs=engine, **sweep)
 
 
 __all__ = ["is_journal", "journal_path", "open_storage"]

@@ -211,3 +211,16 @@ def test_temp_files_of_interrupted_writes_are_cleaned_when_old(tmp_path):
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     assert remove_stale_temp_files(tmp_path) == [old]
     assert young.exists() and (tmp_path / "trials.csv").read_text() == "a,b\n"
+
+
+def test_a_live_local_owner_is_not_swept_for_a_late_heartbeat(tmp_path):
+    """A busy machine (or a locked SQLite file) may delay heartbeats; a local owner that is alive
+    keeps its trial, a remote one with the same late heartbeat loses it."""
+    storage = open_storage(f"journal:///{tmp_path / 'study.log'}")
+    study = optuna.create_study(study_name="s", storage=storage)
+    late = time.time() - 10 * storage.grace_period
+    mine = running_trial(study, 0.1, {OWNER_KEY: current_owner(), HEARTBEAT_KEY: late})
+    remote = running_trial(study, 0.2, {OWNER_KEY: {"host": "elsewhere", "pid": 1, "start": 1},
+                                        HEARTBEAT_KEY: late})
+    assert sweep_interrupted(study, log=lambda _: None) == [remote]
+    assert study.get_trials()[mine].state == TrialState.RUNNING

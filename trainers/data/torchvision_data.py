@@ -122,11 +122,7 @@ def load_mnist_family(name: str, settings: DataSettings) -> DataBundle:
     root = require_root(settings, name, f"{name}/raw/*-ubyte")
     unpack_gzipped(root / name / "raw")
     cls = getattr(tvd, name)
-    try:
-        train_set = cls(str(root), train=True, download=settings.download)
-        test_set = cls(str(root), train=False, download=settings.download)
-    except RuntimeError as exc:
-        raise SetupError(missing_message(name, root, expected)) from exc
+    train_set, test_set = open_splits(cls, root, name, expected, settings)
     mean, std = (settings.options.get(k, v) for k, v in zip(("mean", "std"), STATS[name]))
 
     def to_tensors(dataset: Any) -> TensorDataset:
@@ -135,6 +131,16 @@ def load_mnist_family(name: str, settings: DataSettings) -> DataBundle:
 
     return tensors_bundle(name, to_tensors(train_set), to_tensors(test_set),
                           len(train_set.classes), settings)
+
+
+def open_splits(cls: type, root: Path, name: str, expected: str, settings: DataSettings
+                ) -> tuple[Any, Any]:
+    """The data set's own train and test splits; missing files are one clear ``SetupError``."""
+    try:
+        return (cls(str(root), train=True, download=settings.download),
+                cls(str(root), train=False, download=settings.download))
+    except RuntimeError as exc:
+        raise SetupError(missing_message(name, root, expected)) from exc
 
 
 # --- CIFAR: pickled batches under <root>/cifar-10-batches-py | cifar-100-python ----------------
@@ -157,11 +163,7 @@ def load_cifar(name: str, settings: DataSettings) -> DataBundle:
     files = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
     expected = f"<root>/{cls.base_folder}/ with {', '.join(files)}"
     root = require_root(settings, name, f"{cls.base_folder}/")
-    try:
-        train_set = cls(str(root), train=True, download=settings.download)
-        test_set = cls(str(root), train=False, download=settings.download)
-    except RuntimeError as exc:
-        raise SetupError(missing_message(name, root, expected)) from exc
+    train_set, test_set = open_splits(cls, root, name, expected, settings)
     mean, std = (settings.options.get(k, v) for k, v in zip(("mean", "std"), STATS[name]))
 
     def to_tensors(dataset: Any) -> TensorDataset:

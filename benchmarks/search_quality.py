@@ -6,6 +6,8 @@ dense reference (trained once per seed and shared), for several seeds:
 - default        TPE over the shaped space (log-density sparsity, hand-made baselines first,
                  duplicates reused) -- what `sparsity-search run` does
 - default+es     the same with multi-objective early stopping (rungs after 1 and 2 epochs)
+- default+sensD  the same with per-layer bounds from the sensitivity analysis for an accuracy
+                 drop D (e.g. default+sens0.02; not in the default list: pass --methods)
 - nsga2          the same shaped space with the NSGA-II sampler
 - random         random search over the same space, no baselines
 - plain_nsga2    NSGA-II over a flat space (sparsity uniform on a 0.05 grid in [0, 0.95]),
@@ -43,8 +45,14 @@ DIRECTIONS = ["maximize", "minimize", "minimize"]
 ACCURACY_FLOOR = 0.5
 
 
+SENSITIVITY = "default+sens"
+
+
 def method_overrides(name: str, n_trials: int) -> dict:
     """Config changes (on top of the common base) that make each method."""
+    if name.startswith(SENSITIVITY):    # e.g. default+sens0.05: bounds for a 0.05 accuracy drop
+        drop = float(name[len(SENSITIVITY):] or 0.02)
+        return {"space": {"sensitivity_max_drop": drop}}
     sweep = [round(v, 2) for v in np.linspace(0.1, 0.95, max(1, (n_trials - 1) // 2))]
     linear = {"sparsity": {"scale": "linear", "high": 0.95, "step": 0.01}}
     no_baselines = {"baseline_sparsities": []}

@@ -11,7 +11,7 @@ from torch import nn
 
 from search.config import ExperimentConfig, criteria_by_granularity
 from search.schema import ConfigError, to_dict
-from spaces.space import SearchSpace
+from spaces.space import SearchSpace, SpaceSettings
 from trainers.context import EvalContext
 from trainers.costs import cost_basis, load_profile
 from trainers.data import DataBundle, load_data
@@ -90,11 +90,7 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
                           f"expected a torch.nn.Module")
     basis = cost_basis(probe, data.input_shape)
     layers = list(basis.layers)
-    try:                                 # before any training: a bad space fails in seconds
-        space = SearchSpace(layers, config.space, seed=config.seed,
-                            criteria_by_granularity=criteria_by_granularity(config.space))
-    except ValueError as exc:
-        raise ConfigError(f"space: {exc} (model '{config.model.name}')") from exc
+    space = _make_space(layers, config.space, config)   # before training: fails in seconds
     if dense_key is None:
         from_config = model_factory is None and data_given is None and loss_fn is None
         dense_key = config.dense_key() if from_config else user_dense_key(probe, data, config,
@@ -112,4 +108,18 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
         energy_meter=config.cost.energy_meter, powercap_root=config.cost.powercap_root,
         latency=config.cost.latency_settings(), pruning=config.pruning, dense_train=config.dense,
         loss_fn=loss_fn, metric_fn=metric_fn)
+    drop = config.space.sensitivity_max_drop
+    if drop is not None:                 # needs the dense reference, hence only now
+        from search.sensitivity import bounds_for_space
+
+        bounds = bounds_for_space(config.study_dir, context, space, drop, log=log)
+        space = _make_space(layers, config.space.with_max_sparsity(bounds), config)
     return context, space
+
+
+def _make_space(layers: list, settings: SpaceSettings, config: ExperimentConfig) -> SearchSpace:
+    try:
+        return SearchSpace(layers, settings, seed=config.seed,
+                           criteria_by_granularity=criteria_by_granularity(settings))
+    except ValueError as exc:
+        raise ConfigError(f"space: {exc} (model '{config.model.name}')") from exc

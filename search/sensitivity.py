@@ -104,19 +104,33 @@ def run_sensitivity(config: Any, *, grid: Sequence[float] = DEFAULT_GRID,
                     criterion: str = "magnitude", granularity: str = "unstructured",
                     data: Any = None, model_factory: Callable[[], Any] | None = None,
                     log: Callable[[str], None] = print) -> SensitivityResult:
-    """Measure every prunable layer of the study's dense reference (trained first if missing).
+    """Measure every prunable layer of the study's dense reference (trained first if missing)."""
+    from dataclasses import replace
 
-    Each point prunes one layer with the study's own pruner (``criterion`` at ``granularity``,
-    data-driven criteria read the configured scoring batches), evaluates, and removes the masks.
-    """
     from search.context import build_study_context, set_threads
+
+    grid = validate_grid(grid)
+    set_threads(config)
+    # The analysis itself must not ask for sensitivity bounds (it is what provides them).
+    plain = replace(config, space=replace(config.space, sensitivity_max_drop=None))
+    context, _space = build_study_context(plain, log=log, data=data, model_factory=model_factory)
+    return measure_sensitivity(context, grid=grid, criterion=criterion, granularity=granularity,
+                               seed=config.seed, log=log)
+
+
+def measure_sensitivity(context: Any, *, grid: Sequence[float] = DEFAULT_GRID,
+                        criterion: str = "magnitude", granularity: str = "unstructured",
+                        seed: int = 0, log: Callable[[str], None] = print) -> SensitivityResult:
+    """Prune each layer of ``context``'s dense reference alone at every grid point and evaluate.
+
+    Each point uses the study's own pruner (``criterion`` at ``granularity``; data-driven criteria
+    read the configured scoring batches), evaluates, and removes the masks.
+    """
     from spaces.candidate import Candidate
     from trainers import method
     from trainers.training import evaluate as evaluate_metric
 
     grid = validate_grid(grid)
-    set_threads(config)
-    context, _space = build_study_context(config, log=log, data=data, model_factory=model_factory)
     model = method.dense_model(context).eval()
     val = context.data.val
 
@@ -131,7 +145,7 @@ def run_sensitivity(config: Any, *, grid: Sequence[float] = DEFAULT_GRID,
     for name in names:
         for sparsity in grid:
             candidate = Candidate(sparsity={name: sparsity}, bits={}, criterion=criterion,
-                                  granularity=granularity, seed=config.seed)
+                                  granularity=granularity, seed=seed)
             try:
                 method.make_pruner(candidate, context).step(model)
             except ValueError as exc:
@@ -142,6 +156,32 @@ def run_sensitivity(config: Any, *, grid: Sequence[float] = DEFAULT_GRID,
                          "drop": dense_accuracy - value})
     return SensitivityResult(pd.DataFrame(rows), weight_statistics(model, names), dense_accuracy,
                              criterion, grid, names)
+
+
+def bounds_for_space(study_dir: str | Path, context: Any, space: Any, max_drop: float,
+                     log: Callable[[str], None] = print) -> dict[str, float]:
+    """Per-layer sparsity upper bounds for ``space.sensitivity_max_drop``: from the study's stored
+    analysis, or measured now (the space's first granularity, magnitude when it allows it) and
+    stored, so every worker and every resume reads the same bounds."""
+    result = load_sensitivity(study_dir)
+    if result is None:
+        granularity = space.settings.granularities[0]
+        allowed = space.criteria_for(granularity)
+        criterion = "magnitude" if "magnitude" in allowed else allowed[0]
+        result = measure_sensitivity(context, criterion=criterion, granularity=granularity,
+                                     seed=space.seed, log=log)
+        write_sensitivity(result, study_dir, max_drop)
+    missing = sorted(set(space.layer_names) - set(result.layers))
+    if missing:
+        raise ConfigError(f"space.sensitivity_max_drop: the sensitivity analysis in "
+                          f"'{Path(study_dir) / FOLDER}' has no layers {missing} (it was run on "
+                          f"another model); delete that folder or run `sparsity-search "
+                          f"sensitivity` again")
+    bounds = result.bounds(max_drop)
+    log(f"sensitivity bounds (drop <= {max_drop:g}, {result.criterion}, from "
+        f"{Path(study_dir) / FOLDER}): "
+        + ", ".join(f"{name} <= {bounds[name]:g}" for name in space.layer_names))
+    return {name: bounds[name] for name in space.layer_names}
 
 
 def _remove_masks(model: Any) -> None:
@@ -209,4 +249,7 @@ def format_sensitivity(result: SensitivityResult, max_drop: float | None = None)
         bounds = result.bounds(max_drop)
         lines.append(f"\nLargest sparsity per layer losing <= {max_drop:g} accuracy: "
                      + ", ".join(f"{k}: {v:g}" for k, v in bounds.items()))
+        lines.append(f"To search inside these bounds: `space: {{sensitivity_max_drop: "
+                     f"{max_drop:g}}}` in the study's config (a new study, or this one from "
+                     f"its start: the bounds change its space).")
     return "\n".join(lines)

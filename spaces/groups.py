@@ -15,22 +15,22 @@ from spaces.layers import LayerInfo
 KINDS = ("conv2d", "linear")
 
 
-def check_pattern(group: str, pattern: str) -> None:
-    """Raise ValueError naming the group when ``pattern`` is malformed."""
+def check_pattern(group: str, pattern: str, field_name: str = "space.groups") -> None:
+    """Raise ValueError naming the group (``<field_name>.<group>``) when ``pattern`` is malformed."""
     if not isinstance(pattern, str) or not pattern:
-        raise ValueError(f"space.groups.{group} must be a pattern string like 'type:conv2d' or "
+        raise ValueError(f"{field_name}.{group} must be a pattern string like 'type:conv2d' or "
                          f"'regex:^features\\.', got {pattern!r}")
     if pattern.startswith("type:"):
         kind = pattern[len("type:"):]
         if kind not in KINDS:
-            raise ValueError(f"space.groups.{group}: layer type must be one of {list(KINDS)}, "
+            raise ValueError(f"{field_name}.{group}: layer type must be one of {list(KINDS)}, "
                              f"got '{kind}'")
         return
     expr = pattern[len("regex:"):] if pattern.startswith("regex:") else pattern
     try:
         re.compile(expr)
     except re.error as exc:
-        raise ValueError(f"space.groups.{group}: invalid regular expression '{expr}': {exc}") from exc
+        raise ValueError(f"{field_name}.{group}: invalid regular expression '{expr}': {exc}") from exc
 
 
 def matches(pattern: str, layer: LayerInfo) -> bool:

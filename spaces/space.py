@@ -7,11 +7,11 @@ define-by-run function), so both backends share this one function.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Protocol, Sequence
 
 from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX, Candidate
-from spaces.groups import assign_groups, check_pattern
+from spaces.groups import assign_groups, check_pattern, matches
 from spaces.layers import LayerInfo
 
 # Candidate.options keys and their neutral values (left out of a candidate when neutral).
@@ -123,6 +123,11 @@ class SpaceSettings:
     finetune_epochs: tuple[int, ...] = ()
     # Layer groups sharing one sparsity value: name -> 'type:conv2d' | 'regex:<expr>'.
     groups: dict[str, str] = field(default_factory=dict)
+    # Per-layer upper bounds on sparsity: layer name (exact) or pattern as in ``groups`` -> bound.
+    max_sparsity: dict[str, float] = field(default_factory=dict)
+    # Tolerated accuracy drop: per-layer upper bounds from the study's sensitivity analysis
+    # (measured once when missing), merged into ``max_sparsity``. None = off.
+    sensitivity_max_drop: float | None = None
 
     def __post_init__(self) -> None:
         for value in self.bits:
@@ -149,6 +154,22 @@ class SpaceSettings:
                 raise ValueError(f"space.finetune_epochs must be >= 0, got {value}")
         for group, pattern in self.groups.items():
             check_pattern(group, pattern)
+        for key, bound in self.max_sparsity.items():
+            if not isinstance(bound, (int, float)) or not 0.0 <= bound < 1.0:
+                raise ValueError(f"space.max_sparsity.{key} must be in [0, 1), got {bound!r}")
+            check_pattern(key, key, field_name="space.max_sparsity")
+        drop = self.sensitivity_max_drop
+        if drop is not None and not 0.0 <= drop < 1.0:
+            raise ValueError(f"space.sensitivity_max_drop must be in [0, 1) (an accuracy drop, "
+                             f"e.g. 0.02 = two points) or null, got {drop}")
+
+    def with_max_sparsity(self, bounds: Mapping[str, float]) -> "SpaceSettings":
+        """These settings with ``bounds`` ({layer name: bound}) merged into ``max_sparsity``
+        (the tighter bound wins; merging the same bounds again changes nothing)."""
+        merged = dict(self.max_sparsity)
+        for name, bound in bounds.items():
+            merged[name] = min(float(bound), merged.get(name, 1.0))
+        return replace(self, max_sparsity=merged)
 
 
 class SearchSpace:
@@ -163,6 +184,7 @@ class SearchSpace:
         self.layers = tuple(layers)
         self.settings = settings
         self.seed = seed
+        self._check_caps()
         self._sparsity_bounds = {layer.name: self._bounds_for(layer) for layer in self.layers}
         self._criteria = {g: [c for c in (criteria_by_granularity or {}).get(g, settings.criteria)
                               if c in settings.criteria]
@@ -174,6 +196,7 @@ class SearchSpace:
         searched = [layer for layer in self.layers if not layer.is_classifier
                     and self._sparsity_bounds[layer.name][1] > self._sparsity_bounds[layer.name][0]]
         self._group_of = assign_groups(settings.groups, searched)
+        self._share_group_bounds()
         choices = ("bits", "criteria", "granularities", "schedules", "regularization",
                    "distillation", "finetune_epochs")
         if not self.searched_layers() and all(len(getattr(settings, c)) <= 1 for c in choices):
@@ -186,9 +209,42 @@ class SearchSpace:
         rng = self.settings.sparsity
         if layer.is_classifier and self.settings.classifier == "exclude":
             return (0.0, 0.0)
+        high = rng.high
         if layer.is_classifier and self.settings.classifier == "cap":
-            return (rng.low, min(rng.high, self.settings.classifier_max_sparsity))
-        return (rng.low, rng.high)
+            high = min(high, self.settings.classifier_max_sparsity)
+        for bound in self._caps(layer):
+            high = min(high, bound)
+        return (rng.low, max(rng.low, high))
+
+    def _caps(self, layer: LayerInfo) -> list[float]:
+        """The ``max_sparsity`` bounds that apply to a layer (a key naming a layer exactly matches
+        only that layer; any other key is a pattern as in ``groups``)."""
+        names = {info.name for info in self.layers}
+        return [bound for key, bound in self.settings.max_sparsity.items()
+                if (key == layer.name if key in names else matches(key, layer))]
+
+    def _check_caps(self) -> None:
+        names = {info.name for info in self.layers}
+        for key in self.settings.max_sparsity:
+            if key not in names and not any(matches(key, layer) for layer in self.layers):
+                raise ValueError(f"space.max_sparsity: '{key}' is neither a layer name nor a "
+                                 f"pattern matching one (layers: {sorted(names)})")
+
+    def _share_group_bounds(self) -> None:
+        """Layers of a group share one value, so they share the tightest upper bound."""
+        for group in set(self._group_of.values()):
+            members = [n for n, g in self._group_of.items() if g == group]
+            high = min(self._sparsity_bounds[n][1] for n in members)
+            for name in members:
+                self._sparsity_bounds[name] = (self._sparsity_bounds[name][0], high)
+
+    def criteria_for(self, granularity: str) -> list[str]:
+        """The criteria drawn with ``granularity``."""
+        return list(self._criteria[granularity])
+
+    def sparsity_bounds(self) -> dict[str, tuple[float, float]]:
+        """(low, high) sparsity of every layer (equal when the layer is not searched)."""
+        return dict(self._sparsity_bounds)
 
     @property
     def layer_names(self) -> list[str]:

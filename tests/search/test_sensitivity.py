@@ -69,3 +69,55 @@ def test_sensitivity_of_the_finished_study(finished_study, tmp_path):
 def test_bounds_without_an_analysis_say_what_to_run(tmp_path):
     with pytest.raises(ConfigError, match="run `sparsity-search sensitivity` first"):
         sensitivity_bounds(tmp_path, 0.01)
+
+
+def test_a_search_with_sensitivity_bounds_measures_once_and_stays_inside(tmp_path):
+    """``space.sensitivity_max_drop``: the analysis is run (and stored) before the first trial,
+    every drawn sparsity respects its layer's bound, and a resume reads the same bounds."""
+    from search.api import run_search
+    from search.config import config_from_dict
+    from conftest import tiny_config_dict
+
+    raw = tiny_config_dict(tmp_path, n_trials=6)
+    raw["space"] = {"sensitivity_max_drop": 0.05}
+    lines: list[str] = []
+    result = run_search(config_from_dict(raw), log=lines.append)
+    stored = load_sensitivity(result.folder)
+    assert stored is not None and stored.criterion == "magnitude"
+    bounds = stored.bounds(0.05)
+    shown = [line for line in lines if line.startswith("sensitivity bounds (drop <= 0.05")]
+    assert len(shown) == 1 and all(f"{name} <= {bound:g}" in shown[0]
+                                   for name, bound in bounds.items())
+    assert json.loads((result.folder / "sensitivity" / "summary.json").read_text())[
+        "max_sparsity"] == bounds
+    space_bounds = result.space.sparsity_bounds()
+    for name, (_, high) in space_bounds.items():
+        assert high <= bounds[name] + 1e-12
+    trials = result.trials()
+    for name in result.space.layer_names:
+        assert (trials[f"sparsity.{name}"] <= bounds[name] + 1e-9).all()
+    # Resume with two more trials: the stored analysis is read (not measured again), same space.
+    raw["search"]["n_trials"] = 8
+    again: list[str] = []
+    resumed = run_search(config_from_dict(raw), log=again.append)
+    assert not any(line.startswith("sensitivity of") for line in again)
+    assert len(resumed.trials()) == 8
+
+
+def test_sensitivity_bounds_from_another_model_are_refused(tmp_path):
+    from search.api import run_search
+    from search.config import config_from_dict
+    from conftest import tiny_config_dict
+
+    raw = tiny_config_dict(tmp_path, n_trials=2)
+    raw["space"] = {"sensitivity_max_drop": 0.05}
+    folder = tmp_path / "runs" / "tiny" / "sensitivity"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"layer": ["encoder.0"], "sparsity": [0.5], "accuracy": [0.9],
+                  "drop": [0.0]}).to_csv(folder / "accuracy.csv", index=False)
+    pd.DataFrame({"layer": ["encoder.0"], "params": [4]}).to_csv(folder / "weights.csv",
+                                                                 index=False)
+    (folder / "summary.json").write_text(json.dumps(
+        {"dense_accuracy": 0.9, "criterion": "magnitude", "grid": [0.5], "layers": ["encoder.0"]}))
+    with pytest.raises(ConfigError, match="space.sensitivity_max_drop: the sensitivity analysis"):
+        run_search(config_from_dict(raw), log=lambda line: None)

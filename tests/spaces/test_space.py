@@ -66,3 +66,52 @@ def test_settings_reject_bad_values():
         SpaceSettings(bits=(8, 3.5))
     with pytest.raises(ValueError, match=r"space.sparsity.high must be in \[0, 1\), got 1.5"):
         SparsityRange(high=1.5)
+
+
+THREE = [
+    LayerInfo("features.0", "conv2d", (4, 1, 3, 3), 36, 2304),
+    LayerInfo("features.3", "conv2d", (8, 4, 3, 3), 288, 4608),
+    LayerInfo("head", "linear", (10, 64), 640, 640, is_classifier=True),
+]
+
+
+def test_max_sparsity_caps_layers_by_exact_name_or_pattern():
+    settings = SpaceSettings(sparsity=SparsityRange(0.0, 0.99),
+                             max_sparsity={"features.0": 0.5, "type:linear": 0.3},
+                             classifier="include")
+    space = SearchSpace(THREE, settings)
+    bounds = space.sparsity_bounds()
+    assert bounds == {"features.0": (0.0, 0.5), "features.3": (0.0, 0.99), "head": (0.0, 0.3)}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = [space.suggest(study.ask()).sparsity for _ in range(60)]
+    assert max(d["features.0"] for d in drawn) <= 0.5 < max(d["features.3"] for d in drawn)
+    assert max(d["head"] for d in drawn) <= 0.3
+    # A bound of 0 (a layer that cannot lose anything) takes the layer out of the search.
+    space = SearchSpace(THREE, SpaceSettings(max_sparsity={"features.3": 0.0}))
+    assert space.searched_layers() == ["features.0"]
+
+
+def test_a_group_shares_its_tightest_bound():
+    settings = SpaceSettings(groups={"convs": "type:conv2d"}, max_sparsity={"features.3": 0.6})
+    space = SearchSpace(THREE, settings)
+    assert space.sparsity_bounds()["features.0"] == (0.0, 0.6)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    assert max(space.suggest(study.ask()).sparsity["features.0"] for _ in range(40)) <= 0.6
+
+
+def test_merging_bounds_keeps_the_tighter_one_and_is_idempotent():
+    settings = SpaceSettings(max_sparsity={"features.0": 0.5})
+    merged = settings.with_max_sparsity({"features.0": 0.8, "features.3": 0.9})
+    assert merged.max_sparsity == {"features.0": 0.5, "features.3": 0.9}
+    assert merged.with_max_sparsity({"features.0": 0.8, "features.3": 0.9}) == merged
+
+
+def test_bad_max_sparsity_names_the_field_and_value():
+    with pytest.raises(ValueError, match=r"space.max_sparsity.conv must be in \[0, 1\), got 1.2"):
+        SpaceSettings(max_sparsity={"conv": 1.2})
+    with pytest.raises(ValueError, match=r"space.max_sparsity: 'decoder' is neither a layer name"):
+        SearchSpace(THREE, SpaceSettings(max_sparsity={"decoder": 0.5}))
+    with pytest.raises(ValueError, match=r"space.max_sparsity.type:lstm: layer type must be"):
+        SpaceSettings(max_sparsity={"type:lstm": 0.5})
+    with pytest.raises(ValueError, match=r"space.sensitivity_max_drop must be in \[0, 1\).*got -0.1"):
+        SpaceSettings(sensitivity_max_drop=-0.1)

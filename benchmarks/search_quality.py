@@ -104,6 +104,32 @@ def covers_sweep(trials: pd.DataFrame, sweep: pd.DataFrame) -> tuple[int, int]:
     return hits, len(sweep)
 
 
+def baseline_fates(trials: pd.DataFrame) -> str:
+    """What became of the enqueued hand-made baselines: 'F/S/B of N' = on the front / dominated by
+    a searched (sampler) trial / dominated only by other baselines or the dense reference."""
+    done = trials[trials["state"] == "COMPLETE"].dropna(subset=METRICS)
+    if "origin" not in done:
+        return ""
+    baselines = done[done["origin"].isin(["uniform", "global_magnitude"])]
+    searched = done[done["origin"] == "sampler"]
+
+    def dominated_by(points: pd.DataFrame, row) -> bool:
+        at_least = ((points["accuracy"] >= row.accuracy) & (points["flops"] <= row.flops)
+                    & (points["energy_uj"] <= row.energy_uj))
+        better = ((points["accuracy"] > row.accuracy) | (points["flops"] < row.flops)
+                  | (points["energy_uj"] < row.energy_uj))
+        return bool((at_least & better).any())
+
+    front = by_searched = 0
+    for row in baselines.itertuples():
+        if not dominated_by(done, row):
+            front += 1
+        elif dominated_by(searched, row):
+            by_searched += 1
+    rest = len(baselines) - front - by_searched
+    return f"{front}/{by_searched}/{rest} of {len(baselines)}"
+
+
 def base_config(args: argparse.Namespace, seed: int, out: Path) -> dict:
     # One torch thread per run: small models gain nothing from a second one, and on a busy machine
     # two spinning OpenMP threads per process slow training by up to 9x (measured here).
@@ -150,6 +176,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                 "finetune_epochs": int(trials["finetune_epochs_done"].fillna(0).sum()),
                 "front_size": len(result.front()), "seconds": round(seconds, 1),
                 "best_acc_under_20pct_flops": best_accuracy_under(trials, dense, 0.2),
+                "baselines_front/searched/other": baseline_fates(trials),
             }
             rows.append(row)
             curve = hypervolume_by_epochs(trials, dense)

@@ -8,6 +8,7 @@ dense reference (trained once per seed and shared), for several seeds:
 - default+es     the same with multi-objective early stopping (rungs after 1 and 2 epochs)
 - default+sensD  the same with per-layer bounds from the sensitivity analysis for an accuracy
                  drop D (e.g. default+sens0.02; not in the default list: pass --methods)
+- global_offset  the default with one global sparsity + per-layer offsets (space.parametrization)
 - nsga2          the same shaped space with the NSGA-II sampler
 - random         random search over the same space, no baselines
 - plain_nsga2    NSGA-II over a flat space (sparsity uniform on a 0.05 grid in [0, 0.95]),
@@ -59,6 +60,7 @@ def method_overrides(name: str, n_trials: int) -> dict:
     return {
         "default": {},
         "default+es": {"search": {"early_stopping": {"enabled": True, "rungs": [1, 2]}}},
+        "global_offset": {"space": {"parametrization": "global_offset"}},
         "nsga2": {"search": {"sampler": "nsga2"}},
         "random": {"search": {"sampler": "random", **no_baselines}},
         "plain_nsga2": {"space": {"sparsity": {"scale": "linear", "high": 0.95, "step": 0.05}},

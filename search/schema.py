@@ -34,7 +34,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
                 return _convert(option, value, path)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise errors[0] if len(errors) == 1 else ConfigError(
+        raise ConfigError(errors[0]) if len(errors) == 1 else ConfigError(
             f"field '{path}' must be one of the types {[getattr(o, '__name__', str(o)) for o in options]}"
             f", got {_describe(value)}")
     if tp is Any:

@@ -167,10 +167,11 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         if guard_budget:
             claim_slot(trial, config.search.n_trials)
         candidate = space.suggest(trial)
-        trial.set_user_attr("candidate", candidate.to_flat_dict())
+        flat = json.loads(json.dumps(candidate.to_flat_dict()))   # as the storage returns it
+        trial.set_user_attr("candidate", flat)
         if "origin" not in trial.user_attrs:
             trial.set_user_attr("origin", "sampler")
-        twin = find_duplicate(trial.study, trial.params)
+        twin = find_duplicate(trial.study, flat)
         if twin is not None:   # never pay twice: reuse the stored result
             for key, value in twin.user_attrs.items():
                 if key not in ("candidate", "origin", "finetune_epochs_done", "retry_of",
@@ -332,10 +333,14 @@ def starting_candidates(space: SearchSpace, context: EvalContext, config: Experi
     return found[: config.search.n_trials]
 
 
-def find_duplicate(study: optuna.Study, params: dict) -> optuna.trial.FrozenTrial | None:
-    """A completed trial with exactly these parameters (values are on the space's grid)."""
+def find_duplicate(study: optuna.Study, candidate: dict) -> optuna.trial.FrozenTrial | None:
+    """A completed trial of exactly this candidate (its flat dict; values are on the space's grid).
+
+    Candidates, not parameters, are compared: different parameters can make the same candidate
+    (``global_offset`` offsets clamped at a layer's bound).
+    """
     for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if other.params == params and "duplicate_of" not in other.user_attrs:
+        if other.user_attrs.get("candidate") == candidate and "duplicate_of" not in other.user_attrs:
             return other
     return None
 

@@ -13,11 +13,13 @@ from typing import Any, Mapping, Protocol, Sequence
 from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX, Candidate
 from spaces.groups import assign_groups, check_pattern, matches
 from spaces.layers import LayerInfo
+from spaces.offsets import GlobalOffset
 
 # Candidate.options keys and their neutral values (left out of a candidate when neutral).
 OPTION_NEUTRAL = {"reg": 0.0, "distill": False}
 
 CLASSIFIER_POLICIES = ("exclude", "cap", "include")
+PARAMETRIZATIONS = ("per_layer", "global_offset")
 
 
 class TrialLike(Protocol):
@@ -68,7 +70,7 @@ class SparsityRange:
         prefix = LOG_DENSITY_PREFIX if self.scale == "log_density" else SPARSITY_PREFIX
         return ("group_" if group else "") + prefix + name
 
-    def _grid(self, low: float, high: float) -> tuple[float, float, float]:
+    def grid(self, low: float, high: float) -> tuple[float, float, float]:
         """(start, stop, step) of the sampled variable for sparsity bounds [low, high]."""
         if self.scale == "linear":
             stop = low + self.step * math.floor((high - low) / self.step + 1e-9)
@@ -81,11 +83,16 @@ class SparsityRange:
     def suggest(self, trial: "TrialLike", name: str, low: float, high: float,
                 group: bool = False) -> float:
         """Draw one layer's (or group's) sparsity within [low, high] on this range's grid."""
-        start, stop, step = self._grid(low, high)
+        start, stop, step = self.grid(low, high)
         if stop <= start:
             return low
         value = trial.suggest_float(self.param_name(name, group), start, stop, step=step)
         return self.to_sparsity(value)
+
+    def clamp(self, value: float, low: float, high: float) -> float:
+        """The sparsity of sampled-variable ``value`` held inside bounds [low, high] (on the grid)."""
+        start, stop, _ = self.grid(low, high)
+        return self.to_sparsity(round(min(max(value, start), max(start, stop)), 10))
 
     def to_sparsity(self, value: float) -> float:
         if self.scale == "linear":
@@ -94,7 +101,7 @@ class SparsityRange:
 
     def snap(self, sparsity: float, low: float, high: float) -> float:
         """The grid value closest to ``sparsity`` (for enqueued hand-made candidates)."""
-        start, stop, step = self._grid(low, high)
+        start, stop, step = self.grid(low, high)
         if stop <= start:
             return self.to_sparsity(start)
         if self.scale == "linear":
@@ -123,6 +130,10 @@ class SpaceSettings:
     finetune_epochs: tuple[int, ...] = ()
     # Layer groups sharing one sparsity value: name -> 'type:conv2d' | 'regex:<expr>'.
     groups: dict[str, str] = field(default_factory=dict)
+    # How per-layer sparsity becomes Optuna parameters: per_layer (one value each) or
+    # global_offset (one global value + an offset per layer within max_offset; spaces/offsets.py).
+    parametrization: str = "per_layer"
+    max_offset: float = 0.3
     # Per-layer upper bounds on sparsity: layer name (exact) or pattern as in ``groups`` -> bound.
     max_sparsity: dict[str, float] = field(default_factory=dict)
     # Tolerated accuracy drop: per-layer upper bounds from the study's sensitivity analysis
@@ -158,6 +169,12 @@ class SpaceSettings:
             if not isinstance(bound, (int, float)) or not 0.0 <= bound < 1.0:
                 raise ValueError(f"space.max_sparsity.{key} must be in [0, 1), got {bound!r}")
             check_pattern(key, key, field_name="space.max_sparsity")
+        if self.parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f"space.parametrization must be one of {list(PARAMETRIZATIONS)}, "
+                             f"got '{self.parametrization}'")
+        if not 0.0 <= self.max_offset <= 3.0:
+            raise ValueError(f"space.max_offset must be in [0, 3] (units of the sampled "
+                             f"variable), got {self.max_offset}")
         drop = self.sensitivity_max_drop
         if drop is not None and not 0.0 <= drop < 1.0:
             raise ValueError(f"space.sensitivity_max_drop must be in [0, 1) (an accuracy drop, "
@@ -238,6 +255,16 @@ class SearchSpace:
             for name in members:
                 self._sparsity_bounds[name] = (self._sparsity_bounds[name][0], high)
 
+    def _units(self) -> list[tuple[str, bool, float, float]]:
+        """What the sampler draws a sparsity for: each searched layer outside a group, and each
+        group once, as (name, is a group, low, high), in layer order."""
+        units: dict[str, tuple[str, bool, float, float]] = {}
+        for name in self.searched_layers():
+            group = self._group_of.get(name)
+            low, high = self._sparsity_bounds[name]
+            units.setdefault(group or name, (group or name, group is not None, low, high))
+        return list(units.values())
+
     def criteria_for(self, granularity: str) -> list[str]:
         """The criteria drawn with ``granularity``."""
         return list(self._criteria[granularity])
@@ -257,19 +284,14 @@ class SearchSpace:
     def suggest(self, trial: TrialLike) -> Candidate:
         """Draw one candidate, define-by-run (the same for the Optuna and Ray backends)."""
         rng = self.settings.sparsity
-        sparsity: dict[str, float] = {}
-        drawn_groups: dict[str, float] = {}
-        for name, (low, high) in self._sparsity_bounds.items():
-            group = self._group_of.get(name)
-            if group is not None and group in drawn_groups:
-                value = drawn_groups[group]
-            elif high > low:
-                value = rng.suggest(trial, group or name, low, high, group=group is not None)
-            else:
-                value = low
-            if group is not None:
-                drawn_groups[group] = value
-            sparsity[name] = value
+        units = self._units()
+        if self.settings.parametrization == "global_offset":
+            drawn = GlobalOffset(rng, self.settings.max_offset).suggest(trial, units)
+        else:
+            drawn = {name: rng.suggest(trial, name, low, high, group=group)
+                     for name, group, low, high in units}
+        sparsity = {name: drawn.get(self._group_of.get(name, name), low)
+                    for name, (low, _) in self._sparsity_bounds.items()}
         bits = {name: int(self._choose(trial, BITS_PREFIX + name, self.settings.bits))
                 for name in self.layer_names}
         granularity = self._choose(trial, "granularity", self.settings.granularities)
@@ -337,13 +359,17 @@ class SearchSpace:
 
     def to_params(self, candidate: Candidate) -> dict[str, Any]:
         """The Optuna parameters that would make ``suggest`` return ``candidate`` (for enqueueing)."""
-        params: dict[str, Any] = {}
         rng = self.settings.sparsity
-        for name in self.searched_layers():
-            group = self._group_of.get(name)
-            low, high = self._sparsity_bounds[name]
-            params.setdefault(rng.param_name(group or name, group is not None),
-                              rng.snap(candidate.sparsity.get(name, 0.0), low, high))
+        units = self._units()
+        by_unit = {}
+        for name in self.searched_layers():      # a group takes its first member's value
+            by_unit.setdefault(self._group_of.get(name, name), candidate.sparsity.get(name, 0.0))
+        if self.settings.parametrization == "global_offset":
+            params: dict[str, Any] = GlobalOffset(rng, self.settings.max_offset).to_params(
+                units, by_unit)
+        else:
+            params = {rng.param_name(name, group): rng.snap(by_unit[name], low, high)
+                      for name, group, low, high in units}
         if len(self.settings.bits) > 1:
             params.update({BITS_PREFIX + n: candidate.bits.get(n, 32) for n in self.layer_names})
         if len(self.settings.granularities) > 1:

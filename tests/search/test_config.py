@@ -35,6 +35,10 @@ def test_custom_values_round_trip(tmp_path):
     ({"search": {"objectives": {"accuracy": "up"}}},
      "search.objectives.accuracy: direction must be 'max' or 'min', got 'up'"),
     ({"search": {"objectives": {"test_accuracy": "max"}}}, "metric must be one of"),
+    ({"space": {"sensitivity_max_drop": "lots"}},
+     "field 'space.sensitivity_max_drop' must be a number, got str 'lots'"),
+    ({"space": {"parametrization": "global"}}, "space.parametrization must be one of"),
+    ({"space": {"max_sparsity": {"conv1": 1.0}}}, "space.max_sparsity.conv1 must be in [0, 1)"),
 ])
 def test_bad_values_name_field_rule_and_value(data, message):
     with pytest.raises(ConfigError) as info:

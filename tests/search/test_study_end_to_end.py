@@ -78,6 +78,30 @@ def test_identical_candidate_is_not_trained_twice_and_baselines_are_labelled(tin
     assert first.user_attrs["origin"] == "uniform" and third.user_attrs["origin"] == "sampler"
 
 
+def test_different_parameters_making_the_same_candidate_are_not_trained_twice(tiny_config):
+    """global_offset: an offset clamped at a layer's bound gives the same candidate as a smaller
+    one; the candidate, not the parameters, decides what is a duplicate."""
+    from search.context import build_study_context
+    from search.study import open_study, run_trials
+
+    config = dataclasses.replace(
+        tiny_config, search=dataclasses.replace(tiny_config.search, n_trials=2,
+                                                enqueue_dense=False, baseline_sparsities=()),
+        space=dataclasses.replace(tiny_config.space, parametrization="global_offset",
+                                  bits=(8,)))
+    context, space = build_study_context(config, log=lambda _: None)
+    study = open_study(config, space)
+    params = space.to_params(space.uniform_candidate(0.0, 8))   # global at the dense end
+    clamped = {**params, **{k: 0.3 for k in params if k.startswith("offset.")}}
+    assert clamped != params and space.from_params(clamped) == space.from_params(params)
+    study.enqueue_trial(params)
+    study.enqueue_trial(clamped)
+    run_trials(study, space, context, config, log=lambda _: None)
+    first, second = study.trials
+    assert first.params != second.params
+    assert second.user_attrs["duplicate_of"] == first.number and second.values == first.values
+
+
 def test_starting_candidates_include_global_magnitude_sweep(tiny_config):
     from search.context import build_study_context
     from search.study import starting_candidates

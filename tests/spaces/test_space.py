@@ -115,3 +115,58 @@ def test_bad_max_sparsity_names_the_field_and_value():
         SpaceSettings(max_sparsity={"type:lstm": 0.5})
     with pytest.raises(ValueError, match=r"space.sensitivity_max_drop must be in \[0, 1\).*got -0.1"):
         SpaceSettings(sensitivity_max_drop=-0.1)
+
+
+def test_global_offset_draws_one_global_value_and_bounded_offsets():
+    import math
+
+    settings = SpaceSettings(parametrization="global_offset", max_offset=0.3,
+                             max_sparsity={"features.3": 0.9}, classifier="include")
+    space = SearchSpace(THREE, settings)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    spread = []
+    for _ in range(80):
+        trial = study.ask()
+        candidate = space.suggest(trial)
+        assert set(trial.params) >= {"global.log_density", "offset.log_density.features.0",
+                                     "offset.log_density.features.3", "offset.log_density.head"}
+        assert not any(key.startswith("log_density.") for key in trial.params)
+        base = trial.params["global.log_density"]
+        for name, sparsity in candidate.sparsity.items():
+            low, high = space.sparsity_bounds()[name]
+            assert low <= sparsity <= high + 1e-9
+            if sparsity < high - 1e-9 and sparsity > 0:     # not clamped: within the offset
+                assert abs(math.log10(1 - sparsity) - base) <= 0.3 + 1e-4
+        assert space.from_params(trial.params) == candidate
+        spread.append(max(candidate.sparsity.values()) - min(candidate.sparsity.values()))
+        study.tell(trial, 0.0)
+    assert max(spread) > 0.1                         # layers do differ
+
+
+def test_global_offset_enqueues_hand_made_candidates_with_zero_offsets():
+    settings = SpaceSettings(parametrization="global_offset", classifier="include")
+    space = SearchSpace(THREE, settings)
+    uniform = space.uniform_candidate(0.9, 8)
+    params = space.to_params(uniform)
+    assert params["global.log_density"] == -1.0
+    assert all(value == 0.0 for key, value in params.items() if key.startswith("offset."))
+    assert set(uniform.sparsity.values()) == {0.9}
+    # different per-layer values: the median is the global value, the rest are offsets
+    mixed = space.candidate_for({"features.0": 0.5, "features.3": 0.9, "head": 0.99}, {})
+    assert mixed.sparsity["features.3"] == 0.9
+    assert mixed.sparsity["head"] > 0.9 > mixed.sparsity["features.0"]
+    # max_offset 0: one global sparsity for every searched layer, no offset parameters
+    single = SearchSpace(THREE, SpaceSettings(parametrization="global_offset", max_offset=0.0))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    trial = study.ask()
+    candidate = single.suggest(trial)
+    assert not [key for key in trial.params if "log_density" in key and key != "global.log_density"]
+    assert candidate.sparsity["features.0"] == candidate.sparsity["features.3"]
+
+
+def test_bad_parametrization_names_the_field():
+    with pytest.raises(ValueError, match=r"space.parametrization must be one of \['per_layer', "
+                                         r"'global_offset'\], got 'global'"):
+        SpaceSettings(parametrization="global")
+    with pytest.raises(ValueError, match=r"space.max_offset must be in \[0, 3\].*got -1"):
+        SpaceSettings(max_offset=-1)

@@ -283,11 +283,9 @@ class BudgetAndProgress:
         else:
             self.failures = 0
             self.invalid = 0
-            attrs = trial.user_attrs
             front = len(study.best_trials)
-            self.log(f"[{done}/{budget}] trial {trial.number}: val_acc={attrs.get('accuracy', 0):.4f}"
-                     f" MFLOPs={attrs.get('flops', 0) / 1e6:.3f}"
-                     f" energy_uJ(est)={attrs.get('energy_uj', 0):.3f}"
+            self.log(f"[{done}/{budget}] trial {trial.number}: "
+                     f"{trial_figures(trial.user_attrs, study.user_attrs.get('metric'))}"
                      f" | front size {front} | {time.perf_counter() - self.started:.0f}s")
         if self.failures >= limit:
             self.stop_reason = (f"{self.failures} consecutive trials failed "
@@ -331,6 +329,13 @@ def starting_candidates(space: SearchSpace, context: EvalContext, config: Experi
                 if all(candidate != c for _, c in found):
                     found.append((origin, candidate))
     return found[: config.search.n_trials]
+
+
+def trial_figures(attrs: dict, metric: str | None = None) -> str:
+    """The figures of a finished trial in a progress line, named after the study's metric."""
+    label = "val_acc" if metric in (None, "accuracy") else f"val_{metric}"
+    return (f"{label}={attrs.get('accuracy', 0):.4f} MFLOPs={attrs.get('flops', 0) / 1e6:.3f}"
+            f" energy_uJ(est)={attrs.get('energy_uj', 0):.3f}")
 
 
 def find_duplicate(study: optuna.Study, candidate: dict) -> optuna.trial.FrozenTrial | None:

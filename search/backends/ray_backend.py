@@ -41,7 +41,7 @@ from search.context import build_study_context
 from search.reliability import INTERRUPTED
 from search.storage import is_journal, journal_path, open_storage
 from search.study import (StudyStopped, count_finished, enqueue_starting_points, make_objective,
-                          make_sampler, storage_url)
+                          make_sampler, storage_url, trial_figures)
 from spaces.space import SearchSpace
 from trainers.context import EvalContext
 
@@ -115,6 +115,7 @@ class ProgressLog(tune.Callback):
         self.started = time.perf_counter()
         self.done = count_finished(study)
         self.study_id = study._storage.get_study_id_from_name(config.study)  # noqa: SLF001
+        self.metric = study.user_attrs.get("metric")
 
     def __getstate__(self) -> dict:
         # The Tuner pickles its run config for Tuner.restore, which we do not use (see the README):
@@ -133,10 +134,8 @@ class ProgressLog(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         number, attrs = self._attrs(trial)
         self.done += 1
-        self.log(f"[{self.done}/{self.budget}] trial {number} (ray):"
-                 f" val_acc={attrs.get('accuracy', 0):.4f}"
-                 f" MFLOPs={attrs.get('flops', 0) / 1e6:.3f}"
-                 f" energy_uJ(est)={attrs.get('energy_uj', 0):.3f}"
+        self.log(f"[{self.done}/{self.budget}] trial {number} (ray): "
+                 f"{trial_figures(attrs, self.metric)}"
                  f" | {time.perf_counter() - self.started:.0f}s")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -84,8 +84,12 @@ def test_user_model_data_loss_and_metric_flow_through(tmp_path):
 def test_module_instance_dataloaders_and_named_metric(tmp_path):
     torch.manual_seed(0)
     train = DataLoader(blobs(150), batch_size=16, shuffle=True)
+    logs: list[str] = []
     result = run_search(model=UserNet(hidden=12), train=train, metric="f1_macro",
-                        study="loaders", output_dir=str(tmp_path), log=lambda _: None, **TINY)
+                        study="loaders", output_dir=str(tmp_path), log=logs.append, **TINY)
+    progress = [line for line in logs if "MFLOPs=" in line]
+    assert progress and all("val_f1_macro=" in line and "val_acc=" not in line
+                            for line in progress)
     data = result.context.data
     assert isinstance(data.train, DataLoader) and data.train.batch_size == 16
     assert len(data.test.dataset) == round(0.25 * 150)        # carved with the default fraction

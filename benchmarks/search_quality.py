@@ -8,7 +8,8 @@ dense reference (trained once per seed and shared), for several seeds:
 - default+es     the same with multi-objective early stopping (rungs after 1 and 2 epochs)
 - default+sensD  the same with per-layer bounds from the sensitivity analysis for an accuracy
                  drop D (e.g. default+sens0.02; not in the default list: pass --methods)
-- global_offset  the default with one global sparsity + per-layer offsets (space.parametrization)
+- global_offsetR the default with one global sparsity + per-layer offsets within R
+                 (space.parametrization; global_offset = the default max_offset)
 - nsga2          the same shaped space with the NSGA-II sampler
 - random         random search over the same space, no baselines
 - plain_nsga2    NSGA-II over a flat space (sparsity uniform on a 0.05 grid in [0, 0.95]),
@@ -47,6 +48,7 @@ ACCURACY_FLOOR = 0.5
 
 
 SENSITIVITY = "default+sens"
+GLOBAL_OFFSET = "global_offset"
 
 
 def method_overrides(name: str, n_trials: int) -> dict:
@@ -54,13 +56,16 @@ def method_overrides(name: str, n_trials: int) -> dict:
     if name.startswith(SENSITIVITY):    # e.g. default+sens0.05: bounds for a 0.05 accuracy drop
         drop = float(name[len(SENSITIVITY):] or 0.02)
         return {"space": {"sensitivity_max_drop": drop}}
+    if name.startswith(GLOBAL_OFFSET):  # e.g. global_offset1.0: offsets up to one decade
+        reach = name[len(GLOBAL_OFFSET):]
+        return {"space": {"parametrization": "global_offset",
+                          **({"max_offset": float(reach)} if reach else {})}}
     sweep = [round(v, 2) for v in np.linspace(0.1, 0.95, max(1, (n_trials - 1) // 2))]
     linear = {"sparsity": {"scale": "linear", "high": 0.95, "step": 0.01}}
     no_baselines = {"baseline_sparsities": []}
     return {
         "default": {},
         "default+es": {"search": {"early_stopping": {"enabled": True, "rungs": [1, 2]}}},
-        "global_offset": {"space": {"parametrization": "global_offset"}},
         "nsga2": {"search": {"sampler": "nsga2"}},
         "random": {"search": {"sampler": "random", **no_baselines}},
         "plain_nsga2": {"space": {"sparsity": {"scale": "linear", "high": 0.95, "step": 0.05}},

@@ -26,9 +26,17 @@ KNOWN_BEFORE_TRAINING = ("flops", "flops_dense", "bops", "params_nonzero", "size
 class EarlyStoppingSettings:
     """The ``search.early_stopping`` section."""
 
-    enabled: bool = False
+    # null (default): on whenever the objectives allow it (accuracy + costs known before
+    # training); true: on, and an error when they do not; false: off.
+    enabled: bool | None = None
     rungs: tuple[int, ...] = (1, 2)    # fine-tune epochs after which accuracy is checked
     margin: float = 0.03               # optimistic accuracy gain still possible after a rung
+
+    def active(self, metrics: Sequence[str]) -> bool:
+        """Whether trials with these objectives are stopped early."""
+        if self.enabled is None:
+            return not unknown_before_training(metrics)
+        return self.enabled
 
     def __post_init__(self) -> None:
         if any(r < 1 for r in self.rungs):
@@ -37,12 +45,19 @@ class EarlyStoppingSettings:
             raise ConfigError(f"search.early_stopping.margin must be in [0, 1], got {self.margin}")
 
 
-def check_objectives(settings: EarlyStoppingSettings, metrics: Sequence[str]) -> None:
-    """Early stopping needs every objective but accuracy to be known before training."""
-    if not settings.enabled:
-        return
+def unknown_before_training(metrics: Sequence[str]) -> list[str]:
+    """The objectives that stop early stopping: all but accuracy must be known before training
+    (and accuracy must be one of them)."""
     unknown = [m for m in metrics if m != "accuracy" and m not in KNOWN_BEFORE_TRAINING]
-    if "accuracy" not in metrics or unknown:
+    return unknown if "accuracy" in metrics else unknown + ["(no accuracy)"]
+
+
+def check_objectives(settings: EarlyStoppingSettings, metrics: Sequence[str]) -> None:
+    """Early stopping turned on explicitly needs every objective but accuracy to be known before
+    training; left at its default it turns itself off for such objectives."""
+    if settings.enabled is not True:
+        return
+    if unknown_before_training(metrics):
         raise ConfigError("search.early_stopping needs 'accuracy' plus objectives known before "
                           f"training ({list(KNOWN_BEFORE_TRAINING)}), got {list(metrics)}")
 

@@ -181,7 +181,7 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
             trial.set_user_attr("finetune_epochs_done", 0)
             return list(twin.values)
         check = None
-        if config.search.early_stopping.enabled:
+        if config.search.early_stopping.active(metrics):
             check = FrontRungCheck(trial.study, metrics, config.search.objectives.directions,
                                    cost_metrics(candidate, context), config.search.early_stopping)
         started = time.perf_counter()
@@ -396,6 +396,11 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
         return
     enqueue_starting_points(study, space, context, config)
     log(f"study '{config.study}': {done}/{budget} finished, running up to {budget - done} more")
+    stopping = config.search.early_stopping
+    if stopping.active(config.search.objectives.metrics):
+        log(f"early stopping on: a candidate whose val accuracy + {stopping.margin:g} after "
+            f"{'/'.join(map(str, stopping.rungs))} fine-tune epoch(s) is dominated stops there "
+            f"(search.early_stopping.enabled: false turns it off)")
     callback = BudgetAndProgress(config, log)
     study.optimize(make_objective(space, context, config), n_trials=None,
                    callbacks=[callback], catch=(Exception,), gc_after_trial=False)

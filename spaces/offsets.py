@@ -3,8 +3,8 @@
 Instead of one free value per layer (``per_layer``), the sampler draws a global value and, for each
 searched layer (or layer group), an offset in ``[-max_offset, +max_offset]``; a layer's sparsity is
 the sum, clamped to the layer's own bounds. Both live in the units of the sampled variable (log10 of
-the density on the ``log_density`` scale, so ``max_offset: 0.3`` lets a layer keep up to 2x more or
-fewer weights than the global density; the sparsity itself on the ``linear`` scale), on the same
+the density on the ``log_density`` scale, so ``max_offset: 1.0`` (default) lets a layer keep up to
+10x more or fewer weights than the global density; the sparsity itself on the ``linear`` scale), on the same
 grid as ``per_layer``. With ``max_offset: 0`` it is a single global sparsity.
 
 Parameters: ``global.<scale>`` and ``offset.<per-layer name>`` (e.g. ``offset.log_density.conv1``).

@@ -133,7 +133,7 @@ class SpaceSettings:
     # How per-layer sparsity becomes Optuna parameters: per_layer (one value each) or
     # global_offset (one global value + an offset per layer within max_offset; spaces/offsets.py).
     parametrization: str = "per_layer"
-    max_offset: float = 0.3
+    max_offset: float = 1.0
     # Per-layer upper bounds on sparsity: layer name (exact) or pattern as in ``groups`` -> bound.
     max_sparsity: dict[str, float] = field(default_factory=dict)
     # Tolerated accuracy drop: per-layer upper bounds from the study's sensitivity analysis

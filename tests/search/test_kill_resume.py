@@ -36,7 +36,8 @@ def write_config(tmp_path: Path, storage: str | None, dense_epochs: int = 200) -
         # At most 90 % per layer: every candidate is valid, so every FAIL is an interruption.
         "space": {"bits": [8, 32], "criteria": ["magnitude"], "sparsity": {"high": 0.9}},
         "search": {"n_trials": BUDGET, "sampler": "random", "baseline_sparsities": [0.5],
-                   "baseline_bits": [32], **({"storage": storage} if storage else {})},
+                   "baseline_bits": [32], "early_stopping": {"enabled": False},
+                   **({"storage": storage} if storage else {})},
     }
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -7,6 +7,8 @@ dense reference (trained once per seed and shared), for several seeds:
                  hand-made baselines first, duplicates reused) with multi-objective early
                  stopping (rungs after 1 and 2 epochs)
 - default-es     the same without early stopping
+- default+fixed_margin  early stopping with the fixed margin only (no bound learned from
+                 finished trials)
 - default+sensD  default-es with per-layer bounds from the sensitivity analysis for an accuracy
                  drop D (e.g. default+sens0.02; not in the default list: pass --methods)
 - global_offsetR default-es with one global sparsity + per-layer offsets within R
@@ -59,6 +61,8 @@ def method_overrides(name: str, n_trials: int) -> dict:
     """Config changes (on top of the common base) that make each method."""
     if name == "default":
         return {}
+    if name == "default+fixed_margin":    # early stopping without the learned bound
+        return {"search": {"early_stopping": {"learned_bound": False}}}
     return merge(_method(name, n_trials), {"search": {"early_stopping": {"enabled": False}}})
 
 

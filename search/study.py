@@ -183,7 +183,8 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         check = None
         if config.search.early_stopping.active(metrics):
             check = FrontRungCheck(trial.study, metrics, config.search.objectives.directions,
-                                   cost_metrics(candidate, context), config.search.early_stopping)
+                                   cost_metrics(candidate, context), config.search.early_stopping,
+                                   trial=trial)
         started = time.perf_counter()
         try:
             result = evaluate(candidate, context, check)

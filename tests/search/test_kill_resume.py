@@ -46,8 +46,11 @@ def write_config(tmp_path: Path, storage: str | None, dense_epochs: int = 200) -
 
 def launch(config: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    # As from a terminal: Ctrl-C (SIGINT) handled by default even when this test process was
+    # started in the background by a shell, which makes children inherit SIGINT as ignored.
     return subprocess.Popen([sys.executable, "-m", "search", "run", str(config)], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_line(proc: subprocess.Popen, pattern: str, timeout: float = 120) -> str:

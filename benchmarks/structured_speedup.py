@@ -12,13 +12,13 @@ the classifier keeps its outputs. Weights are random: latency does not depend on
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from trainers.costs import LatencySettings, count_flops, measure_latency_ms  # noqa: E402
@@ -97,10 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, args)
     path = Path(args.csv)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    pd.DataFrame(rows).to_csv(path, index=False)
     print(f"\nCSV: {path}")
     return 0
 

@@ -13,13 +13,13 @@ analytic training FLOPs, and validation / test accuracy, each averaged over ``--
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from spaces.candidate import Candidate  # noqa: E402
@@ -142,10 +142,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['test_accuracy_change_points']:>+10.2f}")
     path = Path(args.csv)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    pd.DataFrame(rows).to_csv(path, index=False)
     print(f"\nCSV: {path}")
     return 0
 

@@ -191,7 +191,6 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         except StopCandidate as stop:
             trial.set_user_attr("pruned_rung", stop.epoch)
             trial.set_user_attr("pruned_reason", stop.reason)
-            trial.set_user_attr("rung_accuracy", stop.accuracy)
             trial.set_user_attr("finetune_epochs_done", stop.epoch)
             for key, value in check.costs.items():
                 trial.set_user_attr(key, float(value))

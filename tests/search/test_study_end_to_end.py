@@ -126,7 +126,8 @@ def test_early_stopping_stops_dominated_candidates_at_a_rung(tiny_config):
         early_stopping=EarlyStoppingSettings(enabled=True, rungs=(1,), margin=0.0))
     config = dataclasses.replace(tiny_config, search=search,
                                  finetune=dataclasses.replace(tiny_config.finetune, epochs=3))
-    study = run_search(config, log=lambda _: None).study
+    result = run_search(config, log=lambda _: None)
+    study = result.study
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(pruned) + len(complete) == 8 and pruned, [t.state for t in study.trials]
@@ -135,6 +136,11 @@ def test_early_stopping_stops_dominated_candidates_at_a_rung(tiny_config):
         assert "dominated by trial" in trial.user_attrs["pruned_reason"]
         assert trial.user_attrs["flops"] > 0      # costs known before training are kept
     assert all(t.user_attrs["finetune_epochs_done"] == 3 for t in complete)
+    # every trial that passed rung 1 recorded its accuracy there (what the learned bound reads)
+    trained = [t for t in complete + pruned if "duplicate_of" not in t.user_attrs]
+    assert trained and all(0 <= t.user_attrs["rung1_accuracy"] <= 1 for t in trained)
+    assert "rung1_accuracy" in result.trials().columns
+    assert result.status().pruned == len(pruned)
 
 
 def test_early_stopping_needs_objectives_known_before_training():

@@ -61,7 +61,7 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     ``data``, ``loss_fn``, ``metric_fn``, ``dense_key``: see ``build_study_context``).
     """
     from search.context import build_study_context, set_threads
-    from search.study import describe_difference
+    from search.study import comparable_signature, describe_difference
     from trainers.evaluate import exported_form, train_candidate
     from trainers.training import evaluate as evaluate_metric
 
@@ -77,7 +77,7 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
                                else config.dense_key())
         context, space = build_study_context(config, log=log, **build)
     stored = result.study.user_attrs.get("space_signature")
-    now = json.loads(json.dumps(space.signature()))
+    now = comparable_signature(space, stored)
     if stored is not None and stored != now:
         raise ConfigError(f"the study's stored search space differs from the one its config builds "
                           f"({describe_difference(stored, now)}); cannot rebuild trial "

@@ -19,7 +19,7 @@ from search.reliability import INTERRUPTED, RetryInterruptedTrial, sweep_interru
 from search.schema import ConfigError, to_dict
 from search.storage import open_storage
 from spaces.candidate import Candidate
-from spaces.space import SearchSpace
+from spaces.space import SearchSpace, SpaceSettings, settings_signature
 from trainers.checkpoint import atomic_write_text
 from trainers.context import EvalContext
 from search.early_stopping import FrontRungCheck
@@ -103,6 +103,23 @@ def check_resumable(config: ExperimentConfig) -> bool:
     return True
 
 
+def comparable_signature(space: SearchSpace, stored: dict | None) -> dict:
+    """``space``'s signature (as stored) to compare with a study's ``stored`` one: without space
+    settings that ``stored`` (an older version's) lacks and that hold their default, since an
+    option added later, left at its default, changes no older study's space. The same option set
+    to anything else is a different space."""
+    signature = json.loads(json.dumps(space.signature()))
+    if not isinstance(stored, dict):
+        return signature
+    defaults = json.loads(json.dumps(settings_signature(SpaceSettings())))
+    old = stored.get("settings")
+    if not isinstance(old, dict) or not isinstance(signature.get("settings"), dict):
+        return signature
+    settings = {k: v for k, v in signature["settings"].items()
+                if k in old or v != defaults.get(k)}
+    return {**signature, "settings": settings}
+
+
 def _known_keys(now: Any, stored: Any) -> Any:
     """``now`` without the keys ``stored`` lacks: settings added by a later version of the tool
     (at their defaults) must not make older studies impossible to resume."""
@@ -126,8 +143,8 @@ def open_study(config: ExperimentConfig, space: SearchSpace, worker_index: int =
     except ValueError as exc:
         raise _refuse(config, "different objective directions",
                       f"this config: {config.search.objectives.to_config_value()}") from exc
-    signature = json.loads(json.dumps(space.signature()))
     stored_sig = study.user_attrs.get("space_signature")
+    signature = comparable_signature(space, stored_sig)
     if stored_sig is None:
         study.set_user_attr("objectives", config.search.objectives.to_config_value())
         study.set_user_attr("definition", study_definition(config))

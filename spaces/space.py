@@ -392,7 +392,7 @@ class SearchSpace:
         """A JSON-able description; a study resumed with a different one is refused."""
         return {
             "layers": [layer.to_dict() for layer in self.layers],
-            "settings": _jsonable(asdict(self.settings)),
+            "settings": settings_signature(self.settings),
             "seed": self.seed,
             "criteria_by_granularity": {g: list(c) for g, c in self._criteria.items()},
         }
@@ -415,6 +415,11 @@ class _FixedTrial:
 
     def suggest_categorical(self, name, choices):
         return self._get(name)
+
+
+def settings_signature(settings: SpaceSettings) -> dict[str, Any]:
+    """The JSON-able form of space settings stored with a study."""
+    return _jsonable(asdict(settings))
 
 
 def _jsonable(value: Any) -> Any:

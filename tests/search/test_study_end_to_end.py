@@ -58,6 +58,25 @@ def test_resume_with_a_different_space_is_refused(tiny_config):
         run_search(other, log=lambda _: None)
 
 
+def test_a_study_from_before_a_space_option_existed_resumes_unless_the_option_is_used(tiny_config):
+    """Space options added by a later version, at their defaults, keep older studies resumable."""
+    from search.schema import ConfigError
+
+    first = run_search(dataclasses.replace(tiny_config, search=dataclasses.replace(
+        tiny_config.search, n_trials=1)), log=lambda _: None).study
+    signature = first.user_attrs["space_signature"]
+    for newer in ("parametrization", "max_offset", "max_sparsity", "sensitivity_max_drop"):
+        del signature["settings"][newer]                 # as an older version stored it
+    first.set_user_attr("space_signature", signature)
+    grown = dataclasses.replace(tiny_config, search=dataclasses.replace(tiny_config.search,
+                                                                        n_trials=2))
+    assert len(run_search(grown, log=lambda _: None).study.trials) == 2
+    changed = dataclasses.replace(grown, space=dataclasses.replace(
+        grown.space, parametrization="global_offset"))
+    with pytest.raises(ConfigError, match="different search space .*parametrization"):
+        run_search(changed, log=lambda _: None)
+
+
 def test_identical_candidate_is_not_trained_twice_and_baselines_are_labelled(tiny_config):
     from search.context import build_study_context
     from search.study import open_study, run_trials

@@ -71,6 +71,21 @@ def load(url: str) -> optuna.Study | None:
         return None
 
 
+def probe(url: str) -> optuna.Study | None:
+    """``load`` that gives up after 1 s on a SQLite lock held by the frozen process (the study's
+    own storage waits 60 s, the whole deadline of ``stop_inside_a_trial``)."""
+    if not url.startswith("sqlite:///"):
+        return load(url)
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 1}},
+                                         skip_compatibility_check=True)
+    try:
+        return optuna.load_study(study_name="killed", storage=storage)
+    except KeyError:
+        return None
+    finally:
+        storage.engine.dispose()
+
+
 def kill(proc: subprocess.Popen) -> None:
     proc.kill()
     proc.wait(timeout=30)
@@ -96,7 +111,7 @@ def stop_inside_a_trial(proc: subprocess.Popen, url: str) -> int:
     while time.monotonic() < deadline:
         proc.send_signal(signal.SIGSTOP)
         try:
-            study = load(url)
+            study = probe(url)
             running = [t.number for t in study.get_trials(deepcopy=False)
                        if t.state.name == "RUNNING" and t.params] if study else []
         except Exception:       # e.g. frozen while holding the SQLite write lock

@@ -29,6 +29,8 @@ class StudyStatus:
     front_size: int
     hypervolume: float
     best_accuracy: float | None
+    finetune_epochs: int = 0      # fine-tune epochs actually trained (stopped trials: up to the rung)
+    duplicates: int = 0           # trials that reused a finished twin's result (no training)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,7 +64,12 @@ def study_status(study: optuna.Study, metrics: Sequence[str], directions: Sequen
         trial_seconds=float(sum(durations)), wall_seconds=float(max(wall, 0.0)),
         front_size=front_size,
         hypervolume=study_hypervolume(frame, metrics, directions, dense),
-        best_accuracy=best)
+        best_accuracy=best, finetune_epochs=_column_sum(frame, "finetune_epochs_done"),
+        duplicates=int(frame["duplicate_of"].notna().sum()) if "duplicate_of" in frame else 0)
+
+
+def _column_sum(frame: Any, column: str) -> int:
+    return int(frame[column].fillna(0).sum()) if column in frame else 0
 
 
 def format_status(status: StudyStatus) -> str:
@@ -74,6 +81,8 @@ def format_status(status: StudyStatus) -> str:
                    f" {status.pruned} pruned, {status.waiting} waiting"),
         ("budget", f"{status.budget} trials, {status.budget_left} left"),
         ("time", f"{status.trial_seconds:.1f} s in trials, {status.wall_seconds:.1f} s elapsed"),
+        ("training", f"{status.finetune_epochs} fine-tune epochs; {status.pruned} trials stopped "
+                     f"early, {status.duplicates} duplicates reused untrained"),
         ("front", f"{status.front_size} trials"),
         ("hypervolume", f"{status.hypervolume:.4f} (normalised; reference: accuracy 0, "
                         f"costs 1.1 x dense)"),

@@ -20,6 +20,9 @@ def test_status_counts_the_finished_study(finished_study):
                                  finished_study.dense_reference())
     assert status.hypervolume == expected > 0
     assert status.best_accuracy == trials["accuracy"].max()
+    assert status.finetune_epochs == trials["finetune_epochs_done"].sum() > 0
+    twins = trials["duplicate_of"].notna().sum() if "duplicate_of" in trials else 0
+    assert status.duplicates == twins
 
 
 def test_status_cli_table_and_json(study_cli, finished_study):
@@ -27,6 +30,9 @@ def test_status_cli_table_and_json(study_cli, finished_study):
     assert code == 0
     assert "7 complete, 0 running, 0 failed" in out
     assert "7 trials, 0 left" in out
+    status = finished_study.status()
+    assert (f"{status.finetune_epochs} fine-tune epochs; 0 trials stopped early, "
+            f"{status.duplicates} duplicates reused untrained") in out
     code, out, _ = study_cli("status", "--json")
     data = json.loads(out)
     assert data["front_size"] == len(finished_study.front())

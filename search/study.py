@@ -96,7 +96,8 @@ def check_resumable(config: ExperimentConfig) -> bool:
         raise _refuse(config, "different objectives",
                       f"stored {_yaml_map(stored_obj)}, this config {_yaml_map(objectives)}")
     stored_def = attrs.get("definition")
-    definition = _known_keys(study_definition(config), stored_def)
+    definition = without_new_defaults(study_definition(config), stored_def,
+                                      study_definition(ExperimentConfig()))
     if stored_def is not None and stored_def != definition:
         raise _refuse(config, "a different setup",
                       describe_difference(stored_def, definition, "config"))
@@ -104,28 +105,27 @@ def check_resumable(config: ExperimentConfig) -> bool:
 
 
 def comparable_signature(space: SearchSpace, stored: dict | None) -> dict:
-    """``space``'s signature (as stored) to compare with a study's ``stored`` one: without space
-    settings that ``stored`` (an older version's) lacks and that hold their default, since an
-    option added later, left at its default, changes no older study's space. The same option set
-    to anything else is a different space."""
+    """``space``'s signature (as stored) to compare with a study's ``stored`` one (see
+    ``without_new_defaults``: space options added later, left at their defaults, are left out)."""
     signature = json.loads(json.dumps(space.signature()))
-    if not isinstance(stored, dict):
-        return signature
-    defaults = json.loads(json.dumps(settings_signature(SpaceSettings())))
-    old = stored.get("settings")
-    if not isinstance(old, dict) or not isinstance(signature.get("settings"), dict):
-        return signature
-    settings = {k: v for k, v in signature["settings"].items()
-                if k in old or v != defaults.get(k)}
-    return {**signature, "settings": settings}
+    defaults = {"settings": json.loads(json.dumps(settings_signature(SpaceSettings())))}
+    return without_new_defaults(signature, stored, defaults)
 
 
-def _known_keys(now: Any, stored: Any) -> Any:
-    """``now`` without the keys ``stored`` lacks: settings added by a later version of the tool
-    (at their defaults) must not make older studies impossible to resume."""
-    if isinstance(now, dict) and isinstance(stored, dict):
-        return {k: _known_keys(v, stored[k]) for k, v in now.items() if k in stored}
-    return now
+_ABSENT = object()
+
+
+def without_new_defaults(now: Any, stored: Any, defaults: Any) -> Any:
+    """``now`` without the keys ``stored`` lacks whose value in ``now`` is their value in
+    ``defaults`` (same nesting): a setting added by a later version of the tool, left at its
+    default, must not make older studies impossible to resume; set to anything else, it is a
+    real difference and stays."""
+    if not isinstance(now, dict) or not isinstance(stored, dict):
+        return now
+    defaults = defaults if isinstance(defaults, dict) else {}
+    return {key: without_new_defaults(value, stored[key], defaults.get(key)) if key in stored
+            else value for key, value in now.items()
+            if key in stored or value != defaults.get(key, _ABSENT)}
 
 
 def _yaml_map(mapping: dict) -> str:

@@ -138,6 +138,11 @@ def test_settings_added_by_a_later_version_do_not_block_a_resume(tmp_path):
         f"sqlite:///{config.study_dir / 'study.db'}"), directions=["maximize"] * 3)
     study.set_user_attr("definition", stored)
     assert check_resumable(config) is True
+    # the same key set to a non-default value is a real difference
+    changed = dataclasses.replace(config, finetune=dataclasses.replace(config.finetune,
+                                                                       optimizer="sgd"))
+    with pytest.raises(ConfigError, match=r"config.finetune.optimizer: stored None, now 'sgd'"):
+        check_resumable(changed)
     stored["finetune"]["epochs"] = 99
     study.set_user_attr("definition", stored)
     with pytest.raises(ConfigError, match=r"config.finetune.epochs: stored 99, now 1"):

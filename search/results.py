@@ -36,7 +36,12 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 def front_frame(study: optuna.Study, metrics: Sequence[str], directions: Sequence[str]
                 ) -> pd.DataFrame:
     """Completed trials on the Pareto front of ``metrics`` (our own front function)."""
-    frame = trials_frame(study)
+    return front_of(trials_frame(study), metrics, directions)
+
+
+def front_of(frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]
+             ) -> pd.DataFrame:
+    """The front of a ``trials_frame`` (read once, used for several tables)."""
     if frame.empty or "state" not in frame:
         return frame
     done = frame[frame["state"] == "COMPLETE"]
@@ -54,8 +59,9 @@ def front_frame(study: optuna.Study, metrics: Sequence[str], directions: Sequenc
 def write_tables(study: optuna.Study, folder: Path, metrics: Sequence[str],
                  directions: Sequence[str]) -> pd.DataFrame:
     """Write trials.csv and pareto.csv atomically; return the front."""
-    front = front_frame(study, metrics, directions)
-    atomic_write_text(folder / "trials.csv", trials_frame(study).to_csv(index=False))
+    frame = trials_frame(study)
+    front = front_of(frame, metrics, directions)
+    atomic_write_text(folder / "trials.csv", frame.to_csv(index=False))
     atomic_write_text(folder / "pareto.csv", front.to_csv(index=False))
     return front
 

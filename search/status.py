@@ -8,8 +8,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.hypervolume import study_hypervolume
-from search.pareto import pareto_front
-from search.results import trials_frame
+from search.results import front_of, trials_frame
 
 
 @dataclass(frozen=True)
@@ -48,13 +47,11 @@ def study_status(study: optuna.Study, metrics: Sequence[str], directions: Sequen
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     wall = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
     frame = trials_frame(study)
-    front_size, best = 0, None
-    if not frame.empty and all(m in frame for m in metrics):
-        done = frame[frame["state"] == "COMPLETE"].dropna(subset=list(metrics))
-        if not done.empty:
-            front_size = len(pareto_front(done[list(metrics)].to_numpy(dtype=float), directions))
-            if "accuracy" in done:
-                best = float(done["accuracy"].max())
+    front_size = len(front_of(frame, metrics, directions))
+    best = None
+    if "accuracy" in frame:
+        accuracy = frame.loc[frame["state"] == "COMPLETE", "accuracy"].dropna()
+        best = float(accuracy.max()) if len(accuracy) else None
     return StudyStatus(
         study=study.study_name,
         complete=count[TrialState.COMPLETE], pruned=count[TrialState.PRUNED],

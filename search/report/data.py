@@ -11,7 +11,7 @@ import pandas as pd
 from search.hypervolume import completed, hypervolume_history
 from search.pick import PickResult, PickSettings, pick_trial
 from search.report.importance import objective_importances
-from search.results import front_frame, trials_frame
+from search.results import front_of, trials_frame
 from search.sensitivity import SensitivityResult, load_sensitivity
 from search.status import StudyStatus, study_status
 from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX
@@ -98,7 +98,7 @@ def gather(result: Any, picks: Sequence[PickSettings] = (), trials: Sequence[int
     importances, note = objective_importances(result.study, metrics)
     return ReportData(
         study=config.study, metrics=list(metrics), directions=list(directions), trials=frame,
-        done=completed(frame, metrics), front=front_frame(result.study, metrics, directions),
+        done=completed(frame, metrics), front=front_of(frame, metrics, directions),
         dense=dense, status=study_status(result.study, metrics, directions, budget, dense),
         history=hypervolume_history(frame, metrics, directions, dense),
         picks=list(unique.values()), importances=importances, importance_note=note,

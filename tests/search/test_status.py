@@ -45,3 +45,17 @@ def test_status_of_a_missing_study_exits_2(study_cli, capsys, tmp_path):
     code = main(["status", "--output-dir", str(tmp_path), "--study", "nothing"])
     assert code == 2
     assert "no study storage at" in capsys.readouterr().err
+
+
+def test_a_reused_duplicate_is_one_point_of_the_front():
+    import optuna
+
+    from search.status import study_status
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    point = {"accuracy": 0.9, "flops": 10.0, "finetune_epochs_done": 4}
+    study.add_trial(optuna.trial.create_trial(values=[0.9, 10.0], user_attrs=point))
+    study.add_trial(optuna.trial.create_trial(
+        values=[0.9, 10.0], user_attrs={**point, "finetune_epochs_done": 0, "duplicate_of": 0}))
+    status = study_status(study, ["accuracy", "flops"], ["maximize", "minimize"], budget=2)
+    assert status.front_size == 1 and status.duplicates == 1 and status.finetune_epochs == 4

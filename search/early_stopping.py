@@ -5,7 +5,8 @@ rung (after 1, then 2, ... fine-tune epochs) the candidate's optimistic final ac
 validation accuracy plus a ``margin``, or, learned from finished trials, the best final accuracy
 of one that was no more accurate at the same rung) is placed with its known costs; if a completed
 trial dominates that point, the rest of the training cannot put it on the front, so it stops and
-is recorded as PRUNED with the rung and the reason. Optuna's pruners and Ray's schedulers cannot do this with several objectives.
+is recorded as PRUNED with the rung and the reason. Optuna's pruners and Ray's schedulers cannot
+do this with several objectives.
 """
 from __future__ import annotations
 
@@ -35,6 +36,15 @@ class EarlyStoppingSettings:
     # Also learn from finished trials: a candidate's optimistic final accuracy is at least the
     # best final accuracy of a finished trial that looked no better at the same rung.
     learned_bound: bool = True
+
+    def describe(self) -> str:
+        """One line for the start of a run: when a candidate stops."""
+        learned = (", or the best final accuracy of a finished trial that looked no better"
+                   if self.learned_bound else "")
+        return (f"early stopping on: a candidate stops after {'/'.join(map(str, self.rungs))} "
+                f"fine-tune epoch(s) when its optimistic final accuracy (val accuracy + "
+                f"{self.margin:g}{learned}) is dominated (search.early_stopping.enabled: false "
+                f"turns it off)")
 
     def active(self, metrics: Sequence[str]) -> bool:
         """Whether trials with these objectives are stopped early."""

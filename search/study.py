@@ -415,12 +415,7 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
     log(f"study '{config.study}': {done}/{budget} finished, running up to {budget - done} more")
     stopping = config.search.early_stopping
     if stopping.active(config.search.objectives.metrics):
-        learned = (", or the best final accuracy of a finished trial that looked no better"
-                   if stopping.learned_bound else "")
-        log(f"early stopping on: a candidate stops after {'/'.join(map(str, stopping.rungs))} "
-            f"fine-tune epoch(s) when its optimistic final accuracy (val accuracy + "
-            f"{stopping.margin:g}{learned}) is dominated (search.early_stopping.enabled: false "
-            f"turns it off)")
+        log(stopping.describe())
     callback = BudgetAndProgress(config, log)
     study.optimize(make_objective(space, context, config), n_trials=None,
                    callbacks=[callback], catch=(Exception,), gc_after_trial=False)

@@ -55,3 +55,10 @@ def test_each_rung_accuracy_is_recorded_on_the_trial():
     FrontRungCheck(study, METRICS, DIRECTIONS, {"flops": 1.0},
                    EarlyStoppingSettings(enabled=True, rungs=(1,)), trial=trial)(1, 0.5)
     assert study.trials[-1].user_attrs[rung_key(1)] == 0.5
+
+
+def test_the_run_says_how_candidates_stop():
+    learned = EarlyStoppingSettings(rungs=(1, 3), margin=0.05).describe()
+    assert "after 1/3 fine-tune epoch(s)" in learned and "+ 0.05, or the best final" in learned
+    fixed = EarlyStoppingSettings(learned_bound=False).describe()
+    assert "(val accuracy + 0.03) is dominated" in fixed

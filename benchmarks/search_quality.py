@@ -44,8 +44,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from search.api import run_search  # noqa: E402
+from search.api import merge_options, run_search  # noqa: E402
 from search.config import config_from_dict  # noqa: E402
+from search.early_stopping import dominates  # noqa: E402
 from search.hypervolume import hypervolume, normalised_losses  # noqa: E402
 
 METRICS = ["accuracy", "flops", "energy_uj"]
@@ -63,7 +64,8 @@ def method_overrides(name: str, n_trials: int) -> dict:
         return {}
     if name == "default+fixed_margin":    # early stopping without the learned bound
         return {"search": {"early_stopping": {"learned_bound": False}}}
-    return merge(_method(name, n_trials), {"search": {"early_stopping": {"enabled": False}}})
+    no_stopping = {"search": {"early_stopping": {"enabled": False}}}
+    return merge_options(_method(name, n_trials), no_stopping)
 
 
 def _method(name: str, n_trials: int) -> dict:
@@ -89,13 +91,6 @@ def _method(name: str, n_trials: int) -> dict:
             "baselines": ["global_magnitude"], "baseline_sparsities": sweep,
             "baseline_bits": [8, 32]}},
     }[name]
-
-
-def merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
-    return out
 
 
 def front_hypervolume(trials: pd.DataFrame, dense: dict) -> float:
@@ -133,18 +128,14 @@ def baseline_fates(trials: pd.DataFrame) -> str:
     baselines = done[done["origin"].isin(["uniform", "global_magnitude"])]
     searched = done[done["origin"] == "sampler"]
 
-    def dominated_by(points: pd.DataFrame, row) -> bool:
-        at_least = ((points["accuracy"] >= row.accuracy) & (points["flops"] <= row.flops)
-                    & (points["energy_uj"] <= row.energy_uj))
-        better = ((points["accuracy"] > row.accuracy) | (points["flops"] < row.flops)
-                  | (points["energy_uj"] < row.energy_uj))
-        return bool((at_least & better).any())
+    def dominated_by(points: pd.DataFrame, point) -> bool:
+        return any(dominates(other, point, DIRECTIONS) for other in points[METRICS].to_numpy())
 
     front = by_searched = 0
-    for row in baselines.itertuples():
-        if not dominated_by(done, row):
+    for point in baselines[METRICS].to_numpy():
+        if not dominated_by(done, point):
             front += 1
-        elif dominated_by(searched, row):
+        elif dominated_by(searched, point):
             by_searched += 1
     rest = len(baselines) - front - by_searched
     return f"{front}/{by_searched}/{rest} of {len(baselines)}"
@@ -171,8 +162,8 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         sweep_trials = None
         for method in args.methods:
             study = f"{args.model}-s{seed}-{method}"
-            config = config_from_dict(merge(merge(base_config(args, seed, out), {"study": study}),
-                                            method_overrides(method, args.trials)))
+            base = merge_options(base_config(args, seed, out), {"study": study})
+            config = config_from_dict(merge_options(base, method_overrides(method, args.trials)))
             if dense_file is not None:     # one dense reference per seed, shared by the methods
                 config.study_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copy(dense_file, config.study_dir / "dense.pt")

@@ -201,6 +201,7 @@ class SearchSpace:
         self.layers = tuple(layers)
         self.settings = settings
         self.seed = seed
+        self._names = frozenset(layer.name for layer in self.layers)
         self._check_caps()
         self._sparsity_bounds = {layer.name: self._bounds_for(layer) for layer in self.layers}
         self._criteria = {g: [c for c in (criteria_by_granularity or {}).get(g, settings.criteria)
@@ -236,16 +237,14 @@ class SearchSpace:
     def _caps(self, layer: LayerInfo) -> list[float]:
         """The ``max_sparsity`` bounds that apply to a layer (a key naming a layer exactly matches
         only that layer; any other key is a pattern as in ``groups``)."""
-        names = {info.name for info in self.layers}
         return [bound for key, bound in self.settings.max_sparsity.items()
-                if (key == layer.name if key in names else matches(key, layer))]
+                if (key == layer.name if key in self._names else matches(key, layer))]
 
     def _check_caps(self) -> None:
-        names = {info.name for info in self.layers}
         for key in self.settings.max_sparsity:
-            if key not in names and not any(matches(key, layer) for layer in self.layers):
+            if key not in self._names and not any(matches(key, layer) for layer in self.layers):
                 raise ValueError(f"space.max_sparsity: '{key}' is neither a layer name nor a "
-                                 f"pattern matching one (layers: {sorted(names)})")
+                                 f"pattern matching one (layers: {sorted(self._names)})")
 
     def _share_group_bounds(self) -> None:
         """Layers of a group share one value, so they share the tightest upper bound."""

@@ -286,24 +286,14 @@ class BudgetAndProgress:
             return
         if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
             self.invalid += 1
-            self.log(f"[{done}/{budget}] trial {trial.number} INVALID (not trained): {reason}")
         elif trial.state == TrialState.FAIL:
             self.failures += 1
             self.invalid = 0
             self.reasons[reason.split(":")[0]] += 1
-            self.log(f"[{done}/{budget}] trial {trial.number} FAILED: {reason}")
-        elif trial.state == TrialState.PRUNED:
-            self.failures = 0
-            self.invalid = 0
-            self.log(f"[{done}/{budget}] trial {trial.number} stopped early: "
-                     f"{trial.user_attrs.get('pruned_reason', '')}")
         else:
             self.failures = 0
             self.invalid = 0
-            front = len(study.best_trials)
-            self.log(f"[{done}/{budget}] trial {trial.number}: "
-                     f"{trial_figures(trial.user_attrs, study.user_attrs.get('metric'))}"
-                     f" | front size {front} | {time.perf_counter() - self.started:.0f}s")
+        self.log(progress_line(study, trial, done, budget, self.started))
         if self.failures >= limit:
             self.stop_reason = (f"{self.failures} consecutive trials failed "
                                 f"(search.max_consecutive_failures: {limit}); last reason: {reason}")
@@ -346,6 +336,22 @@ def starting_candidates(space: SearchSpace, context: EvalContext, config: Experi
                 if all(candidate != c for _, c in found):
                     found.append((origin, candidate))
     return found[: config.search.n_trials]
+
+
+def progress_line(study: optuna.Study, trial: FrozenTrial, done: int, budget: int,
+                  started: float) -> str:
+    """The line every backend prints when a trial ends: ``[done/budget] trial N ...`` with its
+    figures (complete), the early-stopping reason (pruned), or why it was not trained or failed."""
+    head = f"[{done}/{budget}] trial {trial.number}"
+    reason = str(trial.user_attrs.get("fail_reason", "unknown"))
+    if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
+        return f"{head} INVALID (not trained): {reason}"
+    if trial.state == TrialState.FAIL:
+        return f"{head} FAILED: {reason}"
+    if trial.state == TrialState.PRUNED:
+        return f"{head} stopped early: {trial.user_attrs.get('pruned_reason', '')}"
+    return (f"{head}: {trial_figures(trial.user_attrs, study.user_attrs.get('metric'))}"
+            f" | front size {len(study.best_trials)} | {time.perf_counter() - started:.0f}s")
 
 
 def trial_figures(attrs: dict, metric: str | None = None) -> str:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from search.backends.base import Backend, ContextInputs, MissingExtra
 
@@ -40,12 +41,13 @@ from search.config import ExperimentConfig
 from search.context import build_study_context
 from search.reliability import INTERRUPTED
 from search.storage import is_journal, journal_path, open_storage
-from search.study import (StudyStopped, count_finished, enqueue_starting_points, make_objective,
-                          make_sampler, storage_url, trial_figures)
+from search.study import (InvalidCandidate, StudyStopped, count_finished, enqueue_starting_points,
+                          make_objective, make_sampler, progress_line, storage_url)
 from spaces.space import SearchSpace
 from trainers.context import EvalContext
 
 TRIAL_NUMBER_KEY = "optuna_trial_number"
+OUTCOME_KEY = "outcome"   # in Ray's results: complete | pruned | invalid
 DRIVER_ATTR = PROCESS_ATTRS[1]  # "ray_driver"
 
 
@@ -95,14 +97,51 @@ def _trial_state(job: RayTrialJob) -> tuple[Callable, optuna.Study]:
 
 
 def run_ray_trial(params: dict[str, Any], job: RayTrialJob) -> None:
-    """Ray Tune function trainable: evaluate the Optuna trial named in ``params``, report values."""
+    """Ray Tune function trainable: evaluate the Optuna trial named in ``params``, report values.
+
+    A candidate stopped early (or rejected before training) is a normal outcome, not an error:
+    the trial records it in the storage itself and returns without a result, so Ray neither logs
+    an error nor retries it nor restarts the worker (``StudySearch`` sees it already finished).
+    """
     torch.set_num_threads(job.threads)
     objective, study = _trial_state(job)
     storage = study._storage  # noqa: SLF001 -- Study exposes no public storage accessor
+    number = int(params[TRIAL_NUMBER_KEY])
     trial_id = storage.get_trial_id_from_study_id_trial_number(
-        storage.get_study_id_from_name(job.config.study), int(params[TRIAL_NUMBER_KEY]))
-    values = objective(optuna.Trial(study, trial_id))
-    tune.report(dict(zip(job.config.search.objectives.metrics, values)))
+        storage.get_study_id_from_name(job.config.study), number)
+    try:
+        values = objective(optuna.Trial(study, trial_id))
+    except optuna.TrialPruned:
+        study.tell(number, state=TrialState.PRUNED)
+        _report_outcome(job, "pruned")
+        return
+    except InvalidCandidate:
+        study.tell(number, state=TrialState.FAIL)
+        _report_outcome(job, "invalid")
+        return
+    tune.report({**dict(zip(job.config.search.objectives.metrics, values)), OUTCOME_KEY: "complete"})
+
+
+def _report_outcome(job: RayTrialJob, outcome: str) -> None:
+    """Ray's result of a trial that ended without objective values (its figures are in the
+    storage): the metric names are present (Tune requires them), as NaN."""
+    tune.report({**{m: float("nan") for m in job.config.search.objectives.metrics},
+                 OUTCOME_KEY: outcome})
+
+
+class StudySearch(OptunaSearch):
+    """``OptunaSearch`` that leaves alone the trials a Ray trial already ended in the storage
+    (stopped early, invalid): telling them again would fail and log a warning per trial."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        asked = self._ot_trials.get(trial_id)
+        if asked is not None and trial_id not in self._completed_trials:
+            stored = self._ot_study._storage.get_trial(asked._trial_id)  # noqa: SLF001
+            if stored.state.is_finished():
+                self._completed_trials.add(trial_id)
+                return
+        super().on_trial_complete(trial_id, result=result, error=error)
 
 
 class ProgressLog(tune.Callback):
@@ -113,35 +152,33 @@ class ProgressLog(tune.Callback):
         self.budget = config.search.n_trials
         self.log = log
         self.started = time.perf_counter()
-        self.done = count_finished(study)
         self.study_id = study._storage.get_study_id_from_name(config.study)  # noqa: SLF001
-        self.metric = study.user_attrs.get("metric")
 
     def __getstate__(self) -> dict:
         # The Tuner pickles its run config for Tuner.restore, which we do not use (see the README):
         # leave out what cannot or need not be pickled (the log function, the open study).
         return {**self.__dict__, "log": None, "study": None}
 
-    def _attrs(self, trial: Any) -> tuple[int, dict]:
+    def _stored(self, trial: Any) -> tuple[int, FrozenTrial | None]:
         number = int(trial.config.get(TRIAL_NUMBER_KEY, -1))
         storage = self.study._storage  # noqa: SLF001
         try:
-            trial_id = storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
-            return number, storage.get_trial(trial_id).user_attrs
+            return number, storage.get_trial(
+                storage.get_trial_id_from_study_id_trial_number(self.study_id, number))
         except KeyError:
-            return number, {}
+            return number, None
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        number, attrs = self._attrs(trial)
-        self.done += 1
-        self.log(f"[{self.done}/{self.budget}] trial {number} (ray): "
-                 f"{trial_figures(attrs, self.metric)}"
-                 f" | {time.perf_counter() - self.started:.0f}s")
+        # Ray calls this after the searcher told the storage: the stored state is final.
+        number, stored = self._stored(trial)
+        if stored is not None:
+            self.log(progress_line(self.study, stored, count_finished(self.study), self.budget,
+                                   self.started))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        number, attrs = self._attrs(trial)
-        reason = attrs.get("fail_reason", "unknown")
-        self.log(f"trial {number} (ray) FAILED after retries: {reason}")
+        number, stored = self._stored(trial)
+        reason = stored.user_attrs.get("fail_reason", "unknown") if stored else "unknown"
+        self.log(f"trial {number} FAILED after retries: {reason}")
 
 
 def absolute_storage_url(url: str) -> str:
@@ -184,6 +221,9 @@ def connect(config: ExperimentConfig, log: Callable[[str], None]) -> bool:
         ray.init(address=settings.address, logging_level=logging.WARNING)
     else:
         log("starting a local Ray runtime")
+        # Ray's default (token authentication on) is kept; its notice about it is not actionable.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR)
         ray.init(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, include_dashboard=False,
                  logging_level=logging.WARNING)
     return True
@@ -236,7 +276,7 @@ class RayBackend(Backend):
              driver: str, num_samples: int, log: Callable[[str], None]) -> None:
         settings = config.ray
         objectives = config.search.objectives
-        searcher = OptunaSearch(
+        searcher = StudySearch(
             space=DefineByRun(space, driver), metric=objectives.metrics,
             mode=["max" if d == "maximize" else "min" for d in objectives.directions],
             # A fresh seed per round and per resume, so no round re-draws an earlier one's points.
@@ -257,4 +297,8 @@ class RayBackend(Backend):
                 storage_path=results_dir(config), verbose=0,
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 callbacks=[ProgressLog(study, config, log)]))
-        tuner.fit()
+        with warnings.catch_warnings():
+            # The driver's storage sweeps stale trials (its heartbeat thread is Optuna's
+            # ``optimize``-only feature; the driver owns its trials): nothing to act on.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+            tuner.fit()

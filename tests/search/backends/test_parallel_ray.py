@@ -110,3 +110,70 @@ def test_local_ray_runtime_runs_two_trials_at_once(tmp_path):
         most = max(most, running)
     assert most == 2                                                 # concurrent, never over 2
     assert isinstance(trials[0].datetime_start, datetime)
+
+
+# --- Early stopping through Ray: a stopped trial is a normal outcome (never an error, a retry or a
+# restarted worker), counted toward the budget exactly as local workers count it.
+STOPPING = {"n_trials": 10, "baseline_sparsities": [0.5, 0.9], "baseline_bits": [8],
+            "early_stopping": {"enabled": True, "rungs": [1], "margin": 0.0}}
+
+
+def _stopping_config(tmp_path: Path, **sections) -> Path:
+    data = tiny_config_dict(tmp_path)
+    data["finetune"]["epochs"] = 3
+    data["search"] = dict(STOPPING)
+    data.update(sections)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _ray_results(tmp_path: Path) -> list[dict]:
+    """Every result Ray recorded, one dict per reported result, over all rounds."""
+    import json
+
+    folder = tmp_path / "runs" / "tiny" / "ray_results"
+    return [json.loads(line) for path in folder.glob("*/*/result.json")
+            for line in path.read_text().splitlines() if line.strip()]
+
+
+def _check_stopping_run(tmp_path: Path, run: subprocess.CompletedProcess, budget: int,
+                        since: int = 0) -> None:
+    """``since``: the number of trials the study held before ``run``."""
+    study = _study(tmp_path)
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(finished) == budget                                     # exactly the budget
+    pruned = [t for t in finished if t.state == TrialState.PRUNED]
+    assert pruned and all("dominated by trial" in t.user_attrs["pruned_reason"] for t in pruned)
+    assert all(t.state != TrialState.RUNNING for t in study.get_trials(deepcopy=False))
+    output = run.stdout + run.stderr
+    for noise in ("Trial task failed", "Traceback", "Heartbeat of storage",
+                  "Token authentication", "FAILED"):
+        assert noise not in output, noise
+    # the local workers' progress line, once per trial stopped in this run
+    for trial in [t for t in pruned if t.number >= since]:
+        assert output.count(f"] trial {trial.number} stopped early: ") == 1
+    # Ray ran every trial once: one result per trial, none failed (no error file), none retried
+    results = _ray_results(tmp_path)
+    assert sorted(r["config"]["optuna_trial_number"] for r in results) == sorted(
+        t.number for t in study.get_trials(deepcopy=False))
+    assert [r["outcome"] for r in results].count("pruned") == len(pruned)
+    folder = tmp_path / "runs" / "tiny" / "ray_results"
+    assert not list(folder.glob("*/*/error.*"))
+
+
+@pytest.mark.parametrize("where", ["local runtime", "head node"])
+def test_trials_stopped_early_finish_the_budget_and_resume(tmp_path, where, request):
+    ray = {"max_concurrent": 2}
+    if where == "local runtime":
+        config = _stopping_config(tmp_path, parallel={"backend": "ray"},
+                                  ray={**ray, "num_cpus": 2})
+        extra: tuple[str, ...] = ()
+    else:
+        config = _stopping_config(tmp_path, ray=ray)
+        extra = ("--address", request.getfixturevalue("ray_head"))
+    _check_stopping_run(tmp_path, _run("run", str(config), *extra), 10)
+    before = len(_study(tmp_path).trials)
+    resumed = _run("run", str(config), *extra, "--n-trials", "14")
+    assert "10/14 finished, running 4 more" in resumed.stdout
+    _check_stopping_run(tmp_path, resumed, 14, since=before)

@@ -32,9 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from search.api import run_search  # noqa: E402
-from search.budget import is_surplus  # noqa: E402
+from search.run.budget import is_surplus  # noqa: E402
 from search.config import ExperimentConfig, config_from_dict, load_config  # noqa: E402
-from search.context import build_study_context, set_threads  # noqa: E402
+from search.run.context import build_study_context, set_threads  # noqa: E402
 
 PATHS = {  # name -> (parallel section, ray section, trial slots)
     "1-worker": ({"backend": "optuna", "workers": 1}, {}, 1),

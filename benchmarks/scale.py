@@ -38,8 +38,8 @@ def measure(name: str, trials: int) -> dict:
     import optuna
 
     from search.config import config_from_dict
-    from search.context import build_study_context
-    from search.storage import open_storage
+    from search.run.context import build_study_context
+    from search.run.storage import open_storage
     from spaces.space import SearchSpace
     from trainers.discovery import discover_layers
     from trainers.evaluate import cost_metrics, evaluate

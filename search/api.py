@@ -22,13 +22,13 @@ import pandas as pd
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from search.backends import ContextInputs, get_backend
+from search.run.backends import ContextInputs, get_backend
 from search.config import ExperimentConfig, config_from_dict, load_config
-from search.context import build_study_context, set_threads
-from search.preflight import preflight
-from search.results import front_frame, trials_frame, write_tables
+from search.run.context import build_study_context, set_threads
+from search.run.preflight import preflight
+from search.decide.tables import front_frame, trials_frame, write_tables
 from search.schema import ConfigError
-from search.study import open_study, save_study_config
+from search.run.study import open_study, save_study_config
 from spaces.space import SearchSpace
 from trainers.context import EvalContext
 from trainers.data import DataBundle, bundle_from_splits
@@ -41,10 +41,10 @@ Split = Dataset | DataLoader
 ModelSpec = Callable[[], nn.Module] | nn.Module | str | Mapping[str, Any]
 
 if TYPE_CHECKING:
-    from search.export import ExportResult
-    from search.pick import PickResult, PickSettings
-    from search.sensitivity import SensitivityResult
-    from search.status import StudyStatus
+    from search.decide.export import ExportResult
+    from search.decide.pick import PickResult, PickSettings
+    from search.run.sensitivity import SensitivityResult
+    from search.decide.status import StudyStatus
 
 
 @dataclass
@@ -92,7 +92,7 @@ class StudyResult:
     # --- deciding: status, pick, export, report (search.status / pick / export / report) ---
     def status(self) -> "StudyStatus":
         """Trials by state, budget left, time spent, front size and hypervolume."""
-        from search.status import study_status
+        from search.decide.status import study_status
 
         objectives = self.config.search.objectives
         budget = int(self.study.user_attrs.get("n_trials", self.config.search.n_trials))
@@ -101,7 +101,7 @@ class StudyResult:
 
     def pick(self, settings: "PickSettings | None" = None, **constraints: Any) -> "PickResult":
         """One trial by constraints (``max_flops=2e6, min_accuracy=0.95``, ``knee=True``, ...)."""
-        from search.pick import PickSettings, pick_trial
+        from search.decide.pick import PickSettings, pick_trial
 
         settings = settings or PickSettings(**constraints)
         objectives = self.config.search.objectives
@@ -116,7 +116,7 @@ class StudyResult:
         with a custom model needs ``model_factory`` / ``data`` (and ``loss_fn``, ``metric_fn``,
         ``dense_key`` if ``run_search`` had them) in ``context``.
         """
-        from search.export import export_trial
+        from search.decide.export import export_trial
         from search.schema import ConfigError
 
         if (trial is None) == (pick is None):
@@ -131,7 +131,7 @@ class StudyResult:
     def report(self, *, picks: Sequence["PickSettings"] = (), trials: Sequence[int] = (),
                folder: str | Path | None = None) -> Path:
         """Write ``<study>/report/`` (figures + index.html); return the index path."""
-        from search.report import write_report
+        from search.decide.report import write_report
 
         return write_report(self, picks=picks, trials=trials, folder=folder)
 
@@ -282,8 +282,8 @@ def _check_metric(study: optuna.Study, config: ExperimentConfig, name: str) -> N
 
 def open_existing(config: ExperimentConfig) -> StudyResult:
     """Open a stored study for reading (pareto, pick, export, report) without running anything."""
-    from search.storage import open_storage
-    from search.study import storage_url
+    from search.run.storage import open_storage
+    from search.run.study import storage_url
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage_url(config)
@@ -306,7 +306,7 @@ def analyse_sensitivity(config: ExperimentConfig | str | Path | None = None, *,
 
     ``result.bounds(max_drop)`` gives ``{layer: max_sparsity}`` for narrowing the search space.
     """
-    from search.sensitivity import DEFAULT_GRID, run_sensitivity, write_sensitivity
+    from search.run.sensitivity import DEFAULT_GRID, run_sensitivity, write_sensitivity
 
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)

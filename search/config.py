@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from search.backends.settings import ParallelSettings, RaySettings
-from search.early_stopping import EarlyStoppingSettings, check_objectives
+from search.run.backends.settings import ParallelSettings, RaySettings
+from search.run.early_stopping import EarlyStoppingSettings, check_objectives
 from search.objectives import OBJECTIVE_METRICS, Objectives
 from search.schema import ConfigError, from_dict, to_dict
 from spaces.space import SpaceSettings

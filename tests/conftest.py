@@ -78,7 +78,7 @@ def study_cli(finished_study, capsys):
     """Run ``sparsity-search <command> --output-dir <tmp>/runs --study finished <args>`` in this
     process (``search.cli.main``; a subprocess would pay torch's import each time).
     Returns ``(exit code, stdout, stderr)``."""
-    from search.cli import main
+    from search.cli.main import main
 
     where = ["--output-dir", finished_study.config.output_dir,
              "--study", finished_study.config.study]

@@ -12,7 +12,7 @@ from torch import nn
 
 from conftest import tiny_config_dict
 from search.api import run_search
-from search.cli import EXIT_BAD_INPUT, main
+from search.cli.main import EXIT_BAD_INPUT, main
 from search.config import config_from_dict
 
 

@@ -9,8 +9,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.budget import SURPLUS_ATTR, BudgetReached, budget_open, claim_slot
-from search.reliability import OWNER_KEY, process_start
+from search.run.budget import SURPLUS_ATTR, BudgetReached, budget_open, claim_slot
+from search.run.reliability import OWNER_KEY, process_start
 
 
 def _study(finished: int) -> optuna.Study:

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from search.api import run_search
 from search.schema import ConfigError
-from search.export import load_exported
+from search.decide.export import load_exported
 
 TINY = {"threads": 1, "device": "cpu", "cost": {"measure_latency": False}, "dense": {"epochs": 2, "lr": 0.01},
         "finetune": {"epochs": 1}, "space": {"bits": [8, 32]},

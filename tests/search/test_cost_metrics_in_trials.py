@@ -8,9 +8,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from search.api import run_search
 from search.config import config_from_dict
-from search.context import build_study_context
+from search.run.context import build_study_context
 from search.objectives import OBJECTIVE_METRICS
-from search.results import format_front
+from search.decide.tables import format_front
 from search.schema import ConfigError
 from spaces.candidate import Candidate
 from trainers.costs import LatencySettings, metric_label

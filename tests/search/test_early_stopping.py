@@ -4,7 +4,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.early_stopping import EarlyStoppingSettings, FrontRungCheck, rung_key
+from search.run.early_stopping import EarlyStoppingSettings, FrontRungCheck, rung_key
 from trainers.rungs import StopCandidate
 
 METRICS = ["accuracy", "flops"]

@@ -11,7 +11,7 @@ import torch
 
 from search.api import open_existing
 from search.config import load_config
-from search.export import load_exported
+from search.decide.export import load_exported
 from spaces.candidate import Candidate
 from trainers.checkpoint import load_checkpoint
 from trainers.data import load_data
@@ -31,7 +31,7 @@ def copied_study(finished_study, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(copied_study):
-    from search.cli import main
+    from search.cli.main import main
 
     code = main(["export", str(TRIAL), "--output-dir", copied_study.config.output_dir,
                  "--study", "finished"])
@@ -117,7 +117,7 @@ def test_export_is_deterministic(exported, copied_study, tmp_path):
 
 
 def test_export_errors(exported, copied_study, capsys):
-    from search.cli import main
+    from search.cli.main import main
 
     where = ["--output-dir", copied_study.config.output_dir, "--study", "finished"]
     assert main(["export", "99", *where]) == 2
@@ -166,7 +166,7 @@ def test_channel_pruned_trial_exports_a_physically_smaller_model(finished_study,
 
 
 def test_codes_reproduce_quantized_weights_even_after_input_channels_are_removed():
-    from search.export import quantized_codes
+    from search.decide.export import quantized_codes
     from trainers.quantization import quantize_weight
 
     torch.manual_seed(0)

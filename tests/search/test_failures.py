@@ -8,9 +8,9 @@ import pytest
 
 from conftest import tiny_config_dict
 from search.api import run_search
-from search.cli import EXIT_STUDY_STOPPED, main
+from search.cli.main import EXIT_STUDY_STOPPED, main
 from search.config import config_from_dict
-from search.study import count_finished
+from search.run.study import count_finished
 from trainers.pruning import CRITERIA
 from trainers.pruning.criteria import Criterion
 
@@ -60,7 +60,7 @@ def test_nan_losses_stop_the_study_after_n_consecutive_failures(tmp_path, capsys
                              "TrainingDiverged: loss became ")
     assert "0/4 trials finished" in err[0] and "TrainingDiverged x2" in err[0]
     import optuna
-    from search.storage import open_storage
+    from search.run.storage import open_storage
     study = optuna.load_study(study_name="tiny", storage=open_storage(
         f"sqlite:///{tmp_path / 'runs' / 'tiny' / 'study.db'}", heartbeat=False))
     states = [t.state.name for t in study.trials]
@@ -106,8 +106,8 @@ def test_same_config_and_seed_give_the_same_candidates_and_metrics(tmp_path):
 
 def test_starting_points_enqueued_once_even_after_a_kill_mid_loop(tmp_path):
     """A kill while the baselines are being enqueued: the next run enqueues the missing ones."""
-    from search.context import build_study_context
-    from search.study import enqueue_starting_points, open_study, starting_candidates
+    from search.run.context import build_study_context
+    from search.run.study import enqueue_starting_points, open_study, starting_candidates
 
     config = config_from_dict(tiny_config_dict(tmp_path, baseline_sparsities=[0.5, 0.8]))
     context, space = build_study_context(config, log=quiet)
@@ -128,8 +128,8 @@ def test_settings_added_by_a_later_version_do_not_block_a_resume(tmp_path):
     import optuna
 
     from search.schema import ConfigError
-    from search.storage import open_storage
-    from search.study import check_resumable, study_definition
+    from search.run.storage import open_storage
+    from search.run.study import check_resumable, study_definition
 
     config = config_from_dict(tiny_config_dict(tmp_path))
     stored = study_definition(config)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search.hypervolume import (COST_REFERENCE, hypervolume, hypervolume_history,
+from search.decide.hypervolume import (COST_REFERENCE, hypervolume, hypervolume_history,
                                 normalised_losses, study_hypervolume)
 
 

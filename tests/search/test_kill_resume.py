@@ -19,7 +19,7 @@ import optuna
 import pytest
 import yaml
 
-from search.storage import open_storage
+from search.run.storage import open_storage
 from trainers.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]

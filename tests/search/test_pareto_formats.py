@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 
-from search.front_formats import markdown_table
+from search.decide.front_formats import markdown_table
 
 
 def test_csv_holds_every_front_trial_sorted_best_first(study_cli, finished_study):

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search.pick import PickSettings, format_pick, knee_index, pick_trial
+from search.decide.pick import PickSettings, format_pick, knee_index, pick_trial
 from search.schema import ConfigError
 
 METRICS = ["accuracy", "flops", "energy_uj"]

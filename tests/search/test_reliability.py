@@ -14,10 +14,10 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from search.reliability import (CLAIM_PREFIX, HEARTBEAT_KEY, INTERRUPTED, OWNER_KEY,
+from search.run.reliability import (CLAIM_PREFIX, HEARTBEAT_KEY, INTERRUPTED, OWNER_KEY,
                                 FlockJournalLock, current_owner, owner_alive, process_start,
                                 sweep_interrupted)
-from search.storage import open_storage, repair_journal_tail
+from search.run.storage import open_storage, repair_journal_tail
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = {"x": FloatDistribution(0.0, 1.0)}
@@ -163,7 +163,7 @@ WORKER = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
 import optuna
-from search.storage import open_storage
+from search.run.storage import open_storage
 study = optuna.load_study(study_name="s", storage=open_storage(sys.argv[2]))
 def objective(trial):
     x = trial.suggest_float("x", 0, 1)

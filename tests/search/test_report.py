@@ -8,7 +8,7 @@ import pytest
 from matplotlib.image import imread
 
 from headless_browser import find_chromium, load_page
-from search.pick import PickSettings
+from search.decide.pick import PickSettings
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from torch import nn
 
 from search.config import load_config
 from search.schema import ConfigError
-from search.sensitivity import (load_sensitivity, max_sparsity_bounds, run_sensitivity,
+from search.run.sensitivity import (load_sensitivity, max_sparsity_bounds, run_sensitivity,
                                 sensitivity_bounds, weight_statistics)
 
 
@@ -53,7 +53,7 @@ def test_sensitivity_of_the_finished_study(finished_study, tmp_path):
     table = result.table()
     assert list(table["layer"]) == layers and {"acc@0.5", "acc@0.97"} <= set(table.columns)
 
-    from search.cli import main
+    from search.cli.main import main
     code = main(["sensitivity", "--output-dir", str(runs), "--study", "finished",
                  "--grid", "0.5,0.97", "--max-drop", "0.02"])
     assert code == 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from search.hypervolume import study_hypervolume
+from search.decide.hypervolume import study_hypervolume
 
 
 def test_status_counts_the_finished_study(finished_study):
@@ -40,7 +40,7 @@ def test_status_cli_table_and_json(study_cli, finished_study):
 
 
 def test_status_of_a_missing_study_exits_2(study_cli, capsys, tmp_path):
-    from search.cli import main
+    from search.cli.main import main
 
     code = main(["status", "--output-dir", str(tmp_path), "--study", "nothing"])
     assert code == 2
@@ -50,7 +50,7 @@ def test_status_of_a_missing_study_exits_2(study_cli, capsys, tmp_path):
 def test_a_reused_duplicate_is_one_point_of_the_front():
     import optuna
 
-    from search.status import study_status
+    from search.decide.status import study_status
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     point = {"accuracy": 0.9, "flops": 10.0, "finetune_epochs_done": 4}

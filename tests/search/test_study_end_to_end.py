@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from search.api import open_existing, run_search
-from search.study import count_finished
+from search.run.study import count_finished
 
 
 @pytest.mark.slow
@@ -78,8 +78,8 @@ def test_a_study_from_before_a_space_option_existed_resumes_unless_the_option_is
 
 
 def test_identical_candidate_is_not_trained_twice_and_baselines_are_labelled(tiny_config):
-    from search.context import build_study_context
-    from search.study import open_study, run_trials
+    from search.run.context import build_study_context
+    from search.run.study import open_study, run_trials
 
     config = dataclasses.replace(tiny_config, search=dataclasses.replace(
         tiny_config.search, n_trials=3, enqueue_dense=False, baseline_sparsities=()))
@@ -100,8 +100,8 @@ def test_identical_candidate_is_not_trained_twice_and_baselines_are_labelled(tin
 def test_different_parameters_making_the_same_candidate_are_not_trained_twice(tiny_config):
     """global_offset: an offset clamped at a layer's bound gives the same candidate as a smaller
     one; the candidate, not the parameters, decides what is a duplicate."""
-    from search.context import build_study_context
-    from search.study import open_study, run_trials
+    from search.run.context import build_study_context
+    from search.run.study import open_study, run_trials
 
     config = dataclasses.replace(
         tiny_config, search=dataclasses.replace(tiny_config.search, n_trials=2,
@@ -122,8 +122,8 @@ def test_different_parameters_making_the_same_candidate_are_not_trained_twice(ti
 
 
 def test_starting_candidates_include_global_magnitude_sweep(tiny_config):
-    from search.context import build_study_context
-    from search.study import starting_candidates
+    from search.run.context import build_study_context
+    from search.run.study import starting_candidates
 
     context, space = build_study_context(tiny_config, log=lambda _: None)
     found = starting_candidates(space, context, tiny_config)
@@ -138,7 +138,7 @@ def test_starting_candidates_include_global_magnitude_sweep(tiny_config):
 
 
 def test_early_stopping_stops_dominated_candidates_at_a_rung(tiny_config):
-    from search.early_stopping import EarlyStoppingSettings
+    from search.run.early_stopping import EarlyStoppingSettings
 
     search = dataclasses.replace(
         tiny_config.search, n_trials=8, baseline_sparsities=(0.5, 0.9),

@@ -100,7 +100,7 @@ def in_user_folder(tmp_path, monkeypatch):
 ])
 def test_cli_errors_for_user_names_exit_2_with_one_line(in_user_folder, capsys, changes,
                                                         message):
-    from search.cli import main
+    from search.cli.main import main
 
     assert main(["run", str(write_config(in_user_folder, **changes))]) == 2
     err = capsys.readouterr().err

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from search.backends import BACKENDS, MissingExtra, get_backend
-from search.backends.settings import BACKEND_NAMES
-from search.cli import build_parser, resolve_config
+from search.run.backends import BACKENDS, MissingExtra, get_backend
+from search.run.backends.settings import BACKEND_NAMES
+from search.cli.main import build_parser, resolve_config
 from search.config import config_from_dict, dump_config, load_config
 from search.schema import ConfigError
 
@@ -63,6 +63,6 @@ def test_cli_flags_override_the_config():
 
 def test_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the extra looks like
-    monkeypatch.delitem(sys.modules, "search.backends.ray_backend", raising=False)
+    monkeypatch.delitem(sys.modules, "search.run.backends.ray_backend", raising=False)
     with pytest.raises(MissingExtra, match=r"pip install 'sparsity-search\[ray\]'"):
         get_backend("ray")

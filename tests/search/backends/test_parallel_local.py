@@ -12,11 +12,11 @@ from optuna.trial import TrialState
 
 from conftest import REPO_ROOT, cli_command, cli_env, tiny_config_dict
 from search.api import run_search
-from search.budget import WORKER_ATTR, is_surplus
+from search.run.budget import WORKER_ATTR, is_surplus
 from search.config import config_from_dict
 from search.schema import ConfigError
-from search.storage import open_storage
-from search.worker import run_worker
+from search.run.storage import open_storage
+from search.run.worker import run_worker
 
 BUDGET = 8
 

@@ -19,9 +19,9 @@ from optuna.trial import TrialState
 
 from conftest import REPO_ROOT, cli_command, cli_env, tiny_config_dict
 from ray_processes import ray_pids, stop_ray_processes
-from search.backends.ray_backend import DRIVER_ATTR
-from search.budget import WORKER_ATTR
-from search.storage import open_storage
+from search.run.backends.ray_backend import DRIVER_ATTR
+from search.run.budget import WORKER_ATTR
+from search.run.storage import open_storage
 
 pytestmark = pytest.mark.slow
 

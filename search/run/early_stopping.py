@@ -26,7 +26,7 @@ KNOWN_BEFORE_TRAINING = ("flops", "flops_dense", "bops", "params_nonzero", "size
 
 @dataclass(frozen=True)
 class EarlyStoppingSettings:
-    """The ``search.early_stopping`` section."""
+    """The ``search.run.early_stopping`` section."""
 
     # null (default): on whenever the objectives allow it (accuracy + costs known before
     # training); true: on, and an error when they do not; false: off.

@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from trainers.checkpoint import atomic_write
 
 if TYPE_CHECKING:
-    from search.report.data import Picked, ReportData
-    from search.sensitivity import SensitivityResult
+    from search.decide.report.data import Picked, ReportData
+    from search.run.sensitivity import SensitivityResult
 
 # How each metric is shown: (column, axis label, scale divisor).
 AXES = {

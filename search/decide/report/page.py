@@ -10,10 +10,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from search.results import front_table
+from search.decide.tables import front_table
 
 if TYPE_CHECKING:
-    from search.report.data import Picked, ReportData
+    from search.decide.report.data import Picked, ReportData
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;

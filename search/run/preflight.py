@@ -12,7 +12,7 @@ from pathlib import Path
 
 from search.config import ExperimentConfig
 from search.schema import ConfigError
-from search.study import check_resumable
+from search.run.study import check_resumable
 from trainers.checkpoint import remove_stale_temp_files
 from trainers.device import resolve_device
 

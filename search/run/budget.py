@@ -11,7 +11,7 @@ to every other worker), claims a slot: it runs only if fewer than ``budget`` *ot
 - a trial popped from the queue of enqueued trials (which may carry a lower number than trials
   created meanwhile) counts every other live trial;
 - running trials whose owner process on this machine is gone are not live
-  (``search.reliability`` records owners and sweeps such trials).
+  (``search.run.reliability`` records owners and sweeps such trials).
 
 A trial that finds no slot is marked ``budget_surplus`` and failed without sampling or training
 anything: it is not counted, not retried, and ``trials.csv`` leaves it out. A race where both
@@ -25,7 +25,7 @@ from typing import Iterable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.reliability import OWNER_KEY, current_owner, owner_alive
+from search.run.reliability import OWNER_KEY, current_owner, owner_alive
 
 SURPLUS_ATTR = "budget_surplus"
 WORKER_ATTR = "worker"
@@ -52,7 +52,7 @@ def is_enqueued(trial: FrozenTrial) -> bool:
 
 def is_live(trial: FrozenTrial) -> bool:
     """Complete, pruned, or running with an owner that may still be alive (the owner recorded by
-    ``search.reliability`` when the trial was created or popped; unknown owners count as alive)."""
+    ``search.run.reliability`` when the trial was created or popped; unknown owners count as alive)."""
     if trial.state in FINISHED_STATES:
         return True
     return (trial.state == TrialState.RUNNING

@@ -110,7 +110,7 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
         loss_fn=loss_fn, metric_fn=metric_fn)
     drop = config.space.sensitivity_max_drop
     if drop is not None:                 # needs the dense reference, hence only now
-        from search.sensitivity import bounds_for_space
+        from search.run.sensitivity import bounds_for_space
 
         bounds = bounds_for_space(config.study_dir, context, space, drop, log=log)
         space = _make_space(layers, config.space.with_max_sparsity(bounds), config)

@@ -1,6 +1,6 @@
 """Command line: ``sparsity-search run|worker|pareto|status|pick|export|report|sensitivity``.
 
-A thin layer over ``search.api``; the deciding commands live in ``search.cli_decide``."""
+A thin layer over ``search.api``; the deciding commands live in ``search.cli.decide_commands``."""
 from __future__ import annotations
 
 import argparse
@@ -70,7 +70,7 @@ def apply_parallel_args(config: ExperimentConfig, args: argparse.Namespace) -> E
 
 def cmd_run(args: argparse.Namespace) -> int:
     from search.api import run_search
-    from search.results import format_front
+    from search.decide.tables import format_front
 
     config = resolve_config(args)
     result = run_search(config)
@@ -90,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from search.worker import run_worker
+    from search.run.worker import run_worker
 
     run_worker(resolve_config(args))
     return 0
@@ -98,7 +98,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_pareto(args: argparse.Namespace) -> int:
     from search.api import open_existing
-    from search.front_formats import render_front, sort_front
+    from search.decide.front_formats import render_front, sort_front
 
     result = open_existing(resolve_config(args))
     objectives = result.config.search.objectives
@@ -131,13 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     pareto.add_argument("--format", default="table", choices=["table", "csv", "json", "markdown"])
     pareto.add_argument("--sort", metavar="METRIC", help="sort by a metric, best first")
     pareto.set_defaults(func=cmd_pareto)
-    from search.cli_decide import add_decide_commands
+    from search.cli.decide_commands import add_decide_commands
     add_decide_commands(sub, _add_study_args)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from search.study import StudyStopped
+    from search.run.study import StudyStopped
     from trainers.errors import SetupError   # e.g. trainers.checkpoint.CheckpointError
 
     parser = build_parser()

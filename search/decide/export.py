@@ -60,8 +60,8 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     for a custom model pass what ``run_search`` was given as ``build`` (``model_factory``,
     ``data``, ``loss_fn``, ``metric_fn``, ``dense_key``: see ``build_study_context``).
     """
-    from search.context import build_study_context, set_threads
-    from search.study import comparable_signature, describe_difference
+    from search.run.context import build_study_context, set_threads
+    from search.run.study import comparable_signature, describe_difference
     from trainers.evaluate import exported_form, train_candidate
     from trainers.training import evaluate as evaluate_metric
 

@@ -9,13 +9,13 @@ from typing import Callable
 
 import optuna
 
-from search.backends.base import ContextInputs
-from search.budget import process_token
+from search.run.backends.base import ContextInputs
+from search.run.budget import process_token
 from search.config import ExperimentConfig
-from search.context import build_study_context, set_threads
+from search.run.context import build_study_context, set_threads
 from search.schema import ConfigError
-from search.storage import open_storage
-from search.study import StudyStopped, open_study, run_trials, storage_url
+from search.run.storage import open_storage
+from search.run.study import StudyStopped, open_study, run_trials, storage_url
 
 
 def require_existing_study(config: ExperimentConfig) -> None:

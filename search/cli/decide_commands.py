@@ -1,6 +1,6 @@
 """Command line for the end of a study: ``status``, ``pick``, ``export``, ``report``, ``sensitivity``.
 
-Registered on the main parser by ``search.cli``; each command is a thin layer over ``search.api``.
+Registered on the main parser by ``search.cli.main``; each command is a thin layer over ``search.api``.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from search.pick import PickSettings
+from search.decide.pick import PickSettings
 from search.schema import ConfigError
 
 EXIT_NOTHING_FITS = 1
@@ -35,13 +35,13 @@ def pick_settings(args: argparse.Namespace) -> PickSettings:
 
 def _open(args: argparse.Namespace):
     from search.api import open_existing
-    from search.cli import resolve_config
+    from search.cli.main import resolve_config
 
     return open_existing(resolve_config(args))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from search.status import format_status
+    from search.decide.status import format_status
 
     status = _open(args).status()
     print(json.dumps(status.to_dict(), indent=2) if args.json else format_status(status))
@@ -49,7 +49,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_pick(args: argparse.Namespace) -> int:
-    from search.pick import format_pick
+    from search.decide.pick import format_pick
 
     result = _open(args).pick(pick_settings(args))
     print(format_pick(result))
@@ -57,7 +57,7 @@ def cmd_pick(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from search.pick import format_pick
+    from search.decide.pick import format_pick
 
     trial = args.trial
     if args.config is not None and args.config.isdigit() and not Path(args.config).exists():
@@ -100,8 +100,8 @@ def _grid(text: str) -> list[float]:
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     from search.api import analyse_sensitivity
-    from search.cli import resolve_config
-    from search.sensitivity import FOLDER, format_sensitivity
+    from search.cli.main import resolve_config
+    from search.run.sensitivity import FOLDER, format_sensitivity
 
     config = resolve_config(args)
     if args.device:

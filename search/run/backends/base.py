@@ -37,7 +37,7 @@ class ContextInputs:
                    dict(context.dense_state))
 
     def context_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``search.context.build_study_context``."""
+        """Keyword arguments of ``search.run.context.build_study_context``."""
         return {"data": self.data, "model_factory": self.model_factory, "loss_fn": self.loss_fn,
                 "metric_fn": self.metric_fn, "dense_state": self.dense_state}
 
@@ -47,7 +47,7 @@ class Backend(ABC):
 
     The caller has already trained (or loaded) the dense reference, opened the study in its Optuna
     storage and saved the config; ``run`` only schedules trials. Every backend evaluates a trial
-    with the same objective (``search.study.make_objective``) and the same define-by-run space
+    with the same objective (``search.run.study.make_objective``) and the same define-by-run space
     (``SearchSpace.suggest``), and records everything in the Optuna storage, so whatever ran a
     study, the same commands read, resume, pick and export it.
     """

@@ -4,7 +4,7 @@
   ``RDBStorage`` with a heartbeat, so trials of a killed process are detected as stale.
 - ``journal:///path/study.log`` (or a path ending in ``.log`` / ``.journal``) gives a
   ``JournalStorage`` on a file: several processes on one machine (or a shared file system) can
-  share it. Optuna gives journals no heartbeat; ``search.reliability`` adds one.
+  share it. Optuna gives journals no heartbeat; ``search.run.reliability`` adds one.
 
 With ``heartbeat=True`` (runs), both record which process runs each trial and sweep trials whose
 process died: they end ``FAIL`` with ``fail_reason = "interrupted"`` and are retried once.
@@ -19,7 +19,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._file import BaseJournalFileLock
 
-from search.reliability import (FlockJournalLock, HeartbeatJournalStorage, RetryInterruptedTrial,
+from search.run.reliability import (FlockJournalLock, HeartbeatJournalStorage, RetryInterruptedTrial,
                                 SweepingRDBStorage)
 from search.schema import ConfigError
 

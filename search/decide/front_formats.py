@@ -7,8 +7,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from search.pick import direction_of
-from search.results import format_front, front_table
+from search.decide.pick import direction_of
+from search.decide.tables import format_front, front_table
 from search.schema import ConfigError
 
 FORMATS = ("table", "csv", "json", "markdown")

@@ -7,8 +7,8 @@ from typing import Any, Mapping, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from search.hypervolume import study_hypervolume
-from search.results import front_of, trials_frame
+from search.decide.hypervolume import study_hypervolume
+from search.decide.tables import front_of, trials_frame
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def run_sensitivity(config: Any, *, grid: Sequence[float] = DEFAULT_GRID,
     """Measure every prunable layer of the study's dense reference (trained first if missing)."""
     from dataclasses import replace
 
-    from search.context import build_study_context, set_threads
+    from search.run.context import build_study_context, set_threads
 
     grid = validate_grid(grid)
     set_threads(config)
@@ -197,7 +197,7 @@ def _remove_masks(model: Any) -> None:
 def write_sensitivity(result: SensitivityResult, study_dir: str | Path,
                       max_drop: float | None = None) -> Path:
     """Write the tables, summary (with bounds when ``max_drop`` is given) and the plot."""
-    from search.report.static import sensitivity_png
+    from search.decide.report.static import sensitivity_png
 
     folder = Path(study_dir) / FOLDER
     atomic_write_text(folder / "accuracy.csv", result.accuracy.to_csv(index=False))

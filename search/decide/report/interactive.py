@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import plotly.graph_objects as go
 
-from search.report.static import axis
-from search.results import front_table
+from search.decide.report.static import axis
+from search.decide.tables import front_table
 
 if TYPE_CHECKING:
-    from search.report.data import ReportData
+    from search.decide.report.data import ReportData
 
 
 def _hover(frame: pd.DataFrame) -> list[str]:

@@ -8,7 +8,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from search.budget import is_surplus
+from search.run.budget import is_surplus
 from search.pareto import pareto_front
 from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX
 from trainers.checkpoint import atomic_write_text

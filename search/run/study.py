@@ -12,17 +12,17 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.budget import (PROCESS_ATTRS, WORKER_ATTR, budget_open, claim_slot, is_surplus,
+from search.run.budget import (PROCESS_ATTRS, WORKER_ATTR, budget_open, claim_slot, is_surplus,
                            process_token)
 from search.config import ExperimentConfig, dump_config
-from search.reliability import INTERRUPTED, RetryInterruptedTrial, sweep_interrupted
+from search.run.reliability import INTERRUPTED, RetryInterruptedTrial, sweep_interrupted
 from search.schema import ConfigError, to_dict
-from search.storage import open_storage
+from search.run.storage import open_storage
 from spaces.candidate import Candidate
 from spaces.space import SearchSpace, SpaceSettings, settings_signature
 from trainers.checkpoint import atomic_write_text
 from trainers.context import EvalContext
-from search.early_stopping import FrontRungCheck
+from search.run.early_stopping import FrontRungCheck
 from trainers.evaluate import cost_metrics, evaluate
 from trainers.method import finetune_settings
 from trainers.rungs import StopCandidate
@@ -407,7 +407,7 @@ def enqueue_starting_points(study: optuna.Study, space: SearchSpace, context: Ev
 def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
                config: ExperimentConfig, log: Callable[[str], None] = print) -> None:
     """Run trials until the study holds ``n_trials`` finished ones (resume-safe; several
-    processes may run this on one study at once, see ``search.budget``)."""
+    processes may run this on one study at once, see ``search.run.budget``)."""
     budget = config.search.n_trials
     sweep_interrupted(study, log=log)
     done = count_finished(study)

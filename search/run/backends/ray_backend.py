@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.backends.base import Backend, ContextInputs, MissingExtra
+from search.run.backends.base import Backend, ContextInputs, MissingExtra
 
 try:
     import ray
@@ -36,12 +36,12 @@ except ImportError as exc:  # the optional extra is missing (or broken)
 
 import torch
 
-from search.budget import PROCESS_ATTRS, process_token
+from search.run.budget import PROCESS_ATTRS, process_token
 from search.config import ExperimentConfig
-from search.context import build_study_context
-from search.reliability import INTERRUPTED
-from search.storage import is_journal, journal_path, open_storage
-from search.study import (InvalidCandidate, StudyStopped, count_finished, enqueue_starting_points,
+from search.run.context import build_study_context
+from search.run.reliability import INTERRUPTED
+from search.run.storage import is_journal, journal_path, open_storage
+from search.run.study import (InvalidCandidate, StudyStopped, count_finished, enqueue_starting_points,
                           make_objective, make_sampler, progress_line, storage_url)
 from spaces.space import SearchSpace
 from trainers.context import EvalContext

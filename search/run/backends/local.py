@@ -3,7 +3,7 @@
 With ``parallel.workers: 1`` the trials run in this process (no start-up cost). With more, each
 worker is a fresh ``spawn``-ed process (forking a process that has run torch can deadlock its
 thread pools) that loads the dense reference trained by the caller, opens the study with its own
-sampler seed and runs trials until the shared budget is reached (``search.budget`` keeps the
+sampler seed and runs trials until the shared budget is reached (``search.run.budget`` keeps the
 total exact). Each worker uses ``threads`` torch threads, by default cores / workers, so the
 workers do not fight over the cores.
 """
@@ -15,11 +15,11 @@ from typing import Callable
 
 import optuna
 
-from search.backends.base import Backend, ContextInputs
+from search.run.backends.base import Backend, ContextInputs
 from search.config import ExperimentConfig
 from search.schema import ConfigError
-from search.study import StudyStopped, enqueue_starting_points, run_trials
-from search.worker import spawned_worker_main
+from search.run.study import StudyStopped, enqueue_starting_points, run_trials
+from search.run.worker import spawned_worker_main
 from spaces.space import SearchSpace
 from trainers.context import EvalContext
 

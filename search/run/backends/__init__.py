@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import importlib
 
-from search.backends.base import Backend, ContextInputs, MissingExtra
-from search.backends.settings import ParallelSettings, RaySettings
+from search.run.backends.base import Backend, ContextInputs, MissingExtra
+from search.run.backends.settings import ParallelSettings, RaySettings
 
 BACKENDS: dict[str, str] = {
-    "optuna": "search.backends.local:LocalBackend",
-    "ray": "search.backends.ray_backend:RayBackend",
+    "optuna": "search.run.backends.local:LocalBackend",
+    "ray": "search.run.backends.ray_backend:RayBackend",
 }
 
 

@@ -1,0 +1,1 @@
+"""Deciding from a study: Pareto front, tables, pick, status, hypervolume, export, report."""

@@ -1,5 +1,5 @@
 """Rungs: look at a candidate's validation accuracy part-way through its fine-tuning, so a search
-can stop a candidate that cannot reach the front (see ``search.early_stopping``)."""
+can stop a candidate that cannot reach the front (see ``search.run.early_stopping``)."""
 from __future__ import annotations
 
 from typing import Callable, Protocol

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from search.config import config_from_dict  # noqa: E402
 from search.run.context import build_study_context, set_threads  # noqa: E402
-from search.run.study import open_study, run_trials  # noqa: E402
+from search.run.study import open_study
+from search.run.trials import run_trials
 
 
 def bare_trial(context, sparsity: float, bits: int, epochs: int, lr: float, seed: int) -> float:

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from search.api import merge_options, run_search  # noqa: E402
 from search.config import config_from_dict  # noqa: E402
-from search.run.early_stopping import dominates  # noqa: E402
+from search.pareto import dominates  # noqa: E402
 from search.decide.hypervolume import hypervolume, normalised_losses  # noqa: E402
 
 METRICS = ["accuracy", "flops", "energy_uj"]

@@ -13,127 +13,32 @@ The command line is a thin layer over ``run_search`` / ``open_existing``.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import optuna
-import pandas as pd
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-
-from search.run.backends import ContextInputs, get_backend
-from search.config import ExperimentConfig, config_from_dict, load_config
-from search.run.context import build_study_context, set_threads
-from search.run.preflight import preflight
-from search.decide.tables import front_frame, trials_frame, write_tables
-from search.schema import ConfigError
-from search.run.study import open_study, save_study_config
-from spaces.space import SearchSpace
-from trainers.context import EvalContext
 from trainers.data import DataBundle, bundle_from_splits
 from trainers.errors import SetupError
 from trainers.evaluate import reference_metrics
 from trainers.metrics import get_metric, metric_name
 from trainers.training import LossFn, MetricFn
 
+from search.config import ExperimentConfig, config_from_dict, load_config
+from search.decide.tables import write_tables
+from search.run.backends import ContextInputs, get_backend
+from search.run.context import build_study_context, set_threads
+from search.run.preflight import preflight
+from search.run.study import open_study, save_study_config
+from search.schema import ConfigError
+from search.study_result import StudyResult, open_existing
+
 Split = Dataset | DataLoader
 ModelSpec = Callable[[], nn.Module] | nn.Module | str | Mapping[str, Any]
 
 if TYPE_CHECKING:
-    from search.decide.export import ExportResult
-    from search.decide.pick import PickResult, PickSettings
     from search.run.sensitivity import SensitivityResult
-    from search.decide.status import StudyStatus
-
-
-@dataclass
-class StudyResult:
-    """A finished (or partly finished) study: its Optuna object and tables.
-
-    ``context`` and ``space`` are set when the study was run in this process (they hold the
-    model factory, data and dense reference that rebuilding a candidate needs); a study opened
-    for reading only has ``None`` there.
-    """
-
-    config: ExperimentConfig
-    study: optuna.Study
-    context: EvalContext | None = None
-    space: SearchSpace | None = None
-
-    @property
-    def folder(self) -> Path:
-        return self.config.study_dir
-
-    @property
-    def sources(self) -> dict[str, str]:
-        """Where the model and data came from: ``config`` (rebuildable from the study's
-        config.yaml) or ``python: <name>`` (objects passed to ``run_search``; rebuilding a
-        candidate then needs ``context``, i.e. this process)."""
-        return dict(self.study.user_attrs.get("sources", {"model": "config", "data": "config"}))
-
-    @property
-    def metric(self) -> str:
-        """Name of the selection metric stored in the ``accuracy`` column (default: accuracy)."""
-        return str(self.study.user_attrs.get("metric", "accuracy"))
-
-    def front(self) -> pd.DataFrame:
-        """Pareto-optimal completed trials over the configured objectives."""
-        objectives = self.config.search.objectives
-        return front_frame(self.study, objectives.metrics, objectives.directions)
-
-    def trials(self) -> pd.DataFrame:
-        return trials_frame(self.study)
-
-    def dense_reference(self) -> dict[str, float]:
-        """Metrics of the dense reference as trained (no pruning, no fine-tuning)."""
-        return dict(self.study.user_attrs.get("dense_reference", {}))
-
-    # --- deciding: status, pick, export, report (search.status / pick / export / report) ---
-    def status(self) -> "StudyStatus":
-        """Trials by state, budget left, time spent, front size and hypervolume."""
-        from search.decide.status import study_status
-
-        objectives = self.config.search.objectives
-        budget = int(self.study.user_attrs.get("n_trials", self.config.search.n_trials))
-        return study_status(self.study, objectives.metrics, objectives.directions, budget,
-                            self.dense_reference())
-
-    def pick(self, settings: "PickSettings | None" = None, **constraints: Any) -> "PickResult":
-        """One trial by constraints (``max_flops=2e6, min_accuracy=0.95``, ``knee=True``, ...)."""
-        from search.decide.pick import PickSettings, pick_trial
-
-        settings = settings or PickSettings(**constraints)
-        objectives = self.config.search.objectives
-        return pick_trial(self.trials(), settings, objectives.metrics, objectives.directions)
-
-    def export(self, trial: int | None = None, *, pick: "PickSettings | None" = None,
-               folder: str | Path | None = None, log: Callable[[str], None] = print,
-               **context: Any) -> "ExportResult":
-        """Export ``trial`` (or the one ``pick`` chooses) to ``<study>/exports/<trial>/``.
-
-        A study run in this process is exported from its own context; one opened from disk
-        with a custom model needs ``model_factory`` / ``data`` (and ``loss_fn``, ``metric_fn``,
-        ``dense_key`` if ``run_search`` had them) in ``context``.
-        """
-        from search.decide.export import export_trial
-        from search.schema import ConfigError
-
-        if (trial is None) == (pick is None):
-            raise ConfigError("export needs exactly one of a trial number or pick constraints")
-        if pick is not None:
-            found = self.pick(pick)
-            if not found:
-                raise ConfigError(found.reason)
-            trial = found.trial
-        return export_trial(self, int(trial), folder=folder, log=log, **context)
-
-    def report(self, *, picks: Sequence["PickSettings"] = (), trials: Sequence[int] = (),
-               folder: str | Path | None = None) -> Path:
-        """Write ``<study>/report/`` (figures + index.html); return the index path."""
-        from search.decide.report import write_report
-
-        return write_report(self, picks=picks, trials=trials, folder=folder)
 
 
 def merge_options(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -280,23 +185,6 @@ def _check_metric(study: optuna.Study, config: ExperimentConfig, name: str) -> N
                           f"uses '{name}'; use a new study name")
 
 
-def open_existing(config: ExperimentConfig) -> StudyResult:
-    """Open a stored study for reading (pareto, pick, export, report) without running anything."""
-    from search.run.storage import open_storage
-    from search.run.study import storage_url
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = storage_url(config)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
-        raise ConfigError(f"no study storage at '{url[len('sqlite:///'):]}'; "
-                          f"run `sparsity-search run` first")
-    try:
-        study = optuna.load_study(study_name=config.study, storage=open_storage(url))
-    except KeyError as exc:
-        raise ConfigError(f"storage '{url}' has no study named '{config.study}'") from exc
-    return StudyResult(config, study)
-
-
 def analyse_sensitivity(config: ExperimentConfig | str | Path | None = None, *,
                         grid: Sequence[float] | None = None, criterion: str = "magnitude",
                         granularity: str = "unstructured", max_drop: float | None = None,
@@ -315,3 +203,7 @@ def analyse_sensitivity(config: ExperimentConfig | str | Path | None = None, *,
                              granularity=granularity, log=log, **context)
     write_sensitivity(result, config.study_dir, max_drop)
     return result
+
+
+__all__ = ["StudyResult", "analyse_sensitivity", "merge_options", "open_existing", "resolve_config",
+           "run_search"]

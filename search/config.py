@@ -9,9 +9,10 @@ from typing import Any
 
 import yaml
 
-from search.run.backends.settings import ParallelSettings, RaySettings
-from search.run.early_stopping import EarlyStoppingSettings, check_objectives
 from search.objectives import OBJECTIVE_METRICS, Objectives
+from search.run.backends.settings import ParallelSettings, RaySettings
+from search.run.early_stopping_settings import EarlyStoppingSettings, check_objectives
+from search.run.samplers import SAMPLERS
 from search.schema import ConfigError, from_dict, to_dict
 from spaces.space import SpaceSettings
 from trainers.costs import METER_CHOICES, LatencySettings, load_profile
@@ -23,7 +24,6 @@ from trainers.pruning import CRITERIA, GRANULARITIES, PruningSettings
 from trainers.schedules import SCHEDULES
 from trainers.training import TrainSettings
 
-SAMPLERS = ("nsga2", "tpe", "random")
 BASELINES = ("uniform", "global_magnitude")
 
 

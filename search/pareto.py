@@ -1,31 +1,41 @@
-"""Pareto front (non-dominated set) over any number of objectives."""
+"""Dominance and the Pareto front (non-dominated set) over any number of objectives.
+
+The one dominance test of the project: early stopping, the front, pick and the benchmarks use it.
+Directions are Optuna's words, ``maximize`` / ``minimize``.
+"""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
 
+MAXIMIZE, MINIMIZE = "maximize", "minimize"
+
 
 def to_minimization(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     """Flip maximised columns so that smaller is better everywhere."""
     values = np.asarray(values, dtype=float)
-    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    signs = np.array([-1.0 if d == MAXIMIZE else 1.0 for d in directions])
     return values * signs
 
 
-def pareto_front(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    """Indices (ascending) of the rows that no other row dominates.
+def dominated_by(points: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """For minimisation points: which rows of ``points`` dominate ``point`` (no worse in every
+    objective and better in one; identical rows do not dominate each other)."""
+    return np.all(points <= point, axis=1) & np.any(points < point, axis=1)
 
-    Row ``a`` dominates ``b`` when it is no worse in every objective and better in one. Identical
-    rows do not dominate each other, so duplicates of a front point are all kept (as Optuna does).
-    """
+
+def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
+    """True when ``a`` is no worse than ``b`` in every objective and better in one."""
+    a_min, b_min = to_minimization([a, b], directions)
+    return bool(dominated_by(a_min[None, :], b_min)[0])
+
+
+def pareto_front(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    """Indices (ascending) of the rows that no other row dominates (duplicates of a front point
+    are all kept, as Optuna does)."""
     points = to_minimization(values, directions)
     if points.size == 0:
         return np.zeros(0, dtype=int)
-    keep = []
-    for i, point in enumerate(points):
-        no_worse = np.all(points <= point, axis=1)
-        better = np.any(points < point, axis=1)
-        if not np.any(no_worse & better):
-            keep.append(i)
+    keep = [i for i, point in enumerate(points) if not np.any(dominated_by(points, point))]
     return np.asarray(keep, dtype=int)

@@ -1,4 +1,5 @@
-"""Command line for the end of a study: ``status``, ``pick``, ``export``, ``report``, ``sensitivity``.
+"""The commands that read and decide: ``pareto``, ``status``, ``pick``, ``export``, ``report``,
+``sensitivity``.
 
 Registered on the main parser by ``search.cli.main``; each command is a thin layer over ``search.api``.
 """
@@ -7,35 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Callable
 
-from search.decide.pick import PickSettings
+from search.cli.args import add_pick_args, add_study_args, pick_settings, resolve_config
 from search.schema import ConfigError
 
 EXIT_NOTHING_FITS = 1
 
 
-def add_pick_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("pick constraints")
-    group.add_argument("--max-flops", type=float, help="effective FLOPs per sample at most")
-    group.add_argument("--min-accuracy", type=float, help="validation accuracy at least (0..1)")
-    group.add_argument("--max-energy-uj", type=float, help="inference energy (µJ, est.) at most")
-    group.add_argument("--max-size-kb", type=float, help="model size (KB) at most")
-    group.add_argument("--knee", action="store_true", help="the knee of the feasible front")
-    group.add_argument("--prefer", metavar="METRIC",
-                       help="best feasible trial in METRIC (default: accuracy; with only "
-                            "--min-accuracy: the first cost objective)")
-
-
-def pick_settings(args: argparse.Namespace) -> PickSettings:
-    return PickSettings(max_flops=args.max_flops, min_accuracy=args.min_accuracy,
-                        max_energy_uj=args.max_energy_uj, max_size_kb=args.max_size_kb,
-                        knee=args.knee, prefer=args.prefer)
-
-
 def _open(args: argparse.Namespace):
-    from search.api import open_existing
-    from search.cli.main import resolve_config
+    from search.study_result import open_existing
 
     return open_existing(resolve_config(args))
 
@@ -100,7 +81,6 @@ def _grid(text: str) -> list[float]:
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     from search.api import analyse_sensitivity
-    from search.cli.main import resolve_config
     from search.run.sensitivity import FOLDER, format_sensitivity
 
     config = resolve_config(args)
@@ -113,9 +93,13 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_decide_commands(sub: argparse._SubParsersAction,
-                        add_study_args: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_decide_commands(sub: argparse._SubParsersAction) -> None:
     """Register the commands on the main parser's subparsers."""
+    pareto = sub.add_parser("pareto", help="print the Pareto front of a study")
+    add_study_args(pareto)
+    pareto.add_argument("--format", default="table", choices=["table", "csv", "json", "markdown"])
+    pareto.add_argument("--sort", metavar="METRIC", help="sort by a metric, best first")
+    pareto.set_defaults(func=cmd_pareto)
     status = sub.add_parser("status", help="trials by state, budget, time, front, hypervolume")
     add_study_args(status)
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -154,3 +138,14 @@ def add_decide_commands(sub: argparse._SubParsersAction,
                       help="tolerated accuracy drop (e.g. 0.01): print per-layer sparsity bounds")
     sens.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
     sens.set_defaults(func=cmd_sensitivity)
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from search.decide.front_formats import render_front, sort_front
+    from search.study_result import open_existing
+
+    result = open_existing(resolve_config(args))
+    objectives = result.config.search.objectives
+    front = sort_front(result.front(), args.sort, objectives.metrics, objectives.directions)
+    print(render_front(front, args.format, objectives.metrics))
+    return 0

@@ -32,7 +32,12 @@ from torch import nn
 from search.config import ExperimentConfig, dump_config, load_config
 from search.schema import ConfigError
 from spaces.candidate import Candidate
-from trainers.checkpoint import atomic_write, atomic_write_text, load_checkpoint, save_checkpoint
+from trainers.checkpoint import (
+    atomic_write,
+    atomic_write_text,
+    load_checkpoint,
+    save_checkpoint,
+)
 from trainers.quantization import quant_scale
 
 FORMAT = "sparsity-search-export/1"

@@ -8,8 +8,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from search.run.budget import is_surplus
 from search.pareto import pareto_front
+from search.run.budget import is_surplus
 from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX
 from trainers.checkpoint import atomic_write_text
 from trainers.costs.metrics import SHORT_NATURE, metric_nature

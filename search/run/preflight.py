@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 
 from search.config import ExperimentConfig
-from search.schema import ConfigError
 from search.run.study import check_resumable
+from search.schema import ConfigError
 from trainers.checkpoint import remove_stale_temp_files
 from trainers.device import resolve_device
 

@@ -18,7 +18,6 @@ runs it once at start-up. A stale trial gets the user attr ``fail_reason = "inte
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 import time
@@ -30,7 +29,6 @@ import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat
-from optuna.storages.journal._file import BaseJournalFileLock  # the lock interface (abstract)
 from optuna.trial import FrozenTrial, TrialState
 
 OWNER_KEY = "sparsity_search:owner"          # system attr: {"host", "pid", "start"}
@@ -243,41 +241,6 @@ class HeartbeatJournalStorage(_OwnedTrials, JournalStorage, BaseHeartbeat):
         return self.heartbeat_stale_trial_callback
 
 
-# --------------------------------------------------------------------------- journal lock
-class FlockJournalLock(BaseJournalFileLock):
-    """Journal file lock that a killed holder cannot leave behind.
-
-    Optuna's file locks (a symlink or an exclusive file) outlive a process killed while it
-    appends; every other process then waits ``grace_period`` (30 s) before breaking them. An
-    ``flock`` on ``<journal>.flock`` is released by the kernel when its holder dies. Each
-    ``acquire`` opens its own file description, so two storages in one process exclude each other
-    too. All processes sharing a journal must use the same lock (``open_storage`` does).
-    """
-
-    def __init__(self, target: str) -> None:
-        self._path = target + ".flock"
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is None:
-            raise RuntimeError("Error: did not possess lock")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-
-
 # --------------------------------------------------------------------------- start-up sweep
 def sweep_interrupted(study: optuna.Study, log: Callable[[str], None] = print) -> list[int]:
     """Fail (reason "interrupted") and retry the trials whose process is gone; their numbers."""
@@ -298,5 +261,5 @@ def sweep_interrupted(study: optuna.Study, log: Callable[[str], None] = print) -
     return swept
 
 
-__all__ = ["FlockJournalLock", "HeartbeatJournalStorage", "INTERRUPTED", "RetryInterruptedTrial",
+__all__ = ["HeartbeatJournalStorage", "INTERRUPTED", "RetryInterruptedTrial",
            "SweepingRDBStorage", "current_owner", "owner_alive", "sweep_interrupted"]

@@ -13,19 +13,46 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._file import BaseJournalFileLock
 
-from search.run.reliability import (FlockJournalLock, HeartbeatJournalStorage, RetryInterruptedTrial,
-                                SweepingRDBStorage)
+from search.run.journal_lock import FlockJournalLock
+from search.run.reliability import (HeartbeatJournalStorage, RetryInterruptedTrial, SweepingRDBStorage)
 from search.schema import ConfigError
+
+if TYPE_CHECKING:
+    from search.config import ExperimentConfig
 
 HEARTBEAT_SECONDS = 10
 SQLITE_LOCK_TIMEOUT_S = 60
 JOURNAL_SUFFIXES = (".log", ".journal")
+
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def storage_url(config: "ExperimentConfig") -> str:
+    """The study's storage: ``search.storage``, or SQLite in the study folder."""
+    if config.search.storage:
+        return config.search.storage
+    return f"{SQLITE_PREFIX}{(config.study_dir / 'study.db').resolve()}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (None for other storages)."""
+    return Path(url[len(SQLITE_PREFIX):]) if url.startswith(SQLITE_PREFIX) else None
+
+
+def absolute_url(url: str) -> str:
+    """File storages with relative paths made absolute (for processes in other folders)."""
+    if is_journal(url):
+        return "journal:///" + str(journal_path(url).resolve())
+    path = sqlite_path(url)
+    return SQLITE_PREFIX + str(path.resolve()) if path is not None else url
 
 
 def is_journal(url: str) -> bool:
@@ -86,8 +113,8 @@ def _open(url: str, heartbeat: bool) -> BaseStorage:
         repair_journal_tail(path, lock)
         return HeartbeatJournalStorage(backend, **sweep)
     engine = {}
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    if sqlite_path(url) is not None:
+        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
         # Several local workers (and their heartbeat threads) write one file: wait for the lock
         # rather than fail after SQLite's default 5 s when the machine is busy.
         engine = {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}}
@@ -96,4 +123,4 @@ def _open(url: str, heartbeat: bool) -> BaseStorage:
     return SweepingRDBStorage(url, engine_kwargs=engine, **sweep)
 
 
-__all__ = ["is_journal", "journal_path", "open_storage"]
+__all__ = ["absolute_url", "is_journal", "journal_path", "open_storage", "sqlite_path", "storage_url"]

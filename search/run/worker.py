@@ -4,24 +4,25 @@ on any machine that reaches the storage (and the study folder, for ``dense.pt``)
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 from typing import Callable
 
 import optuna
 
+from search.config import ExperimentConfig
 from search.run.backends.base import ContextInputs
 from search.run.budget import process_token
-from search.config import ExperimentConfig
 from search.run.context import build_study_context, set_threads
+from search.run.progress import StudyStopped
+from search.run.storage import open_storage, sqlite_path, storage_url
+from search.run.study import open_study
+from search.run.trials import run_trials
 from search.schema import ConfigError
-from search.run.storage import open_storage
-from search.run.study import StudyStopped, open_study, run_trials, storage_url
 
 
 def require_existing_study(config: ExperimentConfig) -> None:
     """Workers join studies; they never create one (``run`` does, with its dense reference)."""
     url = storage_url(config)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+    if sqlite_path(url) is not None and not sqlite_path(url).is_file():
         names: list[str] = []
     else:
         names = optuna.get_all_study_names(open_storage(url, heartbeat=False))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.run.early_stopping import EarlyStoppingSettings, FrontRungCheck, rung_key
+from search.run.early_stopping import FrontRungCheck, rung_key
+from search.run.early_stopping_settings import EarlyStoppingSettings
 from trainers.rungs import StopCandidate
 
 METRICS = ["accuracy", "flops"]

@@ -107,7 +107,8 @@ def test_same_config_and_seed_give_the_same_candidates_and_metrics(tmp_path):
 def test_starting_points_enqueued_once_even_after_a_kill_mid_loop(tmp_path):
     """A kill while the baselines are being enqueued: the next run enqueues the missing ones."""
     from search.run.context import build_study_context
-    from search.run.study import enqueue_starting_points, open_study, starting_candidates
+    from search.run.starting import enqueue_starting_points, starting_candidates
+    from search.run.study import open_study
 
     config = config_from_dict(tiny_config_dict(tmp_path, baseline_sparsities=[0.5, 0.8]))
     context, space = build_study_context(config, log=quiet)

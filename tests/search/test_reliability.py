@@ -14,9 +14,8 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from search.run.reliability import (CLAIM_PREFIX, HEARTBEAT_KEY, INTERRUPTED, OWNER_KEY,
-                                FlockJournalLock, current_owner, owner_alive, process_start,
-                                sweep_interrupted)
+from search.run.journal_lock import FlockJournalLock
+from search.run.reliability import (CLAIM_PREFIX, HEARTBEAT_KEY, INTERRUPTED, OWNER_KEY, current_owner, owner_alive, process_start, sweep_interrupted)
 from search.run.storage import open_storage, repair_journal_tail
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,7 +145,7 @@ def test_a_journal_lock_held_by_a_killed_process_is_free_at_once(tmp_path):
     target = str(tmp_path / "study.log")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
-         "from search.reliability import FlockJournalLock as L; L(sys.argv[2]).acquire();"
+         "from search.run.journal_lock import FlockJournalLock as L; L(sys.argv[2]).acquire();"
          "print('held', flush=True); time.sleep(60)", str(REPO), target],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

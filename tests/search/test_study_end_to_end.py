@@ -79,7 +79,8 @@ def test_a_study_from_before_a_space_option_existed_resumes_unless_the_option_is
 
 def test_identical_candidate_is_not_trained_twice_and_baselines_are_labelled(tiny_config):
     from search.run.context import build_study_context
-    from search.run.study import open_study, run_trials
+    from search.run.study import open_study
+    from search.run.trials import run_trials
 
     config = dataclasses.replace(tiny_config, search=dataclasses.replace(
         tiny_config.search, n_trials=3, enqueue_dense=False, baseline_sparsities=()))
@@ -101,7 +102,8 @@ def test_different_parameters_making_the_same_candidate_are_not_trained_twice(ti
     """global_offset: an offset clamped at a layer's bound gives the same candidate as a smaller
     one; the candidate, not the parameters, decides what is a duplicate."""
     from search.run.context import build_study_context
-    from search.run.study import open_study, run_trials
+    from search.run.study import open_study
+    from search.run.trials import run_trials
 
     config = dataclasses.replace(
         tiny_config, search=dataclasses.replace(tiny_config.search, n_trials=2,
@@ -123,7 +125,7 @@ def test_different_parameters_making_the_same_candidate_are_not_trained_twice(ti
 
 def test_starting_candidates_include_global_magnitude_sweep(tiny_config):
     from search.run.context import build_study_context
-    from search.run.study import starting_candidates
+    from search.run.starting import starting_candidates
 
     context, space = build_study_context(tiny_config, log=lambda _: None)
     found = starting_candidates(space, context, tiny_config)
@@ -138,7 +140,7 @@ def test_starting_candidates_include_global_magnitude_sweep(tiny_config):
 
 
 def test_early_stopping_stops_dominated_candidates_at_a_rung(tiny_config):
-    from search.run.early_stopping import EarlyStoppingSettings
+    from search.run.early_stopping_settings import EarlyStoppingSettings
 
     search = dataclasses.replace(
         tiny_config.search, n_trials=8, baseline_sparsities=(0.5, 0.9),

@@ -19,8 +19,14 @@ from search.decide.pick import PickSettings
 from search.decide.report.data import ReportData, gather
 from search.decide.report.interactive import front_figure, hypervolume_figure
 from search.decide.report.page import render_index
-from search.decide.report.static import (compression_png, front_png, hypervolume_png, importances_png,
-                                  layers_png, sensitivity_png)
+from search.decide.report.static import (
+    compression_png,
+    front_png,
+    hypervolume_png,
+    importances_png,
+    layers_png,
+    sensitivity_png,
+)
 from trainers.checkpoint import atomic_write_text
 
 __all__ = ["ReportData", "gather", "write_report"]

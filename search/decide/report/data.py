@@ -11,9 +11,9 @@ import pandas as pd
 from search.decide.hypervolume import completed, hypervolume_history
 from search.decide.pick import PickResult, PickSettings, pick_trial
 from search.decide.report.importance import objective_importances
+from search.decide.status import StudyStatus, study_status
 from search.decide.tables import front_of, trials_frame
 from search.run.sensitivity import SensitivityResult, load_sensitivity
-from search.decide.status import StudyStatus, study_status
 from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX
 
 

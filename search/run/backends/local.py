@@ -15,14 +15,15 @@ from typing import Callable
 
 import optuna
 
-from search.run.backends.base import Backend, ContextInputs
 from search.config import ExperimentConfig
-from search.schema import ConfigError
-from search.run.study import StudyStopped, enqueue_starting_points, run_trials
+from search.run.backends.base import Backend, ContextInputs
+from search.run.progress import StudyStopped
+from search.run.starting import enqueue_starting_points
+from search.run.trials import run_trials
 from search.run.worker import spawned_worker_main
+from search.schema import ConfigError
 from spaces.space import SearchSpace
 from trainers.context import EvalContext
-
 
 
 class LocalBackend(Backend):

@@ -36,13 +36,16 @@ except ImportError as exc:  # the optional extra is missing (or broken)
 
 import torch
 
-from search.run.budget import PROCESS_ATTRS, process_token
 from search.config import ExperimentConfig
+from search.run.budget import PROCESS_ATTRS, process_token
 from search.run.context import build_study_context
+from search.run.objective import InvalidCandidate, make_objective
+from search.run.progress import StudyStopped, progress_line
 from search.run.reliability import INTERRUPTED
-from search.run.storage import is_journal, journal_path, open_storage
-from search.run.study import (InvalidCandidate, StudyStopped, count_finished, enqueue_starting_points,
-                          make_objective, make_sampler, progress_line, storage_url)
+from search.run.samplers import make_sampler
+from search.run.starting import enqueue_starting_points
+from search.run.storage import absolute_url, open_storage, storage_url
+from search.run.study import count_finished
 from spaces.space import SearchSpace
 from trainers.context import EvalContext
 
@@ -181,18 +184,9 @@ class ProgressLog(tune.Callback):
         self.log(f"trial {number} FAILED after retries: {reason}")
 
 
-def absolute_storage_url(url: str) -> str:
-    """File storages with relative paths made absolute (Ray trials run in other folders)."""
-    if is_journal(url):
-        return "journal:///" + str(journal_path(url).resolve())
-    if url.startswith("sqlite:///"):
-        return "sqlite:///" + str(Path(url[len("sqlite:///"):]).resolve())
-    return url
-
-
 def absolute_config(config: ExperimentConfig) -> ExperimentConfig:
     """The config with every local path absolute, as trials in other folders need it."""
-    search = replace(config.search, storage=absolute_storage_url(storage_url(config)))
+    search = replace(config.search, storage=absolute_url(storage_url(config)))
     data = config.data
     if data.root:
         data = replace(data, root=str(Path(data.root).resolve()))

@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-BACKEND_NAMES = ("optuna", "ray")
+from search.run.backends.registry import BACKENDS
+
+BACKEND_NAMES = tuple(BACKENDS)
 ADDRESS_PATTERN = re.compile(r"^(auto|ray://[^\s]+|[^\s:/]+:\d{1,5})$")
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from search.run.backends import BACKENDS, MissingExtra, get_backend
 from search.run.backends.settings import BACKEND_NAMES
-from search.cli.main import build_parser, resolve_config
+from search.cli.args import resolve_config
+from search.cli.main import build_parser
 from search.config import config_from_dict, dump_config, load_config
 from search.schema import ConfigError
 

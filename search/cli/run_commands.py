@@ -1,0 +1,56 @@
+"""The commands that run trials: ``run`` (create or resume a study) and ``worker`` (join one)."""
+from __future__ import annotations
+
+import argparse
+
+from search.cli.args import add_study_args, resolve_config
+from search.run.backends.registry import BACKENDS
+from search.run.samplers import SAMPLERS
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from search.api import run_search
+    from search.decide.tables import format_front
+
+    config = resolve_config(args)
+    result = run_search(config)
+    front = result.front()
+    dense = result.dense_reference()
+    if dense:
+        print(f"\nDense reference: val_acc={dense['accuracy']:.4f} test_acc={dense['test_accuracy']:.4f}"
+              f" MFLOPs={dense['flops'] / 1e6:.3f} energy_uJ(est)={dense['energy_uj']:.3f}"
+              f" size_KB={dense['size_bytes'] / 1024:.1f}"
+              + (f" latency_ms(meas)={dense['latency_ms']:.3f}" if "latency_ms" in dense else ""))
+    print(f"\nPareto front of study '{config.study}' ({len(front)} trials; FLOPs (effective, "
+          f"sparsity-aware) and size are counted per sample, energy_uJ is an analytic estimate, "
+          f"(meas) is measured on this machine, train_J says its source):")
+    print(format_front(front, config.search.objectives.metrics))
+    print(f"\nTables: {config.study_dir / 'trials.csv'}, {config.study_dir / 'pareto.csv'}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from search.run.worker import run_worker
+
+    run_worker(resolve_config(args))
+    return 0
+
+
+def add_run_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``run`` and ``worker`` on the main parser's subparsers."""
+    run = sub.add_parser("run", help="run or resume a study")
+    add_study_args(run)
+    run.add_argument("--n-trials", type=int, help="trial budget (overrides the config)")
+    run.add_argument("--sampler", choices=list(SAMPLERS), help="the study's sampler")
+    run.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    run.add_argument("--workers", type=int, help="worker processes on this machine (optuna backend)")
+    run.add_argument("--backend", choices=list(BACKENDS), help="who runs the trials")
+    run.add_argument("--address", help="Ray cluster HOST:PORT or 'auto' (implies --backend ray)")
+    run.add_argument("--threads", type=int, help="torch threads per worker (default cores/workers)")
+    run.set_defaults(func=cmd_run)
+    worker = sub.add_parser("worker", help="join an existing study and run its trials until the "
+                                           "budget is reached (on this or another machine)")
+    add_study_args(worker)
+    worker.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    worker.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    worker.set_defaults(func=cmd_worker)

@@ -1,0 +1,119 @@
+"""The objective of every backend: one trial from candidate to stored metrics."""
+from __future__ import annotations
+
+import json
+import math
+import time
+import traceback
+from typing import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from search.config import ExperimentConfig
+from search.run.budget import PROCESS_ATTRS, WORKER_ATTR, claim_slot, process_token
+from search.run.early_stopping import FrontRungCheck
+from search.run.reliability import INTERRUPTED, RetryInterruptedTrial
+from spaces.candidate import Candidate
+from spaces.space import SearchSpace
+from trainers.context import EvalContext
+from trainers.evaluate import cost_metrics, evaluate
+from trainers.method import finetune_settings
+from trainers.rungs import StopCandidate
+
+
+class InvalidCandidate(RuntimeError):
+    """The candidate was rejected before training (e.g. it cuts a model output off)."""
+
+
+def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentConfig, *,
+                   guard_budget: bool = True) -> Callable[[optuna.Trial], list[float]]:
+    """The trial function of every backend. ``guard_budget``: claim a budget slot first (for
+    workers that share a study; Ray's ``num_samples`` already bounds its own trials)."""
+    metrics = config.search.objectives.metrics
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        trial.set_user_attr(WORKER_ATTR, process_token())
+        if guard_budget:
+            claim_slot(trial, config.search.n_trials)
+        candidate = space.suggest(trial)
+        flat = json.loads(json.dumps(candidate.to_flat_dict()))   # as the storage returns it
+        trial.set_user_attr("candidate", flat)
+        if "origin" not in trial.user_attrs:
+            trial.set_user_attr("origin", "sampler")
+        twin = find_duplicate(trial.study, flat)
+        if twin is not None:   # never pay twice: reuse the stored result
+            for key, value in twin.user_attrs.items():
+                if key not in ("candidate", "origin", "finetune_epochs_done", "retry_of",
+                               "eval_seconds") + PROCESS_ATTRS:
+                    trial.set_user_attr(key, value)
+            trial.set_user_attr("duplicate_of", twin.number)
+            trial.set_user_attr("finetune_epochs_done", 0)
+            return list(twin.values)
+        check = None
+        if config.search.early_stopping.active(metrics):
+            check = FrontRungCheck(trial.study, metrics, config.search.objectives.directions,
+                                   cost_metrics(candidate, context), config.search.early_stopping,
+                                   trial=trial)
+        started = time.perf_counter()
+        try:
+            result = evaluate(candidate, context, check)
+        except StopCandidate as stop:
+            trial.set_user_attr("pruned_rung", stop.epoch)
+            trial.set_user_attr("pruned_reason", stop.reason)
+            trial.set_user_attr("finetune_epochs_done", stop.epoch)
+            for key, value in check.costs.items():
+                trial.set_user_attr(key, float(value))
+            raise optuna.TrialPruned(stop.reason) from None
+        except Exception as exc:
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
+            trial.set_user_attr("fail_traceback", traceback.format_exc()[-4000:])
+            raise
+        if result.status == "invalid":
+            reason = str(result.info.get("fail_reason", "invalid candidate"))
+            trial.set_user_attr("invalid", True)
+            trial.set_user_attr("fail_reason", f"invalid: {reason}"[:500])
+            raise InvalidCandidate(reason)
+        for key, value in result.metrics.items():
+            trial.set_user_attr(key, float(value))
+        for key, value in result.info.items():
+            trial.set_user_attr(key, value)
+        trial.set_user_attr("finetune_epochs_done", finetune_epochs(candidate, context))
+        trial.set_user_attr("eval_seconds", time.perf_counter() - started)
+        values = [float(result.metrics[m]) for m in metrics]
+        bad = [f"{m}={v}" for m, v in zip(metrics, values) if not math.isfinite(v)]
+        if bad:
+            trial.set_user_attr("fail_reason", f"objective not finite: {', '.join(bad)}")
+            raise FloatingPointError(f"objective not finite: {', '.join(bad)}")
+        return values
+
+    def interruptible(trial: optuna.Trial) -> list[float]:
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:     # Ctrl-C / SIGTERM: like a kill, but we can say so now
+            try:
+                trial.set_user_attr("fail_reason", INTERRUPTED)
+                RetryInterruptedTrial()(trial.study,
+                                        trial.study._storage.get_trial(trial._trial_id))
+            except Exception:         # whatever happens, the interrupt must go on
+                pass
+            raise
+
+    return interruptible
+
+
+def finetune_epochs(candidate: Candidate, context: EvalContext) -> int:
+    """Fine-tune epochs a completed candidate trained (the unit of the search's training cost)."""
+    return int(finetune_settings(candidate, context).epochs)
+
+
+def find_duplicate(study: optuna.Study, candidate: dict) -> optuna.trial.FrozenTrial | None:
+    """A completed trial of exactly this candidate (its flat dict; values are on the space's grid).
+
+    Candidates, not parameters, are compared: different parameters can make the same candidate
+    (``global_offset`` offsets clamped at a layer's bound).
+    """
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if other.user_attrs.get("candidate") == candidate and "duplicate_of" not in other.user_attrs:
+            return other
+    return None

@@ -1,0 +1,97 @@
+"""Progress of a run: one line per ended trial (every backend), budget and failure stops."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.config import ExperimentConfig
+from search.run.budget import budget_open, is_surplus
+from search.run.study import count_finished
+
+
+class StudyStopped(RuntimeError):
+    """The study stopped before its budget (too many consecutive failures)."""
+
+
+class BudgetAndProgress:
+    """Optuna callback: progress lines, stop at the budget, stop after N consecutive failures.
+
+    Invalid candidates (rejected before training) cost nothing: they neither count towards the
+    budget nor as failures, but 10 x ``max_consecutive_failures`` of them in a row stop the study
+    too (the space then yields almost nothing trainable).
+    """
+
+    def __init__(self, config: ExperimentConfig, log: Callable[[str], None]):
+        self.config = config
+        self.log = log
+        self.failures = 0
+        self.invalid = 0
+        self.reasons: Counter[str] = Counter()
+        self.started = time.perf_counter()
+        self.stop_reason: str | None = None
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        budget = self.config.search.n_trials
+        limit = self.config.search.max_consecutive_failures
+        done = count_finished(study)
+        reason = str(trial.user_attrs.get("fail_reason", "unknown"))
+        if is_surplus(trial):
+            if not budget_open(study, budget):  # others hold the rest of the budget: stop here
+                study.stop()
+            return
+        if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
+            self.invalid += 1
+        elif trial.state == TrialState.FAIL:
+            self.failures += 1
+            self.invalid = 0
+            self.reasons[reason.split(":")[0]] += 1
+        else:
+            self.failures = 0
+            self.invalid = 0
+        self.log(progress_line(study, trial, done, budget, self.started))
+        if self.failures >= limit:
+            self.stop_reason = (f"{self.failures} consecutive trials failed "
+                                f"(search.max_consecutive_failures: {limit}); last reason: {reason}")
+        elif self.invalid >= 10 * limit:
+            self.stop_reason = (f"{self.invalid} consecutive candidates were invalid "
+                                f"(10 x search.max_consecutive_failures); last: {reason}")
+        if self.stop_reason:
+            study.stop()
+        elif done >= budget or not budget_open(study, budget):
+            study.stop()
+
+    def summary(self, study: optuna.Study) -> str:
+        """One line: why the study stopped, how far it got, failures by kind."""
+        done = count_finished(study)
+        kinds = ", ".join(f"{k} x{n}" for k, n in self.reasons.most_common())
+        return (f"study '{self.config.study}' stopped: {self.stop_reason}; "
+                f"{done}/{self.config.search.n_trials} trials finished"
+                f"{'; failures this run: ' + kinds if kinds else ''}; "
+                f"fix the cause and run the same command again to resume")
+
+
+def progress_line(study: optuna.Study, trial: FrozenTrial, done: int, budget: int,
+                  started: float) -> str:
+    """The line every backend prints when a trial ends: ``[done/budget] trial N ...`` with its
+    figures (complete), the early-stopping reason (pruned), or why it was not trained or failed."""
+    head = f"[{done}/{budget}] trial {trial.number}"
+    reason = str(trial.user_attrs.get("fail_reason", "unknown"))
+    if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
+        return f"{head} INVALID (not trained): {reason}"
+    if trial.state == TrialState.FAIL:
+        return f"{head} FAILED: {reason}"
+    if trial.state == TrialState.PRUNED:
+        return f"{head} stopped early: {trial.user_attrs.get('pruned_reason', '')}"
+    return (f"{head}: {trial_figures(trial.user_attrs, study.user_attrs.get('metric'))}"
+            f" | front size {len(study.best_trials)} | {time.perf_counter() - started:.0f}s")
+
+
+def trial_figures(attrs: dict, metric: str | None = None) -> str:
+    """The figures of a finished trial in a progress line, named after the study's metric."""
+    label = "val_acc" if metric in (None, "accuracy") else f"val_{metric}"
+    return (f"{label}={attrs.get('accuracy', 0):.4f} MFLOPs={attrs.get('flops', 0) / 1e6:.3f}"
+            f" energy_uJ(est)={attrs.get('energy_uj', 0):.3f}")

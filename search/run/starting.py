@@ -1,0 +1,49 @@
+"""Starting points: the dense reference and the hand-made sweeps, enqueued before the sampler."""
+from __future__ import annotations
+
+import optuna
+
+from search.config import ExperimentConfig
+from spaces.candidate import Candidate
+from spaces.space import SearchSpace
+from trainers.context import EvalContext
+from trainers.pruning.global_threshold import global_magnitude_sparsity
+
+
+def starting_candidates(space: SearchSpace, context: EvalContext, config: ExperimentConfig
+                        ) -> list[tuple[str, Candidate]]:
+    """(origin, candidate): the dense reference and the hand-made sweeps a user would try first
+    (the same sparsity in every layer; one global magnitude threshold), at each baseline bit-width.
+    Enqueued before the sampler's own trials, so the front is never worse than the by-hand result.
+    """
+    found: list[tuple[str, Candidate]] = []
+    if config.search.enqueue_dense:
+        found.append(("dense", space.dense_candidate()))
+    searched = space.searched_layers()
+    for bits in config.search.baseline_bits:
+        for sparsity in config.search.baseline_sparsities:
+            for origin in config.search.baselines:
+                if origin == "uniform":
+                    per_layer = {name: sparsity for name in searched}
+                else:
+                    per_layer = global_magnitude_sparsity(context.dense_state, searched, sparsity)
+                candidate = space.candidate_for(per_layer, {n: bits for n in space.layer_names})
+                if all(candidate != c for _, c in found):
+                    found.append((origin, candidate))
+    return found[: config.search.n_trials]
+
+
+def enqueue_starting_points(study: optuna.Study, space: SearchSpace, context: EvalContext,
+                            config: ExperimentConfig) -> None:
+    """Enqueue the starting candidates once per study, even when a kill interrupts the loop.
+
+    The study attr ``starting_enqueued`` is False while enqueueing and True after; a run that finds
+    False enqueues again, skipping what is already there.
+    """
+    if study.trials and study.user_attrs.get("starting_enqueued") is not False:
+        return
+    study.set_user_attr("starting_enqueued", False)
+    for origin, candidate in starting_candidates(space, context, config):
+        study.enqueue_trial(space.to_params(candidate), user_attrs={"origin": origin},
+                            skip_if_exists=True)
+    study.set_user_attr("starting_enqueued", True)

@@ -4,13 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from search.pareto import MAXIMIZE, MINIMIZE
 from search.schema import ConfigError
 from trainers.costs.metrics import METRICS
 
 # Metrics every trial records that may be objectives (see trainers.costs.metrics). test_accuracy is
 # deliberately absent: selection reads the validation split, the test split is for reporting only.
 OBJECTIVE_METRICS = tuple(name for name in METRICS if name != "test_accuracy")
-DIRECTIONS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
+# Config words (``max`` / ``min``, or Optuna's) -> Optuna's direction words.
+DIRECTIONS = {"max": MAXIMIZE, "maximize": MAXIMIZE, "min": MINIMIZE, "minimize": MINIMIZE}
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class Objectives:
             if metric not in OBJECTIVE_METRICS:
                 raise ConfigError(f"search.objectives: metric must be one of "
                                   f"{list(OBJECTIVE_METRICS)}, got '{metric}'")
-            if direction not in ("maximize", "minimize"):
+            if direction not in (MAXIMIZE, MINIMIZE):
                 raise ConfigError(f"search.objectives.{metric}: direction must be 'max' or 'min', "
                                   f"got '{direction}'")
 
@@ -53,4 +55,9 @@ class Objectives:
         return cls(tuple(items))
 
     def to_config_value(self) -> dict[str, str]:
-        return {m: ("max" if d == "maximize" else "min") for m, d in self.items}
+        return {m: short_direction(d) for m, d in self.items}
+
+
+def short_direction(direction: str) -> str:
+    """``max`` / ``min``: the config's (and Ray Tune's ``mode``) word for an Optuna direction."""
+    return "max" if direction == MAXIMIZE else "min"

@@ -23,6 +23,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from search.pareto import MAXIMIZE
+
 COST_REFERENCE = 1.1      # minimised metrics: 10% worse than the dense reference
 GAIN_REFERENCE = 0.0      # maximised metrics: a value of 0 (e.g. accuracy 0)
 
@@ -49,7 +51,7 @@ def normalised_losses(frame: pd.DataFrame, metrics: Sequence[str], directions: S
     columns, reference = [], []
     for metric, direction in zip(metrics, directions):
         values = frame[metric].to_numpy(dtype=float)
-        if direction == "maximize":
+        if direction == MAXIMIZE:
             columns.append(-values)
             reference.append(-GAIN_REFERENCE)
             continue

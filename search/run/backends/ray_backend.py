@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.objectives import short_direction
 from search.run.backends.base import Backend, ContextInputs, MissingExtra
 
 try:
@@ -272,7 +273,7 @@ class RayBackend(Backend):
         objectives = config.search.objectives
         searcher = StudySearch(
             space=DefineByRun(space, driver), metric=objectives.metrics,
-            mode=["max" if d == "maximize" else "min" for d in objectives.directions],
+            mode=[short_direction(d) for d in objectives.directions],
             # A fresh seed per round and per resume, so no round re-draws an earlier one's points.
             sampler=make_sampler(config, worker_index=len(study.trials)),
             # With the sweeping storage, trials record this driver as their owner: a sweep by any

@@ -13,7 +13,7 @@ from search.backends.settings import ParallelSettings, RaySettings
 from search.early_stopping import EarlyStoppingSettings, check_objectives
 from search.objectives import OBJECTIVE_METRICS, Objectives
 from search.schema import ConfigError, from_dict, to_dict
-from spaces.space import SpaceSettings
+from spaces.settings import SpaceSettings
 from trainers.costs import METER_CHOICES, LatencySettings, load_profile
 from trainers.costs.meters import DEFAULT_POWERCAP_ROOT
 from trainers.data import DATASETS, DataSettings, is_known_data_name

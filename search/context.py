@@ -11,7 +11,8 @@ from torch import nn
 
 from search.config import ExperimentConfig, criteria_by_granularity
 from search.schema import ConfigError, to_dict
-from spaces.space import SearchSpace, SpaceSettings
+from spaces.settings import SpaceSettings
+from spaces.space import SearchSpace
 from trainers.context import EvalContext
 from trainers.costs import cost_basis, load_profile
 from trainers.data import DataBundle, load_data

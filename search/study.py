@@ -19,7 +19,8 @@ from search.reliability import INTERRUPTED, RetryInterruptedTrial, sweep_interru
 from search.schema import ConfigError, to_dict
 from search.storage import open_storage
 from spaces.candidate import Candidate
-from spaces.space import SearchSpace, SpaceSettings, settings_signature
+from spaces.settings import SpaceSettings, settings_signature
+from spaces.space import SearchSpace
 from trainers.checkpoint import atomic_write_text
 from trainers.context import EvalContext
 from search.early_stopping import FrontRungCheck

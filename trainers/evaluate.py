@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from spaces.candidate import Candidate
-from spaces.result import TrialResult
+from spaces.trial_result import TrialResult
 from trainers import method
 from trainers.context import EvalContext
 from trainers.costs import (analytic_costs, cost_basis, inference_copy, make_meter,

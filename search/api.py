@@ -30,12 +30,12 @@ from search.results import front_frame, trials_frame, write_tables
 from search.schema import ConfigError
 from search.study import open_study, save_study_config
 from spaces.space import SearchSpace
-from trainers.context import EvalContext
 from trainers.data import DataBundle, bundle_from_splits
 from trainers.errors import SetupError
-from trainers.evaluate import reference_metrics
-from trainers.metrics import get_metric, metric_name
+from trainers.eval_context import EvalContext
+from trainers.selection_metrics import get_metric, metric_name
 from trainers.training import LossFn, MetricFn
+from trainers.trial import reference_metrics
 
 Split = Dataset | DataLoader
 ModelSpec = Callable[[], nn.Module] | nn.Module | str | Mapping[str, Any]

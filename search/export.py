@@ -3,7 +3,7 @@
 Steps: read the study's saved config and the dense reference (``dense.pt``), rebuild the search
 space and check it against the stored ``space_signature``, replay the trial's parameters through
 ``SearchSpace.from_params``, retrain with the trial's seed through the same function the trial used
-(``trainers.evaluate.train_candidate``), take its deployable form (``exported_form``: masks and
+(``trainers.trial.train_candidate``), take its deployable form (``exported_form``: masks and
 bit-widths folded into plain weights, pruned channels physically removed by ``shrink_model`` for
 channel granularity), re-measure, and write (each file atomically) into
 ``<study>/exports/<trial>/``:
@@ -62,8 +62,8 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     """
     from search.context import build_study_context, set_threads
     from search.study import comparable_signature, describe_difference
-    from trainers.evaluate import exported_form, train_candidate
-    from trainers.training import evaluate as evaluate_metric
+    from trainers.training import measure_metric
+    from trainers.trial import exported_form, train_candidate
 
     trial = _completed_trial(result.study, trial_number)
     config = _study_config(result.config)
@@ -94,8 +94,8 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     removed = run.shrunk or candidate.granularity == "channel"
     cpu = torch.device("cpu")
     measured = {
-        "accuracy": evaluate_metric(model, context.data.val, cpu, context.metric_fn),
-        "test_accuracy": evaluate_metric(model, context.data.test, cpu, context.metric_fn),
+        "accuracy": measure_metric(model, context.data.val, cpu, context.metric_fn),
+        "test_accuracy": measure_metric(model, context.data.test, cpu, context.metric_fn),
     }
     out = Path(folder) if folder else config.study_dir / "exports" / str(trial_number)
     # Two samples: torch.export specialises a batch dimension of size 1 to a constant.

@@ -127,15 +127,15 @@ def measure_sensitivity(context: Any, *, grid: Sequence[float] = DEFAULT_GRID,
     read the configured scoring batches), evaluates, and removes the masks.
     """
     from spaces.candidate import Candidate
-    from trainers import method
-    from trainers.training import evaluate as evaluate_metric
+    from trainers import method_parts
+    from trainers.training import measure_metric
 
     grid = validate_grid(grid)
-    model = method.dense_model(context).eval()
+    model = method_parts.dense_model(context).eval()
     val = context.data.val
 
     def accuracy() -> float:
-        return evaluate_metric(model, val, context.device, context.metric_fn)
+        return measure_metric(model, val, context.device, context.metric_fn)
 
     dense_accuracy = accuracy()
     names = [layer.name for layer in context.layers]
@@ -147,7 +147,7 @@ def measure_sensitivity(context: Any, *, grid: Sequence[float] = DEFAULT_GRID,
             candidate = Candidate(sparsity={name: sparsity}, bits={}, criterion=criterion,
                                   granularity=granularity, seed=seed)
             try:
-                method.make_pruner(candidate, context).step(model)
+                method_parts.make_pruner(candidate, context).step(model)
             except ValueError as exc:
                 raise ConfigError(f"sensitivity: {exc}") from exc
             value = accuracy()

@@ -22,10 +22,10 @@ from spaces.candidate import Candidate
 from spaces.settings import SpaceSettings, settings_signature
 from spaces.space import SearchSpace
 from trainers.checkpoint import atomic_write_text
-from trainers.context import EvalContext
+from trainers.eval_context import EvalContext
 from search.early_stopping import FrontRungCheck
-from trainers.evaluate import cost_metrics, evaluate
-from trainers.method import finetune_settings
+from trainers.trial import cost_metrics, evaluate_candidate
+from trainers.method_parts import finetune_settings
 from trainers.rungs import StopCandidate
 from trainers.pruning.global_threshold import global_magnitude_sparsity
 
@@ -205,7 +205,7 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
                                    trial=trial)
         started = time.perf_counter()
         try:
-            result = evaluate(candidate, context, check)
+            result = evaluate_candidate(candidate, context, check)
         except StopCandidate as stop:
             trial.set_user_attr("pruned_rung", stop.epoch)
             trial.set_user_attr("pruned_reason", stop.reason)

@@ -6,8 +6,8 @@ from typing import Callable, Protocol
 
 from torch import nn
 
-from trainers.context import EvalContext
-from trainers.training import evaluate
+from trainers.eval_context import EvalContext
+from trainers.training import measure_metric
 
 
 
@@ -40,7 +40,7 @@ def rung_hook(model: nn.Module, context: EvalContext, check: RungCheck | None,
 
     def on_epoch(epoch: int) -> None:   # called before epoch ``epoch``: ``epoch`` are done
         if epoch in rungs:
-            accuracy = evaluate(model, context.data.val, context.device, context.metric_fn)
+            accuracy = measure_metric(model, context.data.val, context.device, context.metric_fn)
             model.train()
             check(epoch, accuracy)
 

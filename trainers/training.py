@@ -143,7 +143,7 @@ def predict(model: nn.Module, dataset: Dataset, device: torch.device, batch_size
     return torch.cat(logits), torch.cat(targets)
 
 
-def evaluate(model: nn.Module, dataset: Dataset, device: torch.device,
+def measure_metric(model: nn.Module, dataset: Dataset, device: torch.device,
              metric: MetricFn | None = None) -> float:
     """The metric (top-1 accuracy by default) of ``model`` on ``dataset``."""
     logits, targets = predict(model, dataset, device)

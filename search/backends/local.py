@@ -21,7 +21,7 @@ from search.schema import ConfigError
 from search.study import StudyStopped, enqueue_starting_points, run_trials
 from search.worker import spawned_worker_main
 from spaces.space import SearchSpace
-from trainers.context import EvalContext
+from trainers.eval_context import EvalContext
 
 
 

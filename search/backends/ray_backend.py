@@ -43,7 +43,7 @@ from search.storage import is_journal, journal_path, open_storage
 from search.study import (StudyStopped, count_finished, enqueue_starting_points, make_objective,
                           make_sampler, storage_url, trial_figures)
 from spaces.space import SearchSpace
-from trainers.context import EvalContext
+from trainers.eval_context import EvalContext
 
 TRIAL_NUMBER_KEY = "optuna_trial_number"
 DRIVER_ATTR = PROCESS_ATTRS[1]  # "ray_driver"

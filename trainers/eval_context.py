@@ -19,7 +19,7 @@ from trainers.training import LossFn, MetricFn, TrainSettings
 
 @dataclass
 class EvalContext:
-    """Shared, read-only inputs of ``evaluate``.
+    """Shared, read-only inputs of ``trainers.trial.evaluate_candidate``.
 
     ``dense_state`` is the trained dense reference every candidate starts from;
     ``other_params`` counts parameters outside the prunable layers' weights (biases, norms);

@@ -15,10 +15,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from spaces.candidate import Candidate
-from trainers.context import EvalContext
 from trainers.costs import dense_flops, make_meter
 from trainers.discovery import discover_layers
 from trainers.distillation import Distillation
+from trainers.eval_context import EvalContext
 from trainers.pruning.pruner import Pruner
 from trainers.pruning.structured import ChannelCoupling
 from trainers.regularization import Penalty, penalty_kind

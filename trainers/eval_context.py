@@ -10,8 +10,8 @@ from torch import nn
 from spaces.layers import LayerInfo
 from trainers.costs.basis import CostBasis
 from trainers.costs.energy import EnergyProfile
-from trainers.costs.latency import LatencySettings
-from trainers.costs.meters import DEFAULT_POWERCAP_ROOT
+from trainers.costs.latency_settings import LatencySettings
+from trainers.costs.meter_base import DEFAULT_POWERCAP_ROOT
 from trainers.data.bundle import DataBundle
 from trainers.pruning.settings import PruningSettings
 from trainers.training import LossFn, MetricFn, TrainSettings

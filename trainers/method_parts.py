@@ -15,7 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from spaces.candidate import Candidate
-from trainers.costs import dense_flops, make_meter
+from trainers.costs.flops import dense_flops
+from trainers.costs.meters import make_meter
 from trainers.discovery import discover_layers
 from trainers.distillation import Distillation
 from trainers.eval_context import EvalContext

@@ -7,9 +7,11 @@ from torch import nn
 from spaces.candidate import Candidate
 from spaces.trial_result import TrialResult
 from trainers import method_parts
+from trainers.costs.analytic import analytic_costs
+from trainers.costs.latency import inference_copy, measure_latency_ms
+from trainers.costs.meters import make_meter
+from trainers.costs.model_basis import cost_basis
 from trainers.eval_context import EvalContext
-from trainers.costs import (analytic_costs, cost_basis, inference_copy, make_meter,
-                            measure_latency_ms)
 from trainers.pruning.masks import current_masks
 from trainers.pruning.structured import shrink_model
 from trainers.pruning.validity import dead_output_reason

@@ -30,7 +30,8 @@ from trainers.method_parts import train_flops  # noqa: E402
 from trainers.models import SmallCNN  # noqa: E402
 from trainers.pruning import PruningSettings  # noqa: E402
 from trainers.schedules import run_schedule  # noqa: E402
-from trainers.training import TrainSettings, measure_metric, train_epochs  # noqa: E402
+from trainers.train_settings import TrainSettings  # noqa: E402
+from trainers.training import measure_metric, train_epochs  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -14,7 +14,8 @@ from trainers.costs.latency_settings import LatencySettings
 from trainers.costs.meter_base import DEFAULT_POWERCAP_ROOT
 from trainers.data.bundle import DataBundle
 from trainers.pruning.settings import PruningSettings
-from trainers.training import LossFn, MetricFn, TrainSettings
+from trainers.train_settings import TrainSettings
+from trainers.training import LossFn, MetricFn
 
 
 @dataclass

@@ -23,7 +23,8 @@ from trainers.eval_context import EvalContext
 from trainers.pruning.pruner import Pruner
 from trainers.pruning.structured import ChannelCoupling
 from trainers.regularization import Penalty, penalty_kind
-from trainers.training import TrainSettings, iterate_batches, train_epochs
+from trainers.train_settings import TrainSettings
+from trainers.training import iterate_batches, train_epochs
 
 # Backward + forward of a training step cost about three forward passes (the usual convention).
 TRAIN_FLOPS_PER_FORWARD = 3

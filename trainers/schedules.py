@@ -25,8 +25,8 @@ from trainers.pruning.granularity import PruneMasks
 from trainers.pruning.masks import attach
 from trainers.pruning.structured import shrink_model
 from trainers.regularization import combine
-from trainers.rungs import RungCheck, rung_hook
-from trainers.training import train_epochs
+from trainers.rungs import RungCheck
+from trainers.training import measure_metric, train_epochs
 
 
 @dataclass
@@ -84,6 +84,24 @@ class OneShot(Schedule):
                on_epoch=rung_hook(model, context, rung_check, settings.epochs))
         flops += method_parts.train_flops(model, context, settings.epochs)
         return ScheduleResult(model, masks, train_flops=flops)
+
+
+def rung_hook(model: nn.Module, context: EvalContext, check: RungCheck | None,
+              epochs: int) -> Callable[[int], None] | None:
+    """An ``on_epoch`` callback for ``train_epochs`` of ``epochs`` epochs: after each epoch in
+    ``check.rungs`` (before the last) it measures validation accuracy and calls
+    ``check(epoch, accuracy)``, which may raise ``StopCandidate``."""
+    rungs = tuple(e for e in (check.rungs if check else ()) if 0 < e < epochs)
+    if check is None or not rungs:
+        return None
+
+    def on_epoch(epoch: int) -> None:   # called before epoch ``epoch``: ``epoch`` are done
+        if epoch in rungs:
+            accuracy = measure_metric(model, context.data.val, context.device, context.metric_fn)
+            model.train()
+            check(epoch, accuracy)
+
+    return on_epoch
 
 
 def agp_steps(total_steps: int, steps: int, end: float) -> dict[int, float]:

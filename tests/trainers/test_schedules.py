@@ -16,7 +16,8 @@ from trainers.pruning import CRITERIA, GRANULARITIES, PruningSettings, current_m
 from trainers.pruning.masks import current_param_masks
 from trainers.reference import count_other_params
 from trainers.schedules import SCHEDULES, agp_steps, run_schedule
-from trainers.training import TrainSettings, train_epochs
+from trainers.train_settings import TrainSettings
+from trainers.training import train_epochs
 from trainers.trial import evaluate_candidate
 
 SHAPE = (1, 8, 8)

@@ -165,20 +165,6 @@ def test_channel_pruned_trial_exports_a_physically_smaller_model(finished_study,
         assert torch.allclose(model(x), program(x), atol=1e-5)
 
 
-def test_codes_reproduce_quantized_weights_even_after_input_channels_are_removed():
-    from search.export import quantized_codes
-    from trainers.quantization import quantize_weight
-
-    torch.manual_seed(0)
-    weight = quantize_weight(torch.randn(6, 10), 4)
-    for kept in (weight, weight[:, 3:], weight[:, ::3]):   # removed columns held row maxima
-        codes = quantized_codes(kept, 4)
-        assert codes is not None and codes["codes"].abs().max() <= 7
-        rebuilt = codes["codes"].float() * codes["scale"][:, None]
-        assert torch.allclose(rebuilt, kept, rtol=1e-6, atol=1e-7)
-    assert quantized_codes(torch.randn(3, 5), 4) is None      # not on any 4-bit grid
-
-
 def test_a_study_of_python_objects_asks_for_them(copied_study):
     from search.schema import ConfigError
 

@@ -9,7 +9,7 @@ The dense reference is trained once, before any timing, and copied into each pat
 - ``wall_s``: ``run_search`` from call to return, dense training excluded (start-up of worker
   processes or of the Ray runtime included, as a user waits for it);
 - ``trials_per_hour`` and ``speedup`` (trials/hour over the 1-worker path's);
-- ``eval_s``: mean time a trial spends in ``evaluate`` (fine-tuning and measuring);
+- ``eval_s``: mean time a trial spends in ``evaluate_candidate`` (fine-tuning and measuring);
 - ``overhead_s``: per-trial orchestration overhead, ``(slots * wall_s - sum(eval)) / trials``:
   all time a trial slot is not training or evaluating (start-up, sampling, storage writes, Ray's
   scheduling and result handling, idle slots at the end), spread over the trials;

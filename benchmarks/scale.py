@@ -42,7 +42,7 @@ def measure(name: str, trials: int) -> dict:
     from search.run.storage import open_storage
     from spaces.space import SearchSpace
     from trainers.discovery import discover_layers
-    from trainers.evaluate import cost_metrics, evaluate
+    from trainers.trial import cost_metrics, evaluate_candidate
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = MODELS[name]
@@ -82,7 +82,7 @@ def measure(name: str, trials: int) -> dict:
             cost_metrics(candidate, context)
         costs = (time.perf_counter() - started) / trials
         started = time.perf_counter()
-        evaluate(candidates[-1], context)
+        evaluate_candidate(candidates[-1], context)
         trial_seconds = time.perf_counter() - started
     return {"model": name, "layers": len(layers), "params_M": sum(l.params for l in layers) / 1e6,
             "discovery_ms": 1000 * discovery, "space_ms": 1000 * construction,

@@ -23,14 +23,15 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from spaces.candidate import Candidate  # noqa: E402
-from trainers.context import EvalContext  # noqa: E402
 from trainers.costs import cost_basis, load_profile, make_meter  # noqa: E402
 from trainers.data import DataSettings, load_data  # noqa: E402
+from trainers.eval_context import EvalContext  # noqa: E402
+from trainers.method_parts import train_flops  # noqa: E402
 from trainers.models import SmallCNN  # noqa: E402
-from trainers.method import train_flops  # noqa: E402
 from trainers.pruning import PruningSettings  # noqa: E402
 from trainers.schedules import run_schedule  # noqa: E402
-from trainers.training import TrainSettings, evaluate, train_epochs  # noqa: E402
+from trainers.train_settings import TrainSettings  # noqa: E402
+from trainers.training import measure_metric, train_epochs  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,8 +71,8 @@ def make_context(args: argparse.Namespace) -> EvalContext:
 
 
 def accuracies(model: torch.nn.Module, context: EvalContext) -> tuple[float, float]:
-    return (evaluate(model, context.data.val, context.device),
-            evaluate(model, context.data.test, context.device))
+    return (measure_metric(model, context.data.val, context.device),
+            measure_metric(model, context.data.test, context.device))
 
 
 def run_dense(context: EvalContext, seed: int) -> dict:

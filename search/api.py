@@ -13,17 +13,19 @@ The command line is a thin layer over ``run_search`` / ``open_existing``.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import optuna
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
 from trainers.data import DataBundle, bundle_from_splits
 from trainers.errors import SetupError
-from trainers.evaluate import reference_metrics
-from trainers.metrics import get_metric, metric_name
+from trainers.selection_metrics import get_metric, metric_name
 from trainers.training import LossFn, MetricFn
+from trainers.trial import reference_metrics
 
 from search.config import ExperimentConfig, config_from_dict, load_config
 from search.decide.tables import write_tables
@@ -190,20 +192,40 @@ def analyse_sensitivity(config: ExperimentConfig | str | Path | None = None, *,
                         granularity: str = "unstructured", max_drop: float | None = None,
                         log: Callable[[str], None] = print,
                         **context: Any) -> "SensitivityResult":
-    """Per-layer sensitivity of the study's dense reference; written to ``<study>/sensitivity/``.
+    """Per-layer sensitivity of the study's dense reference; written to ``<study>/sensitivity/``
+    (tables, summary and ``sensitivity.png``).
 
     ``result.bounds(max_drop)`` gives ``{layer: max_sparsity}`` for narrowing the search space.
     """
-    from search.run.sensitivity import DEFAULT_GRID, run_sensitivity, write_sensitivity
+    from search.decide.report.static import sensitivity_png
+    from search.run.sensitivity import DEFAULT_GRID, write_sensitivity
 
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
     config.study_dir.mkdir(parents=True, exist_ok=True)
     result = run_sensitivity(config, grid=grid or DEFAULT_GRID, criterion=criterion,
                              granularity=granularity, log=log, **context)
-    write_sensitivity(result, config.study_dir, max_drop)
+    folder = write_sensitivity(result, config.study_dir, max_drop)
+    sensitivity_png(result, folder / "sensitivity.png")
     return result
 
 
+def run_sensitivity(config: ExperimentConfig, *, grid: Sequence[float] | None = None,
+                    criterion: str = "magnitude", granularity: str = "unstructured",
+                    data: Any = None, model_factory: Callable[[], Any] | None = None,
+                    log: Callable[[str], None] = print) -> "SensitivityResult":
+    """Measure every prunable layer of the study's dense reference (trained first if missing);
+    ``grid`` defaults to ``search.run.sensitivity.DEFAULT_GRID``. Nothing is written."""
+    from search.run.sensitivity import DEFAULT_GRID, measure_sensitivity, validate_grid
+
+    grid = validate_grid(DEFAULT_GRID if grid is None else grid)
+    set_threads(config)
+    # The analysis itself must not ask for sensitivity bounds (it is what provides them).
+    plain = replace(config, space=replace(config.space, sensitivity_max_drop=None))
+    context, _space = build_study_context(plain, log=log, data=data, model_factory=model_factory)
+    return measure_sensitivity(context, grid=grid, criterion=criterion, granularity=granularity,
+                               seed=config.seed, log=log)
+
+
 __all__ = ["StudyResult", "analyse_sensitivity", "merge_options", "open_existing", "resolve_config",
-           "run_search"]
+           "run_search", "run_sensitivity"]

@@ -14,15 +14,15 @@ from search.run.backends.settings import ParallelSettings, RaySettings
 from search.run.early_stopping_settings import EarlyStoppingSettings, check_objectives
 from search.run.samplers import SAMPLERS
 from search.schema import ConfigError, from_dict, to_dict
-from spaces.space import SpaceSettings
+from spaces.settings import SpaceSettings
 from trainers.costs import METER_CHOICES, LatencySettings, load_profile
 from trainers.costs.meters import DEFAULT_POWERCAP_ROOT
 from trainers.data import DATASETS, DataSettings, is_known_data_name
 from trainers.device import DEVICE_PATTERN
+from trainers.method_names import GRANULARITY_NAMES, SCHEDULE_NAMES
 from trainers.models import MODELS, ModelSettings, is_known_model_name
-from trainers.pruning import CRITERIA, GRANULARITIES, PruningSettings
-from trainers.schedules import SCHEDULES
-from trainers.training import TrainSettings
+from trainers.pruning import CRITERIA, PruningSettings
+from trainers.train_settings import TrainSettings
 
 BASELINES = ("uniform", "global_magnitude")
 
@@ -182,12 +182,12 @@ def validate_methods(space: SpaceSettings) -> None:
     """Granularity and schedule names, and criterion x granularity pairs that make sense: each
     listed criterion must work with a listed granularity and each granularity with a criterion."""
     for name in space.granularities:
-        if name not in GRANULARITIES:
+        if name not in GRANULARITY_NAMES:
             raise ConfigError(f"space.granularities: granularity must be one of "
-                              f"{list(GRANULARITIES)}, got '{name}'")
+                              f"{list(GRANULARITY_NAMES)}, got '{name}'")
     for name in space.schedules:
-        if name not in SCHEDULES:
-            raise ConfigError(f"space.schedules: schedule must be one of {list(SCHEDULES)}, "
+        if name not in SCHEDULE_NAMES:
+            raise ConfigError(f"space.schedules: schedule must be one of {list(SCHEDULE_NAMES)}, "
                               f"got '{name}'")
     for name in space.criteria:
         works_with = CRITERIA[name].granularities

@@ -14,10 +14,9 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
-if TYPE_CHECKING:
-    from spaces.space import SparsityRange, TrialLike
+from spaces.sparsity_range import SparsityRange, TrialLike
 
 # One sampled unit: (layer or group name, is a group, low, high sparsity bounds).
 Unit = tuple[str, bool, float, float]
@@ -25,7 +24,7 @@ Unit = tuple[str, bool, float, float]
 
 @dataclass(frozen=True)
 class GlobalOffset:
-    rng: "SparsityRange"
+    rng: SparsityRange
     max_offset: float
 
     @property
@@ -38,7 +37,7 @@ class GlobalOffset:
     def _reach(self, step: float) -> float:
         return round(step * math.floor(self.max_offset / step + 1e-9), 10)
 
-    def suggest(self, trial: "TrialLike", units: Sequence[Unit]) -> dict[str, float]:
+    def suggest(self, trial: TrialLike, units: Sequence[Unit]) -> dict[str, float]:
         """Sparsity of every unit (by name) drawn as global value + offset."""
         start, stop, step = self.rng.grid(self.rng.low, self.rng.high)
         base = (trial.suggest_float(self.global_param, start, stop, step=step)

@@ -1,192 +1,23 @@
 """The search space: which layers, which sparsities, bits and methods; a define-by-run ``suggest``.
 
 Pure data and arithmetic: ``trial`` is anything with Optuna's ``suggest_float`` /
-``suggest_categorical`` (an ``optuna.Trial``, also what Ray Tune's ``OptunaSearch`` passes to a
-define-by-run function), so both backends share this one function.
+``suggest_categorical`` (see ``spaces.sparsity_range.TrialLike``), so both backends share this one
+function. The settings live in ``spaces.settings``, how a sparsity is sampled in
+``spaces.sparsity_range`` and ``spaces.offsets``.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Sequence
 
-from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX, Candidate
-from spaces.groups import assign_groups, check_pattern, matches
+from spaces.candidate import BITS_PREFIX, Candidate
+from spaces.groups import assign_groups, matches
 from spaces.layers import LayerInfo
 from spaces.offsets import GlobalOffset
+from spaces.settings import SpaceSettings, settings_signature
+from spaces.sparsity_range import TrialLike
 
 # Candidate.options keys and their neutral values (left out of a candidate when neutral).
 OPTION_NEUTRAL = {"reg": 0.0, "distill": False}
-
-CLASSIFIER_POLICIES = ("exclude", "cap", "include")
-PARAMETRIZATIONS = ("per_layer", "global_offset")
-
-
-class TrialLike(Protocol):
-    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
-                      log: bool = False) -> float: ...
-
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
-
-
-SPARSITY_SCALES = ("log_density", "linear")
-LOG_DENSITY_PREFIX = "log_density."
-
-
-@dataclass(frozen=True)
-class SparsityRange:
-    """Per-layer sparsity bounds and how they are sampled.
-
-    ``scale: log_density`` (default) draws log10 of the density (1 - sparsity) on a grid of
-    ``log_step``, so sparsities 0.9, 0.99 and 0.999 are as reachable as 0.5 (uniform sampling in
-    [0, 0.99] almost never visits >= 0.98, where the smallest good models of large layers are).
-    ``scale: linear`` draws the sparsity itself on a grid of ``step``.
-    """
-
-    low: float = 0.0
-    high: float = 0.99
-    step: float = 0.05
-    scale: str = "log_density"
-    log_step: float = 0.05
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.low < 1.0:
-            raise ValueError(f"space.sparsity.low must be in [0, 1), got {self.low}")
-        if not 0.0 <= self.high < 1.0:
-            raise ValueError(f"space.sparsity.high must be in [0, 1), got {self.high}")
-        if self.low > self.high:
-            raise ValueError(
-                f"space.sparsity: low <= high must hold, got low={self.low}, high={self.high}")
-        if not 0.0 < self.step <= 1.0:
-            raise ValueError(f"space.sparsity.step must be in (0, 1], got {self.step}")
-        if self.scale not in SPARSITY_SCALES:
-            raise ValueError(f"space.sparsity.scale must be one of {list(SPARSITY_SCALES)}, "
-                             f"got '{self.scale}'")
-        if not 0.0 < self.log_step <= 1.0:
-            raise ValueError(f"space.sparsity.log_step must be in (0, 1], got {self.log_step}")
-
-    def param_name(self, name: str, group: bool = False) -> str:
-        """Optuna parameter of a layer (or of a layer group sharing one value)."""
-        prefix = LOG_DENSITY_PREFIX if self.scale == "log_density" else SPARSITY_PREFIX
-        return ("group_" if group else "") + prefix + name
-
-    def grid(self, low: float, high: float) -> tuple[float, float, float]:
-        """(start, stop, step) of the sampled variable for sparsity bounds [low, high]."""
-        if self.scale == "linear":
-            stop = low + self.step * math.floor((high - low) / self.step + 1e-9)
-            return low, round(stop, 10), self.step
-        top = math.log10(1.0 - low)
-        bottom = top - self.log_step * math.floor((top - math.log10(1.0 - high)) / self.log_step
-                                                  + 1e-9)
-        return round(bottom, 10), round(top, 10), self.log_step
-
-    def suggest(self, trial: "TrialLike", name: str, low: float, high: float,
-                group: bool = False) -> float:
-        """Draw one layer's (or group's) sparsity within [low, high] on this range's grid."""
-        start, stop, step = self.grid(low, high)
-        if stop <= start:
-            return low
-        value = trial.suggest_float(self.param_name(name, group), start, stop, step=step)
-        return self.to_sparsity(value)
-
-    def clamp(self, value: float, low: float, high: float) -> float:
-        """The sparsity of sampled-variable ``value`` held inside bounds [low, high] (on the grid)."""
-        start, stop, _ = self.grid(low, high)
-        return self.to_sparsity(round(min(max(value, start), max(start, stop)), 10))
-
-    def to_sparsity(self, value: float) -> float:
-        if self.scale == "linear":
-            return round(float(value), 6)
-        return round(1.0 - 10.0 ** float(value), 6)
-
-    def snap(self, sparsity: float, low: float, high: float) -> float:
-        """The grid value closest to ``sparsity`` (for enqueued hand-made candidates)."""
-        start, stop, step = self.grid(low, high)
-        if stop <= start:
-            return self.to_sparsity(start)
-        if self.scale == "linear":
-            target = min(max(sparsity, start), stop)
-        else:
-            target = math.log10(max(1.0 - min(max(sparsity, low), high), 1e-12))
-        return round(start + step * round((min(max(target, start), stop) - start) / step), 10)
-
-
-@dataclass(frozen=True)
-class SpaceSettings:
-    """What the user lets the search vary (the ``space:`` section of the config)."""
-
-    sparsity: SparsityRange = field(default_factory=SparsityRange)
-    bits: tuple[int, ...] = (2, 4, 8, 16, 32)
-    criteria: tuple[str, ...] = ("magnitude", "random")
-    granularities: tuple[str, ...] = ("unstructured",)
-    schedules: tuple[str, ...] = ("oneshot",)
-    classifier: str = "exclude"
-    classifier_max_sparsity: float = 0.5
-    # Regularisation strengths (L1, or group-L2 for channels) to choose from; 0 = off.
-    regularization: tuple[float, ...] = (0.0,)
-    # Distillation from the dense reference on / off (list both to search it).
-    distillation: tuple[bool, ...] = (False,)
-    # Fine-tune epochs to choose from; empty = the ``finetune.epochs`` of the config.
-    finetune_epochs: tuple[int, ...] = ()
-    # Layer groups sharing one sparsity value: name -> 'type:conv2d' | 'regex:<expr>'.
-    groups: dict[str, str] = field(default_factory=dict)
-    # How per-layer sparsity becomes Optuna parameters: per_layer (one value each) or
-    # global_offset (one global value + an offset per layer within max_offset; spaces/offsets.py).
-    parametrization: str = "per_layer"
-    max_offset: float = 1.0
-    # Per-layer upper bounds on sparsity: layer name (exact) or pattern as in ``groups`` -> bound.
-    max_sparsity: dict[str, float] = field(default_factory=dict)
-    # Tolerated accuracy drop: per-layer upper bounds from the study's sensitivity analysis
-    # (measured once when missing), merged into ``max_sparsity``. None = off.
-    sensitivity_max_drop: float | None = None
-
-    def __post_init__(self) -> None:
-        for value in self.bits:
-            if value not in (2, 3, 4, 5, 6, 7, 8, 16, 32):
-                raise ValueError(
-                    f"space.bits must be values from [2, 3, 4, 5, 6, 7, 8, 16, 32], got {value}")
-        for name in ("bits", "criteria", "granularities", "schedules"):
-            if len(getattr(self, name)) == 0:
-                raise ValueError(f"space.{name} must list at least one value, got []")
-        if self.classifier not in CLASSIFIER_POLICIES:
-            raise ValueError(f"space.classifier must be one of {list(CLASSIFIER_POLICIES)}, "
-                             f"got '{self.classifier}'")
-        if not 0.0 <= self.classifier_max_sparsity < 1.0:
-            raise ValueError("space.classifier_max_sparsity must be in [0, 1), "
-                             f"got {self.classifier_max_sparsity}")
-        for name in ("regularization", "distillation"):
-            if len(getattr(self, name)) == 0:
-                raise ValueError(f"space.{name} must list at least one value, got []")
-        for value in self.regularization:
-            if not value >= 0.0:
-                raise ValueError(f"space.regularization strengths must be >= 0, got {value}")
-        for value in self.finetune_epochs:
-            if value < 0:
-                raise ValueError(f"space.finetune_epochs must be >= 0, got {value}")
-        for group, pattern in self.groups.items():
-            check_pattern(group, pattern)
-        for key, bound in self.max_sparsity.items():
-            if not isinstance(bound, (int, float)) or not 0.0 <= bound < 1.0:
-                raise ValueError(f"space.max_sparsity.{key} must be in [0, 1), got {bound!r}")
-            check_pattern(key, key, field_name="space.max_sparsity")
-        if self.parametrization not in PARAMETRIZATIONS:
-            raise ValueError(f"space.parametrization must be one of {list(PARAMETRIZATIONS)}, "
-                             f"got '{self.parametrization}'")
-        if not 0.0 <= self.max_offset <= 3.0:
-            raise ValueError(f"space.max_offset must be in [0, 3] (units of the sampled "
-                             f"variable), got {self.max_offset}")
-        drop = self.sensitivity_max_drop
-        if drop is not None and not 0.0 <= drop < 1.0:
-            raise ValueError(f"space.sensitivity_max_drop must be in [0, 1) (an accuracy drop, "
-                             f"e.g. 0.02 = two points) or null, got {drop}")
-
-    def with_max_sparsity(self, bounds: Mapping[str, float]) -> "SpaceSettings":
-        """These settings with ``bounds`` ({layer name: bound}) merged into ``max_sparsity``
-        (the tighter bound wins; merging the same bounds again changes nothing)."""
-        merged = dict(self.max_sparsity)
-        for name, bound in bounds.items():
-            merged[name] = min(float(bound), merged.get(name, 1.0))
-        return replace(self, max_sparsity=merged)
 
 
 class SearchSpace:
@@ -414,16 +245,3 @@ class _FixedTrial:
 
     def suggest_categorical(self, name, choices):
         return self._get(name)
-
-
-def settings_signature(settings: SpaceSettings) -> dict[str, Any]:
-    """The JSON-able form of space settings stored with a study."""
-    return _jsonable(asdict(settings))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value

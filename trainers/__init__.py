@@ -1,5 +1,11 @@
-"""Everything that touches an nn.Module: data, models, pruning, quantization, training, costs."""
-from trainers.context import EvalContext
-from trainers.evaluate import build_candidate_model, cost_metrics, evaluate
+"""Everything that touches an nn.Module: data, models, pruning, quantization, training, costs.
 
-__all__ = ["EvalContext", "build_candidate_model", "cost_metrics", "evaluate"]
+Names are imported from their modules on first use (``trainers.lazy``), so reading a torch-free
+table or settings class of a subpackage does not import torch.
+"""
+from trainers.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "eval_context": ["EvalContext"],
+    "trial": ["build_candidate_model", "cost_metrics", "evaluate_candidate"],
+})

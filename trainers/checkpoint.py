@@ -1,4 +1,8 @@
-"""Atomic file writes and safe checkpoint loading."""
+"""Atomic file writes and safe checkpoint loading.
+
+Torch is imported by the two checkpoint functions only: writing a table atomically (the study's
+CSV files, summaries) needs no torch.
+"""
 from __future__ import annotations
 
 import os
@@ -6,8 +10,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
-
-import torch
 
 from trainers.errors import SetupError
 
@@ -66,12 +68,16 @@ class CheckpointError(SetupError):
 
 
 def save_checkpoint(obj: Any, path: str | Path) -> None:
+    import torch
+
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: str | Path) -> Any:
     """Load with ``weights_only=True`` (no code runs); a corrupt or foreign file raises
     ``CheckpointError`` with one clear line."""
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and unpickler errors all mean "not our checkpoint"

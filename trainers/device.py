@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """Turn the config's device string into a ``torch.device`` that exists on this machine."""
+    import torch   # here, not at the top: the config checks names against DEVICE_PATTERN alone
+
     if not DEVICE_PATTERN.match(name):
         raise ValueError(f"device must be one of auto, cpu, cuda, cuda:N, mps; got '{name}'")
     if name == "auto":

@@ -9,7 +9,8 @@ from torch import nn
 
 from trainers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from trainers.data.bundle import DataBundle
-from trainers.training import LossFn, TrainSettings, train_epochs
+from trainers.train_settings import TrainSettings
+from trainers.training import LossFn, train_epochs
 
 
 def count_other_params(model: nn.Module, prunable: set[str]) -> int:

@@ -1,14 +1,11 @@
 """Rungs: look at a candidate's validation accuracy part-way through its fine-tuning, so a search
-can stop a candidate that cannot reach the front (see ``search.run.early_stopping``)."""
+can stop a candidate that cannot reach the front (see ``search.run.early_stopping``).
+
+The protocol and its exception only (no torch): the hook that measures accuracy during fine-tuning
+is ``trainers.schedules.rung_hook``."""
 from __future__ import annotations
 
-from typing import Callable, Protocol
-
-from torch import nn
-
-from trainers.context import EvalContext
-from trainers.training import evaluate
-
+from typing import Protocol
 
 
 class RungCheck(Protocol):
@@ -27,21 +24,3 @@ class StopCandidate(Exception):
         self.epoch = epoch
         self.accuracy = accuracy
         self.reason = reason
-
-
-def rung_hook(model: nn.Module, context: EvalContext, check: RungCheck | None,
-              epochs: int) -> Callable[[int], None] | None:
-    """An ``on_epoch`` callback for ``train_epochs`` of ``epochs`` epochs: after each epoch in
-    ``check.rungs`` (before the last) it measures validation accuracy and calls
-    ``check(epoch, accuracy)``, which may raise ``StopCandidate``."""
-    rungs = tuple(e for e in (check.rungs if check else ()) if 0 < e < epochs)
-    if check is None or not rungs:
-        return None
-
-    def on_epoch(epoch: int) -> None:   # called before epoch ``epoch``: ``epoch`` are done
-        if epoch in rungs:
-            accuracy = evaluate(model, context.data.val, context.device, context.metric_fn)
-            model.train()
-            check(epoch, accuracy)
-
-    return on_epoch

@@ -19,14 +19,14 @@ from typing import Callable, ClassVar
 from torch import nn
 
 from spaces.candidate import Candidate
-from trainers import method
-from trainers.context import EvalContext
+from trainers import method_parts
+from trainers.eval_context import EvalContext
 from trainers.pruning.granularity import PruneMasks
 from trainers.pruning.masks import attach
 from trainers.pruning.structured import shrink_model
 from trainers.regularization import combine
-from trainers.rungs import RungCheck, rung_hook
-from trainers.training import train_epochs
+from trainers.rungs import RungCheck
+from trainers.training import measure_metric, train_epochs
 
 
 @dataclass
@@ -69,21 +69,39 @@ class OneShot(Schedule):
     name = "oneshot"
 
     def run(self, candidate, context, rung_check=None):
-        model = method.dense_model(context)
-        pruner = method.make_pruner(candidate, context)
-        penalty = method.make_penalty(candidate)
+        model = method_parts.dense_model(context)
+        pruner = method_parts.make_pruner(candidate, context)
+        penalty = method_parts.make_penalty(candidate)
         flops = 0.0
         if penalty is not None and context.pruning.reg_epochs > 0:
             warmup = replace(context.finetune, epochs=context.pruning.reg_epochs)
             _train(model, warmup, context, candidate, extra_loss=penalty)
-            flops += method.train_flops(model, context, warmup.epochs)
+            flops += method_parts.train_flops(model, context, warmup.epochs)
         masks = pruner.step(model)
-        settings = method.finetune_settings(candidate, context)
+        settings = method_parts.finetune_settings(candidate, context)
         _train(model, settings, context, candidate,
-               extra_loss=method.make_distillation(candidate, context),
+               extra_loss=method_parts.make_distillation(candidate, context),
                on_epoch=rung_hook(model, context, rung_check, settings.epochs))
-        flops += method.train_flops(model, context, settings.epochs)
+        flops += method_parts.train_flops(model, context, settings.epochs)
         return ScheduleResult(model, masks, train_flops=flops)
+
+
+def rung_hook(model: nn.Module, context: EvalContext, check: RungCheck | None,
+              epochs: int) -> Callable[[int], None] | None:
+    """An ``on_epoch`` callback for ``train_epochs`` of ``epochs`` epochs: after each epoch in
+    ``check.rungs`` (before the last) it measures validation accuracy and calls
+    ``check(epoch, accuracy)``, which may raise ``StopCandidate``."""
+    rungs = tuple(e for e in (check.rungs if check else ()) if 0 < e < epochs)
+    if check is None or not rungs:
+        return None
+
+    def on_epoch(epoch: int) -> None:   # called before epoch ``epoch``: ``epoch`` are done
+        if epoch in rungs:
+            accuracy = measure_metric(model, context.data.val, context.device, context.metric_fn)
+            model.train()
+            check(epoch, accuracy)
+
+    return on_epoch
 
 
 def agp_steps(total_steps: int, steps: int, end: float) -> dict[int, float]:
@@ -104,11 +122,11 @@ class Gradual(Schedule):
     name = "gradual"
 
     def run(self, candidate, context, rung_check=None):
-        model = method.dense_model(context)
-        pruner = method.make_pruner(candidate, context)
-        penalty = method.make_penalty(candidate)
-        settings = method.finetune_settings(candidate, context)
-        total = settings.epochs * method.steps_per_epoch(context)
+        model = method_parts.dense_model(context)
+        pruner = method_parts.make_pruner(candidate, context)
+        penalty = method_parts.make_penalty(candidate)
+        settings = method_parts.finetune_settings(candidate, context)
+        total = settings.epochs * method_parts.steps_per_epoch(context)
         plan = agp_steps(total, context.pruning.gradual_steps, context.pruning.gradual_end)
         last_step = max(plan)
         pruner.step(model, 0.0)          # quantizers on, nothing pruned yet
@@ -123,9 +141,9 @@ class Gradual(Schedule):
                 penalty.active = False
 
         _train(model, settings, context, candidate, on_step=on_step,
-               extra_loss=combine(penalty, method.make_distillation(candidate, context)))
+               extra_loss=combine(penalty, method_parts.make_distillation(candidate, context)))
         return ScheduleResult(model, pruner.last or PruneMasks(),
-                              train_flops=method.train_flops(model, context, settings.epochs))
+                              train_flops=method_parts.train_flops(model, context, settings.epochs))
 
 
 class DuringTraining(Schedule):
@@ -134,28 +152,28 @@ class DuringTraining(Schedule):
     name = "during_training"
 
     def run(self, candidate, context, rung_check=None):
-        settings = method.from_scratch_settings(context)
+        settings = method_parts.from_scratch_settings(context)
         total = settings.epochs
         cut = int(round(context.pruning.prune_at * total))
         model = context.model_factory().to(context.device)
-        pruner = method.make_pruner(candidate, context)
-        penalty = method.make_penalty(candidate)
-        distill = method.make_distillation(candidate, context)
-        dense_flops = method.train_flops(model, context, total)
+        pruner = method_parts.make_pruner(candidate, context)
+        penalty = method_parts.make_penalty(candidate)
+        distill = method_parts.make_distillation(candidate, context)
+        dense_flops = method_parts.train_flops(model, context, total)
         _train(model, replace(settings, epochs=cut), context, candidate,
                lr_window=(0, total), extra_loss=combine(penalty, distill))
-        flops = method.train_flops(model, context, cut)
+        flops = method_parts.train_flops(model, context, cut)
         masks = pruner.compute(model)
         shrunk = candidate.granularity == "channel"
         if shrunk:
-            model = shrink_model(model, method.example_input(context), masks.channels, inplace=True)
+            model = shrink_model(model, method_parts.example_input(context), masks.channels, inplace=True)
             attach(model, {}, candidate.bits)
             masks = PruneMasks()
         else:
             pruner.apply(model, masks)
         _train(model, replace(settings, epochs=total - cut), context, candidate,
                lr_window=(cut, total), extra_loss=distill)
-        flops += method.train_flops(model, context, total - cut)
+        flops += method_parts.train_flops(model, context, total - cut)
         return ScheduleResult(model, masks, shrunk=shrunk, train_flops=flops,
                               train_flops_dense=dense_flops)
 

@@ -7,40 +7,19 @@ split is used as it is.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from trainers.train_settings import TrainSettings
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """One training phase (the ``dense:`` and ``finetune:`` sections of the config)."""
-
-    epochs: int = 5
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    lr_schedule: str = "cosine"       # "cosine" (decay to 0 over the phase) or "constant"
-
-    def __post_init__(self) -> None:
-        if self.epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be one of ['adam', 'sgd'], got '{self.optimizer}'")
-        if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError("lr_schedule must be one of ['cosine', 'constant'], "
-                             f"got '{self.lr_schedule}'")
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -143,7 +122,7 @@ def predict(model: nn.Module, dataset: Dataset, device: torch.device, batch_size
     return torch.cat(logits), torch.cat(targets)
 
 
-def evaluate(model: nn.Module, dataset: Dataset, device: torch.device,
+def measure_metric(model: nn.Module, dataset: Dataset, device: torch.device,
              metric: MetricFn | None = None) -> float:
     """The metric (top-1 accuracy by default) of ``model`` on ``dataset``."""
     logits, targets = predict(model, dataset, device)

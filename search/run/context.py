@@ -11,12 +11,13 @@ from torch import nn
 
 from search.config import ExperimentConfig, criteria_by_granularity
 from search.schema import ConfigError, to_dict
-from spaces.space import SearchSpace, SpaceSettings
-from trainers.context import EvalContext
+from spaces.settings import SpaceSettings
+from spaces.space import SearchSpace
 from trainers.costs import cost_basis, load_profile
 from trainers.data import DataBundle, load_data
 from trainers.device import resolve_device
 from trainers.errors import SetupError
+from trainers.eval_context import EvalContext
 from trainers.models import build_model
 from trainers.reference import load_or_train_dense
 from trainers.training import LossFn, MetricFn

@@ -1,13 +1,13 @@
 """Per-layer sensitivity ("weak layer" analysis): how much accuracy each layer loses alone.
 
-For each prunable layer alone, the dense reference is pruned at a grid of sparsities with the
-chosen criterion and evaluated on the validation split, without fine-tuning (fast: one forward pass
-over the split per point). Alongside, weight statistics per layer (norms, fraction of near-zero
-weights). Layers that lose little are where the search can be bold; ``max_sparsity_bounds`` turns a
-tolerated accuracy drop into per-layer upper bounds for the search space.
+The measurement (each prunable layer of the dense reference pruned alone at a grid of sparsities,
+evaluated without fine-tuning; weight statistics) is ``trainers.sensitivity``. Here: the study's
+side of it. Layers that lose little are where the search can be bold; ``max_sparsity_bounds`` turns
+a tolerated accuracy drop into per-layer upper bounds for the search space.
 
 Written to ``<study>/sensitivity/``: ``accuracy.csv`` (layer, sparsity, accuracy, drop),
-``weights.csv``, ``summary.json`` (dense accuracy, criterion, grid) and ``sensitivity.png``.
+``weights.csv`` and ``summary.json`` (dense accuracy, criterion, grid); ``sparsity-search
+sensitivity`` adds the plot ``sensitivity.png`` (building a study context draws nothing).
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ import pandas as pd
 
 from search.schema import ConfigError
 from trainers.checkpoint import atomic_write_text
+from trainers.errors import SetupError
 
 DEFAULT_GRID = (0.25, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
-NEAR_ZERO = 0.01      # a weight is "near zero" when |w| < NEAR_ZERO * max |w| of its layer
 FOLDER = "sensitivity"
 
 
@@ -80,82 +80,21 @@ def max_sparsity_bounds(accuracy: pd.DataFrame, max_drop: float) -> dict[str, fl
     return bounds
 
 
-def weight_statistics(model: Any, layer_names: Sequence[str],
-                      near_zero: float = NEAR_ZERO) -> pd.DataFrame:
-    """Norms and the near-zero fraction of each layer's weight."""
-    modules = dict(model.named_modules())
-    rows = []
-    for name in layer_names:
-        weight = modules[name].weight.detach().float()
-        magnitude = weight.abs()
-        peak = float(magnitude.max())
-        rows.append({
-            "layer": name, "params": weight.numel(),
-            "l1_norm": float(magnitude.sum()), "l2_norm": float(weight.norm()),
-            "mean_abs": float(magnitude.mean()), "std": float(weight.std()) if weight.numel() > 1
-            else 0.0, "max_abs": peak,
-            "near_zero_fraction": float((magnitude < near_zero * peak).float().mean())
-            if peak > 0 else 1.0,
-        })
-    return pd.DataFrame(rows)
-
-
-def run_sensitivity(config: Any, *, grid: Sequence[float] = DEFAULT_GRID,
-                    criterion: str = "magnitude", granularity: str = "unstructured",
-                    data: Any = None, model_factory: Callable[[], Any] | None = None,
-                    log: Callable[[str], None] = print) -> SensitivityResult:
-    """Measure every prunable layer of the study's dense reference (trained first if missing)."""
-    from dataclasses import replace
-
-    from search.run.context import build_study_context, set_threads
-
-    grid = validate_grid(grid)
-    set_threads(config)
-    # The analysis itself must not ask for sensitivity bounds (it is what provides them).
-    plain = replace(config, space=replace(config.space, sensitivity_max_drop=None))
-    context, _space = build_study_context(plain, log=log, data=data, model_factory=model_factory)
-    return measure_sensitivity(context, grid=grid, criterion=criterion, granularity=granularity,
-                               seed=config.seed, log=log)
-
-
 def measure_sensitivity(context: Any, *, grid: Sequence[float] = DEFAULT_GRID,
                         criterion: str = "magnitude", granularity: str = "unstructured",
                         seed: int = 0, log: Callable[[str], None] = print) -> SensitivityResult:
-    """Prune each layer of ``context``'s dense reference alone at every grid point and evaluate.
-
-    Each point uses the study's own pruner (``criterion`` at ``granularity``; data-driven criteria
-    read the configured scoring batches), evaluates, and removes the masks.
-    """
-    from spaces.candidate import Candidate
-    from trainers import method
-    from trainers.training import evaluate as evaluate_metric
+    """``trainers.sensitivity.measure_layer_sensitivity`` over a checked grid, as a study's
+    result."""
+    from trainers.sensitivity import measure_layer_sensitivity
 
     grid = validate_grid(grid)
-    model = method.dense_model(context).eval()
-    val = context.data.val
-
-    def accuracy() -> float:
-        return evaluate_metric(model, val, context.device, context.metric_fn)
-
-    dense_accuracy = accuracy()
-    names = [layer.name for layer in context.layers]
-    rows = []
-    log(f"sensitivity of {len(names)} layers at sparsities {list(grid)} "
-        f"({criterion}, {granularity}, no fine-tuning) ...")
-    for name in names:
-        for sparsity in grid:
-            candidate = Candidate(sparsity={name: sparsity}, bits={}, criterion=criterion,
-                                  granularity=granularity, seed=seed)
-            try:
-                method.make_pruner(candidate, context).step(model)
-            except ValueError as exc:
-                raise ConfigError(f"sensitivity: {exc}") from exc
-            value = accuracy()
-            _remove_masks(model)
-            rows.append({"layer": name, "sparsity": sparsity, "accuracy": value,
-                         "drop": dense_accuracy - value})
-    return SensitivityResult(pd.DataFrame(rows), weight_statistics(model, names), dense_accuracy,
-                             criterion, grid, names)
+    try:
+        measured = measure_layer_sensitivity(context, grid=grid, criterion=criterion,
+                                  granularity=granularity, seed=seed, log=log)
+    except SetupError as exc:
+        raise ConfigError(str(exc)) from exc
+    return SensitivityResult(measured.accuracy, measured.weights, measured.dense_accuracy,
+                             criterion, grid, measured.layers)
 
 
 def bounds_for_space(study_dir: str | Path, context: Any, space: Any, max_drop: float,
@@ -184,20 +123,10 @@ def bounds_for_space(study_dir: str | Path, context: Any, space: Any, max_drop: 
     return {name: bounds[name] for name in space.layer_names}
 
 
-def _remove_masks(model: Any) -> None:
-    """Drop every parametrization, restoring the original (dense) tensors."""
-    from torch.nn.utils import parametrize
-
-    for module in model.modules():
-        if parametrize.is_parametrized(module):
-            for tensor_name in list(module.parametrizations.keys()):
-                parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=False)
-
-
 def write_sensitivity(result: SensitivityResult, study_dir: str | Path,
                       max_drop: float | None = None) -> Path:
-    """Write the tables, summary (with bounds when ``max_drop`` is given) and the plot."""
-    from search.decide.report.static import sensitivity_png
+    """Write the tables and the summary (with bounds when ``max_drop`` is given)."""
+    from trainers.sensitivity import NEAR_ZERO
 
     folder = Path(study_dir) / FOLDER
     atomic_write_text(folder / "accuracy.csv", result.accuracy.to_csv(index=False))
@@ -209,7 +138,6 @@ def write_sensitivity(result: SensitivityResult, study_dir: str | Path,
         summary["max_drop"] = max_drop
         summary["max_sparsity"] = result.bounds(max_drop)
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2))
-    sensitivity_png(result, folder / "sensitivity.png")
     return folder
 
 

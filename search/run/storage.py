@@ -36,7 +36,7 @@ SQLITE_PREFIX = "sqlite:///"
 
 
 def storage_url(config: "ExperimentConfig") -> str:
-    """The study's storage: ``search.storage``, or SQLite in the study folder."""
+    """The study's storage: ``search.run.storage``, or SQLite in the study folder."""
     if config.search.storage:
         return config.search.storage
     return f"{SQLITE_PREFIX}{(config.study_dir / 'study.db').resolve()}"

@@ -14,7 +14,7 @@ from search.decide.tables import format_front
 from search.schema import ConfigError
 from spaces.candidate import Candidate
 from trainers.costs import LatencySettings, metric_label
-from trainers.evaluate import build_candidate_model, cost_metrics, evaluate
+from trainers.trial import build_candidate_model, cost_metrics, evaluate_candidate
 
 COST_KEYS = {"flops_dense", "flops", "bops", "params_nonzero", "size_bytes", "energy_uj",
              "train_energy_j", "train_seconds", "latency_ms", "accuracy", "test_accuracy"}
@@ -41,7 +41,7 @@ def study_context(tmp_path_factory):
 def test_trial_records_every_cost_metric_and_its_energy_source(study_context):
     context, space = study_context
     candidate = space.uniform_candidate(0.5, 8)
-    result = evaluate(candidate, context)
+    result = evaluate_candidate(candidate, context)
     assert COST_KEYS <= set(result.metrics)
     assert result.info["energy_source"] == "estimate"    # no counters on this machine
     assert result.metrics["train_energy_j"] > 0 and result.metrics["latency_ms"] > 0
@@ -106,7 +106,7 @@ def test_latency_can_be_turned_off(tmp_path, study_context):
     kept = context.latency
     context.latency = LatencySettings(enabled=False)
     try:
-        result = evaluate(space.dense_candidate(), context)
+        result = evaluate_candidate(space.dense_candidate(), context)
     finally:
         context.latency = kept
     assert "latency_ms" not in result.metrics

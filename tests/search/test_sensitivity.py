@@ -6,13 +6,11 @@ import shutil
 
 import pandas as pd
 import pytest
-import torch
-from torch import nn
 
+from search.api import run_sensitivity
 from search.config import load_config
 from search.schema import ConfigError
-from search.run.sensitivity import (load_sensitivity, max_sparsity_bounds, run_sensitivity,
-                                sensitivity_bounds, weight_statistics)
+from search.run.sensitivity import load_sensitivity, max_sparsity_bounds, sensitivity_bounds
 
 
 def test_bounds_stop_at_the_first_grid_point_beyond_the_tolerated_drop():
@@ -25,17 +23,6 @@ def test_bounds_stop_at_the_first_grid_point_beyond_the_tolerated_drop():
     assert max_sparsity_bounds(table, 0.05) == {"a": 0.9, "b": 0.9}
     with pytest.raises(ConfigError, match="max_drop must be in \\[0, 1\\), got 2"):
         max_sparsity_bounds(table, 2)
-
-
-def test_weight_statistics_on_a_hand_made_layer():
-    layer = nn.Linear(4, 1, bias=False)
-    with torch.no_grad():
-        layer.weight.copy_(torch.tensor([[1.0, -2.0, 0.001, 0.0]]))
-    stats = weight_statistics(nn.Sequential(layer), ["0"]).iloc[0]
-    assert stats["params"] == 4
-    assert stats["l1_norm"] == pytest.approx(3.001)
-    assert stats["max_abs"] == 2.0
-    assert stats["near_zero_fraction"] == 0.5          # |w| < 0.01 * 2: 0.001 and 0
 
 
 def test_sensitivity_of_the_finished_study(finished_study, tmp_path):

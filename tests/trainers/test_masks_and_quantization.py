@@ -6,7 +6,8 @@ from trainers.data import DataSettings, load_data
 from trainers.models import SmallCNN
 from trainers.pruning import current_masks, fold, mask_from_scores, prune_model
 from trainers.quantization import fake_quantize, quant_scale, quantize_weight
-from trainers.training import TrainSettings, train_epochs
+from trainers.train_settings import TrainSettings
+from trainers.training import train_epochs
 
 
 def test_mask_prunes_exactly_the_lowest_scores():

@@ -7,17 +7,18 @@ import pytest
 import torch
 
 from spaces.candidate import Candidate
-from trainers.context import EvalContext
 from trainers.costs import load_profile
 from trainers.data import DataSettings, load_data
 from trainers.discovery import discover_layers
-from trainers.evaluate import evaluate
+from trainers.eval_context import EvalContext
 from trainers.models import SmallCNN
 from trainers.pruning import CRITERIA, GRANULARITIES, PruningSettings, current_masks
 from trainers.pruning.masks import current_param_masks
 from trainers.reference import count_other_params
 from trainers.schedules import SCHEDULES, agp_steps, run_schedule
-from trainers.training import TrainSettings, train_epochs
+from trainers.train_settings import TrainSettings
+from trainers.training import train_epochs
+from trainers.trial import evaluate_candidate
 
 SHAPE = (1, 8, 8)
 
@@ -102,7 +103,7 @@ def test_every_allowed_combination_trains_and_keeps_its_masks(context, criterion
 
 def test_channel_metrics_are_those_of_the_shrunk_model(context):
     candidate = candidate_for(context, "l2", "channel", "oneshot")
-    result = evaluate(candidate, context)
+    result = evaluate_candidate(candidate, context)
     dense_flops = 2 * sum(l.macs for l in context.layers)
     # Every hidden layer keeps half its outputs and inputs: between 1/4 and 1/2 of the FLOPs.
     assert dense_flops / 4 <= result.metrics["flops"] < dense_flops / 2
@@ -113,7 +114,7 @@ def test_channel_metrics_are_those_of_the_shrunk_model(context):
 
 def test_during_training_records_savings_against_dense(context):
     candidate = candidate_for(context, "magnitude", "channel", "during_training")
-    result = evaluate(candidate, context)
+    result = evaluate_candidate(candidate, context)
     metrics = result.metrics
     for key in ("train_seconds_dense", "train_energy_j_dense", "train_time_saved",
                 "train_energy_saved", "train_flops_saved"):
@@ -151,7 +152,7 @@ def test_agp_steps_hand_computed():
 
 def test_gradual_pruner_steps_are_monotone_and_reach_the_target(context):
     candidate = candidate_for(context, "magnitude", "unstructured", "gradual")
-    from trainers.method import dense_model, make_pruner
+    from trainers.method_parts import dense_model, make_pruner
 
     model = dense_model(context)
     pruner = make_pruner(candidate, context)
@@ -175,7 +176,7 @@ def test_context_pickles_after_channel_trials(context):
 
 
 def test_nm_trial_is_costed_with_its_pattern(context):
-    result = evaluate(candidate_for(context, "magnitude", "n:m", "oneshot"), context)
+    result = evaluate_candidate(candidate_for(context, "magnitude", "n:m", "oneshot"), context)
     assert result.info["sparsity_pattern"] == "N:4"
     dense_flops = 2 * sum(l.macs for l in context.layers)
     assert result.metrics["flops"] < 0.75 * dense_flops       # surviving weights only

@@ -4,19 +4,15 @@ A ``CostBasis`` holds the prunable layers (with their dense MACs and activation 
 parameters outside them (biases, norms) and the FLOPs outside them (matrix products and convolutions
 of modules we do not prune, e.g. ``Conv1d`` or attention). For unstructured / N:M sparsity the basis
 is the dense model's and the candidate's sparsity scales it; for channel pruning it is the basis of
-the physically smaller model and no sparsity is applied on top.
+the physically smaller model and no sparsity is applied on top. Pure data: a model's basis is measured
+by ``trainers.costs.model_basis.cost_basis``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence, Union
 
-import torch
-from torch import nn
-
 from spaces.layers import LayerInfo
-from trainers.discovery import discover_layers
-from trainers.reference import count_other_params
 
 
 @dataclass(frozen=True)
@@ -51,28 +47,3 @@ def as_basis(value: BasisLike) -> CostBasis:
 def kept_weights(layer: LayerInfo, sparsity: float) -> int:
     """Weights that survive ``sparsity``: masks zero exactly ``round(sparsity * params)`` of them."""
     return layer.params - int(round(sparsity * layer.params))
-
-
-def other_flops_of(model: nn.Module, input_shape: Sequence[int],
-                   layers: Sequence[LayerInfo]) -> int:
-    """FLOPs per sample that ``torch.utils.flop_counter`` counts outside the prunable layers."""
-    from trainers.costs.flops import FLOPS_PER_MAC, count_flops
-
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    total = count_flops(model, torch.zeros((1, *input_shape), device=device))
-    prunable = FLOPS_PER_MAC * sum(layer.macs for layer in layers)
-    if total < prunable:
-        raise RuntimeError(f"FlopCounterMode counted {total} FLOPs but the prunable layers alone "
-                           f"have {prunable}: the layer discovery and the counter disagree")
-    return total - prunable
-
-
-def cost_basis(model: nn.Module, input_shape: Sequence[int]) -> CostBasis:
-    """Discover the prunable layers of ``model`` and everything outside them, for one sample.
-
-    ``model`` must be a plain module (no mask parametrizations attached): fold masks first.
-    """
-    layers = discover_layers(model, tuple(input_shape))
-    return CostBasis(layers=tuple(layers),
-                     other_params=count_other_params(model, {layer.name for layer in layers}),
-                     other_flops=other_flops_of(model, input_shape, layers))

@@ -14,49 +14,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+from trainers.costs.meter_base import (DEFAULT_POWERCAP_ROOT, DEFAULT_WATTS_PER_CORE,
+                                       EnergyMeter, MeterUnavailable)
 
-DEFAULT_WATTS_PER_CORE = 10.0
-DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
-
-
-class MeterUnavailable(RuntimeError):
-    """The requested counter cannot be read on this machine."""
-
-
-@dataclass(frozen=True)
-class EnergyReading:
-    """Energy and time of one measured block; ``source`` says how the joules were obtained."""
-
-    joules: float
-    seconds: float
-    source: str
-
-    def __iter__(self):
-        """Unpacks as ``joules, seconds`` (the meter's first interface returned that pair)."""
-        return iter((self.joules, self.seconds))
-
-
-class EnergyMeter:
-    """Measures one block of work: ``start()``, then ``stop()`` returns an ``EnergyReading``."""
-
-    source = ""
-
-    def start(self) -> None:
-        self._wall = time.perf_counter()
-        self._begin()
-
-    def stop(self) -> EnergyReading:
-        joules = self._end()
-        return EnergyReading(joules, time.perf_counter() - self._wall, self.source)
-
-    def _begin(self) -> None:
-        raise NotImplementedError
-
-    def _end(self) -> float:
-        raise NotImplementedError
+if TYPE_CHECKING:
+    import torch
 
 
 class CpuTimeEstimateMeter(EnergyMeter):
@@ -84,9 +48,14 @@ class CpuTimeEstimateMeter(EnergyMeter):
 class MeterOptions:
     """What the meters may need: the training device and the counters' locations."""
 
-    device: torch.device = torch.device("cpu")
+    device: torch.device | str = "cpu"
     watts_per_core: float = DEFAULT_WATTS_PER_CORE
     powercap_root: str = DEFAULT_POWERCAP_ROOT
+
+    @property
+    def device_type(self) -> str:
+        """``cpu``, ``cuda``, ``mps`` (read from the name: this module needs no torch)."""
+        return str(self.device).split(":")[0]
 
 
 def _nvml(options: MeterOptions) -> EnergyMeter:
@@ -118,12 +87,12 @@ def make_meter(kind: str = "auto", watts_per_core: float = DEFAULT_WATTS_PER_COR
 
     A named meter that cannot work here raises ``MeterUnavailable`` saying why.
     """
-    options = MeterOptions(torch.device(device), watts_per_core, powercap_root)
+    options = MeterOptions(device, watts_per_core, powercap_root)
     if kind not in METER_CHOICES:
         raise ValueError(f"cost.energy_meter must be one of {list(METER_CHOICES)}, got '{kind}'")
     if kind != "auto":
         return METERS[kind](options)
-    order = (["nvml"] if options.device.type == "cuda" else []) + ["rapl"]
+    order = (["nvml"] if options.device_type == "cuda" else []) + ["rapl"]
     for name in order:
         try:
             return METERS[name](options)

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from trainers.costs.meters import EnergyMeter, MeterUnavailable
+from trainers.costs.meter_base import EnergyMeter, MeterUnavailable
 
 
 def _import_pynvml() -> Any:

@@ -21,7 +21,7 @@ import re
 import threading
 from pathlib import Path
 
-from trainers.costs.meters import DEFAULT_POWERCAP_ROOT, EnergyMeter, MeterUnavailable
+from trainers.costs.meter_base import DEFAULT_POWERCAP_ROOT, EnergyMeter, MeterUnavailable
 
 ZONE_PATTERN = re.compile(r"^intel-rapl:\d+(:\d+)?$")
 

@@ -5,7 +5,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from trainers.data.bundle import DataBundle, DataSettings
+from trainers.data.bundle import DataBundle
+from trainers.data.settings import DataSettings
 
 
 def split_indices(n: int, settings: DataSettings, labels: np.ndarray | None = None

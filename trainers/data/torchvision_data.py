@@ -20,18 +20,18 @@ import gzip
 import shutil
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from trainers.checkpoint import atomic_write
-from trainers.data.bundle import DataBundle, DataSettings
+from trainers.data.bundle import DataBundle
+from trainers.data.settings import TORCHVISION_PREFIX as PREFIX, DataSettings
 from trainers.data.splits import carve, cheap_labels
 from trainers.errors import SetupError
 
-PREFIX = "torchvision:"
 # name -> (mean, std) per channel of the training split (the usual published values)
 STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "MNIST": ((0.1307,), (0.3081,)),
@@ -242,13 +242,3 @@ def materialise(dataset: Dataset) -> TensorDataset:
                          f"data.options.image_size to resize them")
     ys = labels if labels is not None else [dataset[i][1] for i in range(len(dataset))]
     return TensorDataset(torch.stack(xs), torch.as_tensor(np.asarray(ys), dtype=torch.long))
-
-
-LOADERS: dict[str, Callable[[DataSettings], DataBundle]] = {
-    PREFIX + "MNIST": partial(load_mnist_family, "MNIST"),
-    PREFIX + "FashionMNIST": partial(load_mnist_family, "FashionMNIST"),
-    PREFIX + "KMNIST": partial(load_mnist_family, "KMNIST"),
-    PREFIX + "CIFAR10": partial(load_cifar, "CIFAR10"),
-    PREFIX + "CIFAR100": partial(load_cifar, "CIFAR100"),
-    PREFIX + "ImageFolder": load_image_folder,
-}

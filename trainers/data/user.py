@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trainers.data.bundle import DataBundle, DataSettings
+from trainers.data.bundle import DataBundle
+from trainers.data.settings import DataSettings
 from trainers.data.splits import bundle_from_splits
 from trainers.errors import SetupError
 from trainers.imports import call_with_supported, load_callable

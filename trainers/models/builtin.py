@@ -1,6 +1,9 @@
 """Built-in models sized for small (8x8) inputs."""
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -43,3 +46,16 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def build_cnn(input_shape: tuple[int, ...], num_classes: int, **opts: Any) -> nn.Module:
+    """The ``cnn`` model for the data's input shape (``model.options`` passed on)."""
+    return SmallCNN(in_channels=input_shape[0], num_classes=num_classes,
+                    input_size=input_shape[-1], **opts)
+
+
+def build_mlp(input_shape: tuple[int, ...], num_classes: int, **opts: Any) -> nn.Module:
+    """The ``mlp`` model for the data's input shape (``model.options`` passed on)."""
+    if "hidden" in opts:
+        opts = {**opts, "hidden": tuple(opts["hidden"])}
+    return MLP(in_features=math.prod(input_shape), num_classes=num_classes, **opts)

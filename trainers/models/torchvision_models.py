@@ -8,27 +8,14 @@ Options are passed to ``torchvision.models.get_model`` (e.g. ``weights: DEFAULT`
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import torch
 from torch import nn
 
 from trainers.errors import SetupError
-
-PREFIX = "torchvision:"
-
-
-@lru_cache(maxsize=1)
-def torchvision_model_names() -> tuple[str, ...]:
-    """The classification models torchvision offers (without the prefix)."""
-    from torchvision import models
-
-    return tuple(sorted(models.list_models(module=models)))
-
-
-def is_torchvision_model(name: str) -> bool:
-    return name.startswith(PREFIX) and name[len(PREFIX):] in torchvision_model_names()
+from trainers.models.catalog import torchvision_model_names
+from trainers.models.settings import TORCHVISION_PREFIX as PREFIX
 
 
 def build_torchvision_model(name: str, input_shape: tuple[int, ...], num_classes: int,

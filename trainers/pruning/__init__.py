@@ -1,16 +1,17 @@
-"""Pruning: criteria, granularities, masks (parametrizations) and physical channel removal."""
-from __future__ import annotations
+"""Pruning: criteria, granularities, masks (parametrizations) and physical channel removal.
 
-from trainers.pruning.criteria import CRITERIA, Criterion, criteria_for, get_criterion
-from trainers.pruning.gradients import GradientStats, collect_gradient_stats
-from trainers.pruning.granularity import GRANULARITIES, PruneMasks, nm_mask
-from trainers.pruning.masks import (attach, current_masks, current_param_masks, fold, folded_copy,
-                                    mask_from_scores, set_masks)
-from trainers.pruning.pruner import Pruner, prune_model
-from trainers.pruning.settings import PruningSettings
-from trainers.pruning.structured import ChannelCoupling, shrink_model
+Names are imported from their modules on first use (``trainers.lazy``): ``CRITERIA`` and
+``PruningSettings`` need no torch.
+"""
+from trainers.lazy import lazy_exports
 
-__all__ = ["CRITERIA", "ChannelCoupling", "Criterion", "GRANULARITIES", "GradientStats",
-           "PruneMasks", "Pruner", "PruningSettings", "attach", "collect_gradient_stats",
-           "criteria_for", "current_masks", "current_param_masks", "fold", "folded_copy", "get_criterion",
-           "mask_from_scores", "nm_mask", "prune_model", "set_masks", "shrink_model"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "criteria": ["CRITERIA", "Criterion", "criteria_for", "get_criterion"],
+    "gradients": ["GradientStats", "collect_gradient_stats"],
+    "granularity": ["GRANULARITIES", "PruneMasks", "nm_mask"],
+    "masks": ["attach", "current_masks", "current_param_masks", "fold", "folded_copy",
+              "mask_from_scores", "set_masks"],
+    "pruner": ["Pruner", "prune_model"],
+    "settings": ["PruningSettings"],
+    "structured": ["ChannelCoupling", "shrink_model"],
+})

@@ -4,18 +4,22 @@ A criterion scores one layer's weight tensor. ``score`` gives one value per weig
 n:m granularities), ``channel_score`` one value per output channel / neuron (channel granularity).
 Data-driven criteria (``needs_gradients``) read ``GradientStats`` gathered over a few training
 batches by ``trainers.pruning.gradients``. Adding a criterion touches its class, one registry line
-below and the contract-test list in ``tests/trainers/pruning``.
+below and the contract-test list in ``tests/trainers/pruning``. Torch is imported where a score
+is computed, so the registry (names, granularities) is read without it when a config is checked.
 """
 from __future__ import annotations
 
 import zlib
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
-import torch
+from trainers.method_names import GRANULARITY_NAMES
 
-from trainers.pruning.gradients import GradientStats
+if TYPE_CHECKING:
+    import torch
 
-PER_WEIGHT = ("unstructured", "channel", "n:m")
+    from trainers.pruning.gradients import GradientStats
+
+PER_WEIGHT = GRANULARITY_NAMES      # a per-weight score serves every granularity
 CHANNEL_ONLY = ("channel",)
 
 
@@ -77,13 +81,19 @@ class RandomCriterion(Criterion):
 
     @staticmethod
     def _generator(layer_name: str, seed: int) -> torch.Generator:
+        import torch
+
         return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(layer_name.encode()))
 
     def score(self, weight, *, layer_name, seed, stats=None):
+        import torch
+
         gen = self._generator(layer_name, seed)
         return torch.rand(weight.shape, generator=gen).to(weight.device)
 
     def channel_score(self, weight, *, layer_name, seed, stats=None):
+        import torch
+
         gen = self._generator(layer_name, seed)
         return torch.rand(weight.shape[0], generator=gen).to(weight.device)
 
@@ -133,6 +143,8 @@ class FPGMCriterion(Criterion):
     granularities = CHANNEL_ONLY
 
     def channel_score(self, weight, *, layer_name, seed, stats=None):
+        import torch
+
         rows = weight.detach().reshape(weight.shape[0], -1).float()
         return torch.cdist(rows, rows, p=2).sum(dim=1)
 

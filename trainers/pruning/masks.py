@@ -138,10 +138,20 @@ def current_param_masks(model: nn.Module) -> dict[tuple[str, str], torch.Tensor]
 
 def fold(model: nn.Module) -> nn.Module:
     """Make masks and quantization permanent: plain parameters, no parametrizations left."""
+    return _remove_parametrizations(model, keep_effect=True)
+
+
+def remove_masks(model: nn.Module) -> nn.Module:
+    """Drop every mask and quantizer, restoring the original (dense, float) tensors."""
+    return _remove_parametrizations(model, keep_effect=False)
+
+
+def _remove_parametrizations(model: nn.Module, *, keep_effect: bool) -> nn.Module:
     for module in model.modules():
         if parametrize.is_parametrized(module):
             for tensor_name in list(module.parametrizations):
-                parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
+                parametrize.remove_parametrizations(module, tensor_name,
+                                                    leave_parametrized=keep_effect)
     return model
 
 

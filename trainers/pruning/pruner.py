@@ -1,7 +1,7 @@
 """Apply a candidate's criterion and granularity to a model, once or step by step."""
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable
 
 import torch
 from torch import nn

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # the composition types; importing them here would be circula
 
     from search.config import ExperimentConfig
     from spaces.space import SearchSpace
-    from trainers.context import EvalContext
+    from trainers.eval_context import EvalContext
 
 
 class MissingExtra(ConfigError):

@@ -23,7 +23,7 @@ from search.run.trials import run_trials
 from search.run.worker import spawned_worker_main
 from search.schema import ConfigError
 from spaces.space import SearchSpace
-from trainers.context import EvalContext
+from trainers.eval_context import EvalContext
 
 
 class LocalBackend(Backend):

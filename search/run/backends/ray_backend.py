@@ -48,7 +48,7 @@ from search.run.starting import enqueue_starting_points
 from search.run.storage import absolute_url, open_storage, storage_url
 from search.run.study import count_finished
 from spaces.space import SearchSpace
-from trainers.context import EvalContext
+from trainers.eval_context import EvalContext
 
 TRIAL_NUMBER_KEY = "optuna_trial_number"
 OUTCOME_KEY = "outcome"   # in Ray's results: complete | pruned | invalid

@@ -5,43 +5,26 @@ import torch
 from torch import nn
 
 from spaces.candidate import Candidate
-from spaces.result import TrialResult
-from trainers import method
-from trainers.context import EvalContext
-from trainers.costs import (analytic_costs, cost_basis, inference_copy, make_meter,
-                            measure_latency_ms)
+from spaces.trial_result import TrialResult
+from trainers import method_parts
+from trainers.costs.analytic import analytic_costs
+from trainers.costs.latency import measure_latency_ms
+from trainers.costs.meters import make_meter
+from trainers.costs.model_basis import cost_basis
+from trainers.eval_context import EvalContext
+from trainers.export_form import exported_form
 from trainers.pruning.masks import current_masks
-from trainers.pruning.structured import shrink_model
 from trainers.pruning.validity import dead_output_reason
 from trainers.rungs import RungCheck
 from trainers.schedules import ScheduleResult, run_schedule
-from trainers.training import evaluate as evaluate_metric
+from trainers.training import measure_metric
 
 
 def build_candidate_model(candidate: Candidate, context: EvalContext) -> nn.Module:
     """The dense reference with the candidate's masks and bit-widths attached (not trained)."""
-    model = method.dense_model(context)
-    method.make_pruner(candidate, context).step(model)
+    model = method_parts.dense_model(context)
+    method_parts.make_pruner(candidate, context).step(model)
     return model
-
-
-def _shrinker(candidate: Candidate, context: EvalContext, model: nn.Module):
-    """How ``model`` (masks attached) is made physically smaller at export (None: masks only).
-
-    Channel pruning removes every output channel whose weight row is entirely masked (and all
-    channels coupled to it) with ``shrink_model``; a model already shrunk during training has no
-    such rows and comes back unchanged.
-    """
-    if candidate.granularity != "channel":
-        return None
-    keep = {name: mask.reshape(mask.shape[0], -1).any(dim=1)
-            for name, mask in current_masks(model).items()}
-    example = method.example_input(context)
-
-    def shrink(folded: nn.Module) -> nn.Module:
-        return shrink_model(folded, example, keep, inplace=True)
-
-    return shrink
 
 
 def cost_metrics(candidate: Candidate, context: EvalContext, model: nn.Module | None = None
@@ -61,8 +44,7 @@ def cost_metrics(candidate: Candidate, context: EvalContext, model: nn.Module | 
             sparsity = mask_sparsity(model) or sparsity
     else:
         model = build_candidate_model(candidate, context) if model is None else model
-        basis = cost_basis(inference_copy(model, _shrinker(candidate, context, model)),
-                           context.data.input_shape)
+        basis = cost_basis(exported_form(model, candidate, context), context.data.input_shape)
         sparsity = {}
     return analytic_costs(basis, sparsity, bits, context.profile,
                           activation_bits=context.activation_bits,
@@ -88,7 +70,7 @@ def inference_latency(model: nn.Module, candidate: Candidate, context: EvalConte
     """``latency_ms`` of the exported form of ``model`` (empty when latency is turned off)."""
     if not context.latency.enabled:
         return {}
-    exported = inference_copy(model, _shrinker(candidate, context, model))
+    exported = exported_form(model, candidate, context)
     return {"latency_ms": measure_latency_ms(exported, context.data.input_shape, context.device,
                                              context.latency)}
 
@@ -97,19 +79,14 @@ def train_candidate(candidate: Candidate, context: EvalContext,
                     rung_check: RungCheck | None = None) -> ScheduleResult:
     """Train the candidate with its schedule, seeded: the one training path of a trial.
 
-    ``evaluate`` and export both call this, so an exported model is the model its trial measured.
+    ``evaluate_candidate`` and export both call this, so an exported model is the model its
+    trial measured.
     """
     torch.manual_seed(candidate.seed)
     return run_schedule(candidate, context, rung_check)
 
 
-def exported_form(model: nn.Module, candidate: Candidate, context: EvalContext) -> nn.Module:
-    """The deployable copy of a trained candidate: masks and bit-widths folded into plain weights,
-    pruned channels physically removed for channel granularity (what latency is measured on)."""
-    return inference_copy(model, _shrinker(candidate, context, model))
-
-
-def evaluate(candidate: Candidate, context: EvalContext,
+def evaluate_candidate(candidate: Candidate, context: EvalContext,
              rung_check: RungCheck | None = None) -> TrialResult:
     """Train the candidate with its schedule (prune + fine-tune, or prune during training from
     scratch) and measure it; the selection metric is validation accuracy. ``rung_check`` may stop
@@ -121,7 +98,7 @@ def evaluate(candidate: Candidate, context: EvalContext,
     torch.manual_seed(candidate.seed)
     comparison = None
     if candidate.schedule == "during_training":
-        comparison = method.dense_training_cost(context, method.from_scratch_settings(context),
+        comparison = method_parts.dense_training_cost(context, method_parts.from_scratch_settings(context),
                                                 candidate.seed)
         torch.manual_seed(candidate.seed)
     meter = make_meter(context.energy_meter, context.watts_per_core, device=context.device,
@@ -131,8 +108,8 @@ def evaluate(candidate: Candidate, context: EvalContext,
     training = meter.stop()
     metrics = cost_metrics(candidate, context, run.model)
     metrics.update(
-        accuracy=evaluate_metric(run.model, context.data.val, context.device, context.metric_fn),
-        test_accuracy=evaluate_metric(run.model, context.data.test, context.device,
+        accuracy=measure_metric(run.model, context.data.val, context.device, context.metric_fn),
+        test_accuracy=measure_metric(run.model, context.data.test, context.device,
                                       context.metric_fn),
         train_energy_j=training.joules,
         train_seconds=training.seconds,
@@ -179,10 +156,10 @@ def training_savings(metrics: dict[str, float], dense: dict, run: ScheduleResult
 def reference_metrics(dense_candidate: Candidate, context: EvalContext) -> dict[str, float]:
     """The dense reference as trained (no pruning, no fine-tuning): the point every front is read
     against."""
-    model = method.dense_model(context)
+    model = method_parts.dense_model(context)
     metrics = cost_metrics(dense_candidate, context)
     metrics.update(
-        accuracy=evaluate_metric(model, context.data.val, context.device, context.metric_fn),
-        test_accuracy=evaluate_metric(model, context.data.test, context.device, context.metric_fn))
+        accuracy=measure_metric(model, context.data.val, context.device, context.metric_fn),
+        test_accuracy=measure_metric(model, context.data.test, context.device, context.metric_fn))
     metrics.update(inference_latency(model, dense_candidate, context))
     return metrics

@@ -35,7 +35,7 @@ def macro_f1(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return float(sum(scores) / len(scores)) if scores else 0.0
 
 
-METRICS: dict[str, Callable[[], MetricFn]] = {
+SELECTION_METRICS: dict[str, Callable[[], MetricFn]] = {
     "accuracy": lambda: accuracy_metric,
     "top5": lambda: top_k_accuracy(5),
     "f1_macro": lambda: macro_f1,
@@ -43,10 +43,10 @@ METRICS: dict[str, Callable[[], MetricFn]] = {
 
 
 def get_metric(name: str) -> MetricFn:
-    if name not in METRICS:
-        raise SetupError(f"metric must be one of {sorted(METRICS)} or a callable "
+    if name not in SELECTION_METRICS:
+        raise SetupError(f"metric must be one of {sorted(SELECTION_METRICS)} or a callable "
                          f"(logits, targets) -> float, got '{name}'")
-    return METRICS[name]()
+    return SELECTION_METRICS[name]()
 
 
 def metric_name(metric: MetricFn | str | None) -> str:

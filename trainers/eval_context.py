@@ -10,16 +10,17 @@ from torch import nn
 from spaces.layers import LayerInfo
 from trainers.costs.basis import CostBasis
 from trainers.costs.energy import EnergyProfile
-from trainers.costs.latency import LatencySettings
-from trainers.costs.meters import DEFAULT_POWERCAP_ROOT
+from trainers.costs.latency_settings import LatencySettings
+from trainers.costs.meter_base import DEFAULT_POWERCAP_ROOT
 from trainers.data.bundle import DataBundle
 from trainers.pruning.settings import PruningSettings
-from trainers.training import LossFn, MetricFn, TrainSettings
+from trainers.train_settings import TrainSettings
+from trainers.training import LossFn, MetricFn
 
 
 @dataclass
 class EvalContext:
-    """Shared, read-only inputs of ``evaluate``.
+    """Shared, read-only inputs of ``trainers.trial.evaluate_candidate``.
 
     ``dense_state`` is the trained dense reference every candidate starts from;
     ``other_params`` counts parameters outside the prunable layers' weights (biases, norms);

@@ -15,14 +15,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from spaces.candidate import Candidate
-from trainers.context import EvalContext
-from trainers.costs import dense_flops, make_meter
+from trainers.costs.flops import dense_flops
+from trainers.costs.meters import make_meter
 from trainers.discovery import discover_layers
 from trainers.distillation import Distillation
+from trainers.eval_context import EvalContext
 from trainers.pruning.pruner import Pruner
 from trainers.pruning.structured import ChannelCoupling
 from trainers.regularization import Penalty, penalty_kind
-from trainers.training import TrainSettings, iterate_batches, train_epochs
+from trainers.train_settings import TrainSettings
+from trainers.training import iterate_batches, train_epochs
 
 # Backward + forward of a training step cost about three forward passes (the usual convention).
 TRAIN_FLOPS_PER_FORWARD = 3

@@ -1,0 +1,36 @@
+"""The cost basis of a model: its prunable layers, and the parameters and FLOPs outside them."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from spaces.layers import LayerInfo
+from trainers.costs.basis import CostBasis
+from trainers.costs.flops import FLOPS_PER_MAC, count_flops
+from trainers.discovery import discover_layers
+from trainers.reference import count_other_params
+
+
+def other_flops_of(model: nn.Module, input_shape: Sequence[int],
+                   layers: Sequence[LayerInfo]) -> int:
+    """FLOPs per sample that ``torch.utils.flop_counter`` counts outside the prunable layers."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    total = count_flops(model, torch.zeros((1, *input_shape), device=device))
+    prunable = FLOPS_PER_MAC * sum(layer.macs for layer in layers)
+    if total < prunable:
+        raise RuntimeError(f"FlopCounterMode counted {total} FLOPs but the prunable layers alone "
+                           f"have {prunable}: the layer discovery and the counter disagree")
+    return total - prunable
+
+
+def cost_basis(model: nn.Module, input_shape: Sequence[int]) -> CostBasis:
+    """Discover the prunable layers of ``model`` and everything outside them, for one sample.
+
+    ``model`` must be a plain module (no mask parametrizations attached): fold masks first.
+    """
+    layers = discover_layers(model, tuple(input_shape))
+    return CostBasis(layers=tuple(layers),
+                     other_params=count_other_params(model, {layer.name for layer in layers}),
+                     other_flops=other_flops_of(model, input_shape, layers))

@@ -1,0 +1,39 @@
+"""``build_model(settings, input_shape, num_classes)``: the named model as an ``nn.Module``."""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from trainers.errors import SetupError
+from trainers.imports import call_with_supported, is_callable_spec, load_callable
+from trainers.models.catalog import MODELS
+from trainers.models.settings import TORCHVISION_PREFIX, ModelSettings
+from trainers.models.torchvision_models import build_torchvision_model
+
+
+def build_user_model(name: str, input_shape: tuple[int, ...], num_classes: int,
+                     **options: Any) -> nn.Module:
+    """Call the user's ``module:callable`` with ``options``, plus ``num_classes``,
+    ``input_shape`` and ``in_channels`` when its signature names them."""
+    factory = load_callable(name, what="model factory")
+    offered = {"num_classes": num_classes, "input_shape": tuple(input_shape),
+               "in_channels": input_shape[0] if input_shape else None}
+    model = call_with_supported(factory, options, offered, what=f"model factory '{name}'")
+    if not isinstance(model, nn.Module):
+        raise SetupError(f"model factory '{name}' returned {type(model).__name__}, "
+                         f"expected a torch.nn.Module")
+    return model
+
+
+def build_model(settings: ModelSettings, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Instantiate the named model for the data's input shape and number of classes."""
+    name = settings.name
+    if name in MODELS:
+        return MODELS[name](tuple(input_shape), num_classes, **settings.options)
+    if name.startswith(TORCHVISION_PREFIX):
+        return build_torchvision_model(name, tuple(input_shape), num_classes, **settings.options)
+    if is_callable_spec(name):
+        return build_user_model(name, tuple(input_shape), num_classes, **settings.options)
+    raise SetupError(f"model.name must be one of {sorted(MODELS)}, 'torchvision:<arch>' or a "
+                     f"'module:callable', got '{name}'")

@@ -19,7 +19,7 @@ from search.schema import ConfigError
 
 if TYPE_CHECKING:
     from spaces.space import SearchSpace
-    from trainers.context import EvalContext
+    from trainers.eval_context import EvalContext
 
     from search.decide.export import ExportResult
     from search.decide.pick import PickResult, PickSettings

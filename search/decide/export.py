@@ -1,8 +1,9 @@
 """Export one trial as a deployable model: rebuilt, retrained as the trial did, made permanent.
 
-Steps: read the study's saved config and the dense reference (``dense.pt``), rebuild the search
-space and check it against the stored ``space_signature``, replay the trial's parameters through
-``SearchSpace.from_params``, retrain with the trial's seed through the same function the trial used
+Steps: read the study's saved config, the data, the model and the dense reference (``dense.pt``;
+no search space, no sensitivity analysis: the trial's candidate is the one it recorded; only a
+trial from before candidates were recorded is replayed through the study's space, checked against
+the stored ``space_signature``), retrain with the trial's seed through the same function the trial used
 (``trainers.trial.train_candidate``), take its deployable form (``trainers.export_form``: masks
 and bit-widths folded into plain weights, pruned channels physically removed for channel
 granularity), re-measure, and write (each file atomically) into ``<study>/exports/<trial>/``:
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 FORMAT = "sparsity-search-export/1"
 REPRODUCE_TOLERANCE = 0.002          # accuracy points / 100: 0.2 points
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -58,32 +59,22 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     for a custom model pass what ``run_search`` was given as ``build`` (``model_factory``,
     ``data``, ``loss_fn``, ``metric_fn``, ``dense_key``: see ``build_study_context``).
     """
-    from search.run.context import build_study_context, set_threads
-    from search.run.study import comparable_signature, describe_difference
+    from search.run.context import eval_context, model_and_data, set_threads
     from trainers.trial import train_candidate
 
     trial = _completed_trial(result.study, trial_number)
     config = _study_config(result.config)
     set_threads(config)
-    if getattr(result, "context", None) is not None and getattr(result, "space", None) is not None:
-        context, space = result.context, result.space
-    else:
+    context = getattr(result, "context", None)
+    if context is None:    # only what retraining needs: data, model, the stored dense reference
         _check_sources(result.study.user_attrs.get("sources", {}), build)
         custom = any(build.get(k) is not None for k in ("data", "model_factory", "loss_fn"))
         _check_dense_reference(config, None if custom or build.get("dense_key")
                                else config.dense_key())
-        context, space = build_study_context(config, log=log, **build)
-    stored = result.study.user_attrs.get("space_signature")
-    now = comparable_signature(space, stored)
-    if stored is not None and stored != now:
-        raise ConfigError(f"the study's stored search space differs from the one its config builds "
-                          f"({describe_difference(stored, now)}); cannot rebuild trial "
-                          f"{trial_number}")
-    candidate = space.from_params(trial.params)
-    recorded = trial.user_attrs.get("candidate")
-    if recorded is not None and Candidate.from_flat_dict(recorded) != candidate:
-        raise ConfigError(f"trial {trial_number}: parameters replay to {candidate.to_flat_dict()}, "
-                          f"but the trial recorded {recorded}")
+        parts = model_and_data(config, build.get("data"), build.get("model_factory"))
+        context = eval_context(config, parts, log=log, loss_fn=build.get("loss_fn"),
+                               metric_fn=build.get("metric_fn"), dense_key=build.get("dense_key"))
+    candidate = trial_candidate(result, trial, config, context, log)
     log(f"retraining trial {trial_number} ({candidate.schedule} schedule, seed "
         f"{candidate.seed}) ...")
     run = train_candidate(candidate, context)
@@ -104,6 +95,26 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     log(f"exported trial {trial_number} to {out}: val_acc {measured['accuracy']:.4f} "
         f"(recorded {repro['recorded_accuracy']:.4f}; {status} within 0.2 points)")
     return ExportResult(out, manifest)
+
+
+def trial_candidate(result: Any, trial: Any, config: ExperimentConfig, context: Any,
+                    log: Callable[[str], None]) -> Candidate:
+    """The trial's candidate as it recorded it; a trial from before candidates were recorded is
+    replayed through the study's space, which must match the stored one."""
+    from search.run.context import bounded_space
+    from search.run.study import comparable_signature, describe_difference
+
+    recorded = trial.user_attrs.get("candidate")
+    if recorded is not None:
+        return Candidate.from_flat_dict(recorded)
+    space = getattr(result, "space", None) or bounded_space(config, context, log=log)
+    stored = result.study.user_attrs.get("space_signature")
+    now = comparable_signature(space, stored)
+    if stored is not None and stored != now:
+        raise ConfigError(f"the study's stored search space differs from the one its config builds "
+                          f"({describe_difference(stored, now)}); cannot rebuild trial "
+                          f"{trial.number}")
+    return space.from_params(trial.params)
 
 
 def _completed_trial(study: Any, number: int) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import torch
@@ -13,7 +14,7 @@ from search.config import ExperimentConfig, criteria_by_granularity
 from search.schema import ConfigError, to_dict
 from spaces.settings import SpaceSettings
 from spaces.space import SearchSpace
-from trainers.costs import cost_basis, load_profile
+from trainers.costs import CostBasis, cost_basis, load_profile
 from trainers.data import DataBundle, load_data
 from trainers.device import resolve_device
 from trainers.errors import SetupError
@@ -74,11 +75,32 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
     ``dense_state``: the trained dense reference, when the caller has it already (a Ray trial on
     another node gets it through Ray's object store instead of the study folder).
     """
-    data_given = data
+    parts = model_and_data(config, data, model_factory)
+    space = _make_space(list(parts.basis.layers), config.space, config)  # before training
+    context = eval_context(config, parts, log=log, loss_fn=loss_fn, metric_fn=metric_fn,
+                           dense_key=dense_key, dense_state=dense_state)
+    return context, bounded_space(config, context, space, log=log)
+
+
+@dataclass(frozen=True)
+class ModelAndData:
+    """What the config (or the Python API) names: device, data, model factory and its costs."""
+
+    device: torch.device
+    data: DataBundle
+    factory: Callable[[], nn.Module]
+    probe: nn.Module
+    basis: CostBasis
+    from_config: bool       # neither data nor model came from Python objects
+
+
+def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
+                   model_factory: Callable[[], nn.Module] | None = None) -> ModelAndData:
+    """Load the data and build the model once (bad names and shapes fail here, in seconds)."""
     try:
         device = resolve_device(config.device)
-        data = data or load_data(config.data)
-        factory = model_factory or model_factory_for(config, data)
+        loaded = data or load_data(config.data)
+        factory = model_factory or model_factory_for(config, loaded)
         probe = factory()
     except SetupError as exc:
         raise ConfigError(str(exc)) from exc
@@ -89,33 +111,47 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
     if not isinstance(probe, nn.Module):
         raise ConfigError(f"the model factory returned {type(probe).__name__}, "
                           f"expected a torch.nn.Module")
-    basis = cost_basis(probe, data.input_shape)
-    layers = list(basis.layers)
-    space = _make_space(layers, config.space, config)   # before training: fails in seconds
+    return ModelAndData(device, loaded, factory, probe, cost_basis(probe, loaded.input_shape),
+                        from_config=model_factory is None and data is None)
+
+
+def eval_context(config: ExperimentConfig, parts: ModelAndData, *,
+                 log: Callable[[str], None] = print, loss_fn: LossFn | None = None,
+                 metric_fn: MetricFn | None = None, dense_key: str | None = None,
+                 dense_state: Mapping[str, torch.Tensor] | None = None) -> EvalContext:
+    """The evaluation context of every trial: the dense reference (loaded from the study folder,
+    or trained once) plus the fine-tuning, cost and pruning settings."""
     if dense_key is None:
-        from_config = model_factory is None and data_given is None and loss_fn is None
-        dense_key = config.dense_key() if from_config else user_dense_key(probe, data, config,
-                                                                           loss_fn)
+        dense_key = (config.dense_key() if parts.from_config and loss_fn is None
+                     else user_dense_key(parts.probe, parts.data, config, loss_fn))
     dense_state = dense_state if dense_state is not None else load_or_train_dense(
-        config.study_dir / "dense.pt", dense_key, factory, data, config.dense,
-        batch_size=config.data.batch_size, device=device, seed=config.seed, loss_fn=loss_fn,
-        log=log)
-    context = EvalContext(
-        model_factory=factory, data=data, dense_state=dense_state, layers=layers,
-        finetune=config.finetune, batch_size=config.data.batch_size, device=device,
+        config.study_dir / "dense.pt", dense_key, parts.factory, parts.data, config.dense,
+        batch_size=config.data.batch_size, device=parts.device, seed=config.seed,
+        loss_fn=loss_fn, log=log)
+    return EvalContext(
+        model_factory=parts.factory, data=parts.data, dense_state=dense_state,
+        layers=list(parts.basis.layers), finetune=config.finetune,
+        batch_size=config.data.batch_size, device=parts.device,
         profile=load_profile(config.cost.energy_profile),
-        other_params=basis.other_params, other_flops=basis.other_flops,
+        other_params=parts.basis.other_params, other_flops=parts.basis.other_flops,
         activation_bits=config.cost.activation_bits, watts_per_core=config.cost.watts_per_core,
         energy_meter=config.cost.energy_meter, powercap_root=config.cost.powercap_root,
         latency=config.cost.latency_settings(), pruning=config.pruning, dense_train=config.dense,
         loss_fn=loss_fn, metric_fn=metric_fn)
-    drop = config.space.sensitivity_max_drop
-    if drop is not None:                 # needs the dense reference, hence only now
-        from search.run.sensitivity import bounds_for_space
 
-        bounds = bounds_for_space(config.study_dir, context, space, drop, log=log)
-        space = _make_space(layers, config.space.with_max_sparsity(bounds), config)
-    return context, space
+
+def bounded_space(config: ExperimentConfig, context: EvalContext, space: SearchSpace | None = None,
+                  *, log: Callable[[str], None] = print) -> SearchSpace:
+    """The study's space with its per-layer bounds from the sensitivity analysis, when
+    ``space.sensitivity_max_drop`` asks for them (they need the dense reference, hence after it)."""
+    space = space or _make_space(list(context.layers), config.space, config)
+    drop = config.space.sensitivity_max_drop
+    if drop is None:
+        return space
+    from search.run.sensitivity import bounds_for_space
+
+    bounds = bounds_for_space(config.study_dir, context, space, drop, log=log)
+    return _make_space(list(context.layers), config.space.with_max_sparsity(bounds), config)
 
 
 def _make_space(layers: list, settings: SpaceSettings, config: ExperimentConfig) -> SearchSpace:

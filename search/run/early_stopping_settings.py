@@ -1,4 +1,4 @@
-"""The ``search.run.early_stopping`` section: when a candidate may be stopped at a rung (plain data:
+"""The ``search.early_stopping`` config section: when a candidate may be stopped at a rung (plain data:
 the config reads it without loading the trial loop)."""
 from __future__ import annotations
 

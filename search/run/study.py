@@ -12,7 +12,8 @@ from search.run.budget import FINISHED_STATES
 from search.run.samplers import make_sampler
 from search.run.storage import open_storage, storage_url
 from search.schema import ConfigError, to_dict
-from spaces.space import SearchSpace, SpaceSettings, settings_signature
+from spaces.settings import SpaceSettings, settings_signature
+from spaces.space import SearchSpace
 from trainers.checkpoint import atomic_write_text
 
 

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
 from spaces.groups import check_pattern
+from spaces.plain import jsonable
 from spaces.sparsity_range import SparsityRange
 
 CLASSIFIER_POLICIES = ("exclude", "cap", "include")
@@ -91,12 +92,5 @@ class SpaceSettings:
 
 def settings_signature(settings: SpaceSettings) -> dict[str, Any]:
     """The JSON-able form of space settings stored with a study."""
-    return _jsonable(asdict(settings))
+    return jsonable(asdict(settings))
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value

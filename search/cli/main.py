@@ -1,4 +1,4 @@
-"""Command line: ``sparsity-search run|worker|pareto|status|pick|export|report|sensitivity``.
+"""The parser and the exit codes of ``sparsity-search``.
 
 A thin layer over the API: ``run_commands`` (run, worker) and ``decide_commands`` (pareto,
 status, pick, export, report, sensitivity) register their commands; ``args`` holds the arguments
@@ -6,6 +6,7 @@ they share. Importing this module loads no torch: each command imports what it n
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:       # the reader closed the pipe (e.g. `| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Sequence
 
 import pandas as pd
@@ -10,6 +9,7 @@ import pandas as pd
 from search.decide.pick import direction_of
 from search.decide.tables import format_front, front_table
 from search.schema import ConfigError
+from spaces.plain import jsonable
 
 FORMATS = ("table", "csv", "json", "markdown")
 
@@ -38,14 +38,6 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def _jsonable(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item"):
-        return _jsonable(value.item())
-    return value
-
-
 def render_front(front: pd.DataFrame, fmt: str, metrics: Sequence[str] = ()) -> str:
     """``table`` and ``markdown``: headline columns (plus any objective in ``metrics`` not among
     them); ``csv`` and ``json``: every column."""
@@ -56,7 +48,7 @@ def render_front(front: pd.DataFrame, fmt: str, metrics: Sequence[str] = ()) -> 
     if fmt == "csv":
         return front.to_csv(index=False).rstrip("\n")
     if fmt == "json":
-        records = [{k: _jsonable(v) for k, v in row.items()}
+        records = [{k: jsonable(v) for k, v in row.items()}
                    for row in front.to_dict(orient="records")]
         return json.dumps(records, indent=2)
     if front.empty:

@@ -16,10 +16,10 @@ from search.run.early_stopping import FrontRungCheck
 from search.run.reliability import INTERRUPTED, RetryInterruptedTrial
 from spaces.candidate import Candidate
 from spaces.space import SearchSpace
-from trainers.context import EvalContext
-from trainers.evaluate import cost_metrics, evaluate
-from trainers.method import finetune_settings
+from trainers.eval_context import EvalContext
+from trainers.method_parts import finetune_settings
 from trainers.rungs import StopCandidate
+from trainers.trial import cost_metrics, evaluate_candidate
 
 
 class InvalidCandidate(RuntimeError):
@@ -57,7 +57,7 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
                                    trial=trial)
         started = time.perf_counter()
         try:
-            result = evaluate(candidate, context, check)
+            result = evaluate_candidate(candidate, context, check)
         except StopCandidate as stop:
             trial.set_user_attr("pruned_rung", stop.epoch)
             trial.set_user_attr("pruned_reason", stop.reason)

@@ -6,7 +6,7 @@ import optuna
 from search.config import ExperimentConfig
 from spaces.candidate import Candidate
 from spaces.space import SearchSpace
-from trainers.context import EvalContext
+from trainers.eval_context import EvalContext
 from trainers.pruning.global_threshold import global_magnitude_sparsity
 
 

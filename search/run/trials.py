@@ -13,7 +13,7 @@ from search.run.reliability import sweep_interrupted
 from search.run.starting import enqueue_starting_points
 from search.run.study import count_finished
 from spaces.space import SearchSpace
-from trainers.context import EvalContext
+from trainers.eval_context import EvalContext
 
 
 def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,

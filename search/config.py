@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from search.objectives import OBJECTIVE_METRICS, Objectives
+from search.objectives import Objectives, objective_metrics
 from search.run.backends.settings import ParallelSettings, RaySettings
 from search.run.early_stopping_settings import EarlyStoppingSettings, check_objectives
 from search.run.samplers import SAMPLERS
@@ -60,9 +60,9 @@ class SearchSettings:
                                   f"got '{name}'")
         for key, value in self.constraints.items():
             bound, _, metric = key.partition("_")
-            if bound not in ("max", "min") or metric not in OBJECTIVE_METRICS:
+            if bound not in ("max", "min") or metric not in objective_metrics():
                 raise ConfigError(f"search.constraints: keys must be max_<metric> or min_<metric> "
-                                  f"with a metric from {list(OBJECTIVE_METRICS)}, got '{key}'")
+                                  f"with a metric from {objective_metrics()}, got '{key}'")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"search.constraints.{key} must be a number, got {value!r}")
         check_objectives(self.early_stopping, self.objectives.metrics)

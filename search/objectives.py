@@ -6,11 +6,10 @@ from typing import Any
 
 from search.pareto import MAXIMIZE, MINIMIZE
 from search.schema import ConfigError
-from trainers.costs.metrics import METRICS
+from trainers.costs.metrics import objective_metrics
 
-# Metrics every trial records that may be objectives (see trainers.costs.metrics). test_accuracy is
-# deliberately absent: selection reads the validation split, the test split is for reporting only.
-OBJECTIVE_METRICS = tuple(name for name in METRICS if name != "test_accuracy")
+__all__ = ["DIRECTIONS", "Objectives", "objective_metrics", "short_direction"]
+
 # Config words (``max`` / ``min``, or Optuna's) -> Optuna's direction words.
 DIRECTIONS = {"max": MAXIMIZE, "maximize": MAXIMIZE, "min": MINIMIZE, "minimize": MINIMIZE}
 
@@ -19,16 +18,16 @@ DIRECTIONS = {"max": MAXIMIZE, "maximize": MAXIMIZE, "min": MINIMIZE, "minimize"
 class Objectives:
     """Ordered (metric, direction) pairs; YAML form ``{accuracy: max, flops: min}``."""
 
-    items: tuple[tuple[str, str], ...] = (("accuracy", "maximize"), ("flops", "minimize"),
-                                          ("energy_uj", "minimize"))
+    items: tuple[tuple[str, str], ...] = (("accuracy", MAXIMIZE), ("flops", MINIMIZE),
+                                          ("energy_uj", MINIMIZE))
 
     def __post_init__(self) -> None:
         if not self.items:
             raise ConfigError("search.objectives must name at least one metric, got {}")
         for metric, direction in self.items:
-            if metric not in OBJECTIVE_METRICS:
+            if metric not in objective_metrics():
                 raise ConfigError(f"search.objectives: metric must be one of "
-                                  f"{list(OBJECTIVE_METRICS)}, got '{metric}'")
+                                  f"{objective_metrics()}, got '{metric}'")
             if direction not in (MAXIMIZE, MINIMIZE):
                 raise ConfigError(f"search.objectives.{metric}: direction must be 'max' or 'min', "
                                   f"got '{direction}'")

@@ -1,7 +1,8 @@
 """Dominance and the Pareto front (non-dominated set) over any number of objectives.
 
 The one dominance test of the project: early stopping, the front, pick and the benchmarks use it.
-Directions are Optuna's words, ``maximize`` / ``minimize``.
+Directions are Optuna's words, ``maximize`` / ``minimize``: ``MAXIMIZE`` / ``MINIMIZE``, defined
+with the metric registry (``trainers.costs.metrics``).
 """
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-MAXIMIZE, MINIMIZE = "maximize", "minimize"
+from trainers.costs.metrics import MAXIMIZE, MINIMIZE
+
+__all__ = ["MAXIMIZE", "MINIMIZE", "dominated_by", "dominates", "pareto_front", "to_minimization"]
 
 
 def to_minimization(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Arguments shared by the commands: the study (config, name, folder, storage) and its overrides,
-and the pick constraints (read by ``pick``, ``export`` and ``report``)."""
+and the pick constraints (read by ``pick``, ``export`` and ``report``): one flag per bound of the
+metric registry (``search.decide.constraints.pick_bounds``)."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from search.config import ExperimentConfig, load_config
-from search.decide.pick import PickSettings
+from search.decide.constraints import PickSettings, pick_bounds
 
 
 def add_study_args(parser: argparse.ArgumentParser) -> None:
@@ -57,12 +58,22 @@ def apply_parallel_args(config: ExperimentConfig, args: argparse.Namespace) -> E
     return replace(config, parallel=parallel, ray=ray)
 
 
+class _BoundInOrder(argparse.Action):
+    """Stores the bound and also records it in ``pick_bounds``, in command-line order (messages
+    list the constraints as the user wrote them)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.pick_bounds = {**(getattr(namespace, "pick_bounds", None) or {}),
+                                 self.dest: values}
+
+
 def add_pick_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("pick constraints")
-    group.add_argument("--max-flops", type=float, help="effective FLOPs per sample at most")
-    group.add_argument("--min-accuracy", type=float, help="validation accuracy at least (0..1)")
-    group.add_argument("--max-energy-uj", type=float, help="inference energy (µJ, est.) at most")
-    group.add_argument("--max-size-kb", type=float, help="model size (KB) at most")
+    for bound in pick_bounds().values():
+        group.add_argument(bound.flag, type=float, action=_BoundInOrder,
+                           metavar=bound.name.upper(), help=bound.help)
     group.add_argument("--knee", action="store_true", help="the knee of the feasible front")
     group.add_argument("--prefer", metavar="METRIC",
                        help="best feasible trial in METRIC (default: accuracy; with only "
@@ -70,6 +81,4 @@ def add_pick_args(parser: argparse.ArgumentParser) -> None:
 
 
 def pick_settings(args: argparse.Namespace) -> PickSettings:
-    return PickSettings(max_flops=args.max_flops, min_accuracy=args.min_accuracy,
-                        max_energy_uj=args.max_energy_uj, max_size_kb=args.max_size_kb,
-                        knee=args.knee, prefer=args.prefer)
+    return PickSettings(getattr(args, "pick_bounds", None), knee=args.knee, prefer=args.prefer)

@@ -10,17 +10,14 @@ from search.run.samplers import SAMPLERS
 
 def cmd_run(args: argparse.Namespace) -> int:
     from search.api import run_search
-    from search.decide.tables import format_front
+    from search.decide.tables import format_front, headline_figures
 
     config = resolve_config(args)
     result = run_search(config)
     front = result.front()
     dense = result.dense_reference()
     if dense:
-        print(f"\nDense reference: val_acc={dense['accuracy']:.4f} test_acc={dense['test_accuracy']:.4f}"
-              f" MFLOPs={dense['flops'] / 1e6:.3f} energy_uJ(est)={dense['energy_uj']:.3f}"
-              f" size_KB={dense['size_bytes'] / 1024:.1f}"
-              + (f" latency_ms(meas)={dense['latency_ms']:.3f}" if "latency_ms" in dense else ""))
+        print("\nDense reference: " + " ".join(f"{c}={v}" for c, v in headline_figures(dense)))
     print(f"\nPareto front of study '{config.study}' ({len(front)} trials; FLOPs (effective, "
           f"sparsity-aware) and size are counted per sample, energy_uJ is an analytic estimate, "
           f"(meas) is measured on this machine, train_J says its source):")

@@ -8,6 +8,7 @@ import pandas as pd
 
 from search.decide.pick import direction_of
 from search.decide.tables import format_front, front_table
+from search.pareto import MINIMIZE
 from search.schema import ConfigError
 from spaces.plain import jsonable
 
@@ -22,7 +23,7 @@ def sort_front(front: pd.DataFrame, metric: str | None, metrics: Sequence[str],
     if metric not in front:
         numeric = sorted(c for c in front.columns if pd.api.types.is_numeric_dtype(front[c]))
         raise ConfigError(f"--sort must be a recorded metric, one of {numeric}, got '{metric}'")
-    ascending = direction_of(metric, metrics, directions) == "minimize"
+    ascending = direction_of(metric, metrics, directions) == MINIMIZE
     return front.sort_values([metric, "trial"], ascending=[ascending, True], kind="stable")
 
 

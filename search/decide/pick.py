@@ -18,81 +18,14 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from search.pareto import pareto_front, to_minimization
+from search.decide.constraints import Constraint, PickSettings
+from search.decide.tables import headline_figures
+from search.pareto import MAXIMIZE, MINIMIZE, pareto_front, to_minimization
 from search.schema import ConfigError
+from trainers.costs.metrics import METRICS, direction, headline_metrics
 
-MAXIMISED = ("accuracy", "test_accuracy")
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """``metric <= limit`` (bound ``max``) or ``metric >= limit`` (bound ``min``)."""
-
-    metric: str
-    bound: str
-    limit: float
-    label: str            # as the user wrote it, e.g. "--max-size-kb 20"
-    shown_as: str = ""    # name in messages, e.g. "size_kb" (default: the metric)
-    scale: float = 1.0    # display unit: a value is shown as value / scale
-
-    def holds(self, values: pd.Series) -> pd.Series:
-        if self.bound == "max":
-            return values <= self.limit
-        return values >= self.limit
-
-    def violation(self, values: pd.Series) -> pd.Series:
-        """Relative amount by which each value misses the limit (0 when met)."""
-        limit = abs(self.limit) or 1.0
-        if self.bound == "max":
-            return ((values - self.limit) / limit).clip(lower=0.0)
-        return ((self.limit - values) / limit).clip(lower=0.0)
-
-    def describe(self, value: float) -> str:
-        op = "<=" if self.bound == "max" else ">="
-        return (f"{self.shown_as or self.metric} {_num(value / self.scale)} {op} "
-                f"{_num(self.limit / self.scale)}")
-
-
-@dataclass(frozen=True)
-class PickSettings:
-    """Constraints and preference (the ``pick`` options of the CLI and the API)."""
-
-    max_flops: float | None = None
-    min_accuracy: float | None = None
-    max_energy_uj: float | None = None
-    max_size_kb: float | None = None
-    knee: bool = False
-    prefer: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_flops", "max_energy_uj", "max_size_kb"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigError(f"{name} must be > 0, got {value}")
-        if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
-            raise ConfigError(f"min_accuracy must be in [0, 1], got {self.min_accuracy}")
-        if self.knee and self.prefer:
-            raise ConfigError(f"choose either knee or prefer, got knee=True and "
-                              f"prefer='{self.prefer}'")
-
-    def constraints(self) -> list[Constraint]:
-        found = []
-        if self.max_flops is not None:
-            found.append(Constraint("flops", "max", self.max_flops, f"--max-flops {self.max_flops:g}"))
-        if self.min_accuracy is not None:
-            found.append(Constraint("accuracy", "min", self.min_accuracy,
-                                    f"--min-accuracy {self.min_accuracy:g}"))
-        if self.max_energy_uj is not None:
-            found.append(Constraint("energy_uj", "max", self.max_energy_uj,
-                                    f"--max-energy-uj {self.max_energy_uj:g}"))
-        if self.max_size_kb is not None:
-            found.append(Constraint("size_bytes", "max", self.max_size_kb * 1024.0,
-                                    f"--max-size-kb {self.max_size_kb:g}", "size_kb", 1024.0))
-        return found
-
-    @property
-    def any(self) -> bool:
-        return bool(self.constraints()) or self.knee or bool(self.prefer)
+__all__ = ["Constraint", "PickResult", "PickSettings", "direction_of", "format_pick",
+           "knee_index", "pick_trial"]
 
 
 @dataclass
@@ -110,14 +43,11 @@ class PickResult:
         return self.trial is not None
 
 
-def _num(value: float) -> str:
-    return f"{value:.4f}" if abs(value) < 10 else f"{value:.4g}"
-
-
 def direction_of(metric: str, metrics: Sequence[str], directions: Sequence[str]) -> str:
+    """The study's direction of an objective; the registry's for any other metric."""
     if metric in metrics:
         return directions[list(metrics).index(metric)]
-    return "maximize" if metric in MAXIMISED else "minimize"
+    return direction(metric)
 
 
 def knee_index(values: np.ndarray, directions: Sequence[str]) -> int:
@@ -133,8 +63,8 @@ def knee_index(values: np.ndarray, directions: Sequence[str]) -> int:
     low, high = points.min(axis=0), points.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
     scaled = (points - low) / span
-    groups = [np.array([d == "maximize" for d in directions]),
-              np.array([d != "maximize" for d in directions])]
+    groups = [np.array([d == MAXIMIZE for d in directions]),
+              np.array([d != MAXIMIZE for d in directions])]
     axes = [scaled[:, group].mean(axis=1) for group in groups if group.any()]
     return int(np.argmin(np.linalg.norm(np.stack(axes, axis=1), axis=1)))
 
@@ -145,8 +75,8 @@ def default_preference(settings: PickSettings, metrics: Sequence[str],
         return settings.prefer
     constraints = settings.constraints()
     if constraints and all(c.metric == "accuracy" for c in constraints):
-        for metric, direction in zip(metrics, directions):
-            if direction == "minimize":
+        for metric, way in zip(metrics, directions):
+            if way == MINIMIZE:
                 return metric
     return "accuracy"
 
@@ -182,10 +112,10 @@ def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[st
                               f"got '{prefer}'")
         keys = [prefer] + [m for m in metrics if m != prefer]
         ranked = front.sort_values(
-            keys, ascending=[direction_of(k, metrics, directions) == "minimize" for k in keys],
+            keys, ascending=[direction_of(k, metrics, directions) == MINIMIZE for k in keys],
             kind="stable")
         chosen = ranked.iloc[0]
-        best = "highest" if direction_of(prefer, metrics, directions) == "maximize" else "lowest"
+        best = "highest" if direction_of(prefer, metrics, directions) == MAXIMIZE else "lowest"
         rule = f"the {best} {prefer} of the {len(front)} non-dominated feasible trials"
     met = "; ".join(c.describe(float(chosen[c.metric])) for c in constraints)
     reason = (f"trial {int(chosen['trial'])}: {rule}"
@@ -216,8 +146,9 @@ def nearest_trials(done: pd.DataFrame, constraints: Sequence[Constraint], n: int
         misses = misses.str.cat(text, sep="; ").str.strip("; ")
     table = pd.DataFrame({"trial": done["trial"].astype(int), "violation": total,
                           "misses": misses})
-    for column in ("accuracy", "flops", "energy_uj", "size_bytes"):
-        if column in done:
+    constrained = {c.metric for c in constraints}
+    for column in METRICS:            # the headline metrics and the constrained ones
+        if column in done and (column in headline_metrics() or column in constrained):
             table[column] = done[column]
     return table.sort_values(["violation", "trial"]).head(n).reset_index(drop=True)
 
@@ -227,13 +158,7 @@ def format_pick(result: PickResult) -> str:
     if result:
         row = result.row or {}
         parts = [f"picked {result.reason}"]
-        numbers = []
-        for key, label, scale in (("accuracy", "val_acc", 1), ("test_accuracy", "test_acc", 1),
-                                  ("flops", "MFLOPs", 1e6), ("energy_uj", "energy_uJ(est)", 1),
-                                  ("size_bytes", "size_KB", 1024)):
-            if key in row and pd.notna(row[key]):
-                numbers.append(f"{label}={row[key] / scale:.4g}")
-        parts.append("  " + " ".join(numbers))
+        parts.append("  " + " ".join(f"{c}={v}" for c, v in headline_figures(row)))
         return "\n".join(parts)
     lines = [result.reason]
     if not result.nearest.empty:

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
-import numpy as np
 import optuna
 import pandas as pd
 
@@ -12,7 +11,10 @@ from search.pareto import pareto_front
 from search.run.budget import is_surplus
 from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX
 from trainers.checkpoint import atomic_write_text
-from trainers.costs.metrics import SHORT_NATURE, metric_nature
+from trainers.costs.metrics import column_name, format_value, headline_metrics
+
+# The front table's columns that describe the candidate, not a metric.
+LAYER_COLUMNS = ("trial", "sparsity/layer", "bits/layer", "criterion")
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -71,11 +73,13 @@ def _layer_summary(row: pd.Series, prefix: str, fmt: str) -> str:
     return "/".join(fmt.format(v) for v in values)
 
 
-def _train_energy_label(front: pd.DataFrame) -> str:
-    sources = sorted(set(front.get("energy_source", pd.Series(dtype=str)).dropna()))
-    if len(sources) == 1:
-        return f"train_J({SHORT_NATURE[metric_nature('train_energy_j', sources[0])]})"
-    return "train_J(" + "/".join(sources) + ")" if sources else "train_J"
+def headline_figures(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(column, value) of the headline metrics recorded in ``row`` (a trial or the dense
+    reference), named and formatted as in the front table."""
+    source = row.get("energy_source")
+    sources = [source] if isinstance(source, str) else []
+    return [(column_name(key, sources), format_value(key, row[key])) for key in headline_metrics()
+            if key in row and pd.notna(row[key])]
 
 
 def format_front(front: pd.DataFrame, metrics: Sequence[str] = ()) -> str:
@@ -87,25 +91,18 @@ def format_front(front: pd.DataFrame, metrics: Sequence[str] = ()) -> str:
 
 
 def front_table(front: pd.DataFrame, metrics: Sequence[str] = ()) -> pd.DataFrame:
-    """The front's columns as display strings (the text table, Markdown and the report's table)."""
-    table = pd.DataFrame({
-        "trial": front["trial"].astype(int),
-        "val_acc": front["accuracy"].map("{:.4f}".format),
-        "test_acc": front.get("test_accuracy", pd.Series(np.nan, index=front.index))
-                         .map("{:.4f}".format),
-        "MFLOPs": (front["flops"] / 1e6).map("{:.3f}".format),
-        "energy_uJ(est)": front["energy_uj"].map("{:.3f}".format),
-        "size_KB": (front["size_bytes"] / 1024).map("{:.1f}".format),
-    })
-    if "latency_ms" in front:
-        table["latency_ms(meas)"] = front["latency_ms"].map("{:.3f}".format)
-    if "train_energy_j" in front:
-        table[_train_energy_label(front)] = front["train_energy_j"].map("{:.2f}".format)
-    shown = {"accuracy", "flops", "energy_uj", "size_bytes", "latency_ms", "train_energy_j"}
+    """The front's columns as display strings (the text table, Markdown and the report's table):
+    the registry's headline metrics (``trainers.costs.metrics``, e.g. ``MFLOPs``), then any
+    objective in ``metrics`` without a headline column, as recorded (``bops(counted)``)."""
+    sources = front.get("energy_source", pd.Series(dtype=str)).dropna()
+    table = pd.DataFrame({"trial": front["trial"].astype(int)})
+    for metric in headline_metrics():
+        if metric in front:
+            table[column_name(metric, sources)] = front[metric].map(
+                lambda value, name=metric: format_value(name, value))
     for metric in metrics:
-        if metric not in shown and metric in front:
-            label = f"{metric}({SHORT_NATURE[metric_nature(metric)]})"
-            table[label] = front[metric].map("{:.4g}".format)
+        if metric not in headline_metrics() and metric in front:
+            table[column_name(metric)] = front[metric].map("{:.4g}".format)
     table["sparsity/layer"] = front.apply(lambda r: _layer_summary(r, SPARSITY_PREFIX, "{:.2f}"),
                                           axis=1)
     table["bits/layer"] = front.apply(lambda r: _layer_summary(r, BITS_PREFIX, "{:.0f}"), axis=1)

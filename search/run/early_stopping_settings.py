@@ -6,10 +6,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from search.schema import ConfigError
-
-# Objectives whose value is known before training (the analytic cost metrics).
-KNOWN_BEFORE_TRAINING = ("flops", "flops_dense", "bops", "params_nonzero", "size_bytes",
-                         "energy_uj")
+from trainers.costs.metrics import known_before_training
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,8 @@ class EarlyStoppingSettings:
 def unknown_before_training(metrics: Sequence[str]) -> list[str]:
     """The objectives that stop early stopping: all but accuracy must be known before training
     (and accuracy must be one of them)."""
-    unknown = [m for m in metrics if m != "accuracy" and m not in KNOWN_BEFORE_TRAINING]
+    known = known_before_training()     # the analytic costs (trainers.costs.metrics)
+    unknown = [m for m in metrics if m != "accuracy" and m not in known]
     return unknown if "accuracy" in metrics else unknown + ["(no accuracy)"]
 
 
@@ -61,4 +59,4 @@ def check_objectives(settings: EarlyStoppingSettings, metrics: Sequence[str]) ->
         return
     if unknown_before_training(metrics):
         raise ConfigError("search.early_stopping needs 'accuracy' plus objectives known before "
-                          f"training ({list(KNOWN_BEFORE_TRAINING)}), got {list(metrics)}")
+                          f"training ({known_before_training()}), got {list(metrics)}")

@@ -17,9 +17,9 @@ from search.run.reliability import INTERRUPTED, RetryInterruptedTrial
 from spaces.candidate import Candidate
 from spaces.space import SearchSpace
 from trainers.eval_context import EvalContext
-from trainers.trial import cost_metrics, evaluate_candidate
 from trainers.method_parts import finetune_settings
 from trainers.rungs import StopCandidate
+from trainers.trial import cost_metrics, evaluate_candidate
 
 
 class InvalidCandidate(RuntimeError):

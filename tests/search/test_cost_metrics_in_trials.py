@@ -9,11 +9,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from search.api import run_search
 from search.config import config_from_dict
 from search.run.context import build_study_context
-from search.objectives import OBJECTIVE_METRICS
+from search.objectives import objective_metrics
 from search.decide.tables import format_front
 from search.schema import ConfigError
 from spaces.candidate import Candidate
 from trainers.costs import LatencySettings, metric_label
+from trainers.costs.metrics import known_before_training
 from trainers.trial import build_candidate_model, cost_metrics, evaluate_candidate
 
 COST_KEYS = {"flops_dense", "flops", "bops", "params_nonzero", "size_bytes", "energy_uj",
@@ -112,9 +113,16 @@ def test_latency_can_be_turned_off(tmp_path, study_context):
     assert "latency_ms" not in result.metrics
 
 
+def test_costs_known_before_training_are_the_registrys(study_context):
+    # Early stopping places a candidate by these before training (trainers.costs.metrics).
+    context, space = study_context
+    for candidate in (space.uniform_candidate(0.5, 8), space.dense_candidate()):
+        assert set(cost_metrics(candidate, context)) == set(known_before_training())
+
+
 def test_every_recorded_metric_can_be_an_objective():
-    assert COST_KEYS - {"test_accuracy"} <= set(OBJECTIVE_METRICS)
-    assert "test_accuracy" not in OBJECTIVE_METRICS
+    assert COST_KEYS - {"test_accuracy"} <= set(objective_metrics())
+    assert "test_accuracy" not in objective_metrics()
 
 
 def test_default_objectives_stay_accuracy_flops_energy():

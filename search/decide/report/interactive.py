@@ -7,20 +7,25 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from search.decide.report.static import axis
-from search.decide.tables import front_table
+from search.decide.tables import LAYER_COLUMNS, front_table
 
 if TYPE_CHECKING:
     from search.decide.report.data import ReportData
 
 
 def _hover(frame: pd.DataFrame) -> list[str]:
+    """Per trial: its headline figures (as in the front table), three to a line, and layers."""
     if frame.empty:
         return []
     table = front_table(frame)
-    return [f"trial {r['trial']}<br>val acc {r['val_acc']} · test acc {r['test_acc']}"
-            f"<br>MFLOPs {r['MFLOPs']} · energy {r['energy_uJ(est)']} µJ · {r['size_KB']} KB"
-            f"<br>sparsity {r['sparsity/layer']}<br>bits {r['bits/layer']} · {r['criterion']}"
-            for _, r in table.iterrows()]
+    figures = [c for c in table.columns if c not in LAYER_COLUMNS]
+    texts = []
+    for _, r in table.iterrows():
+        cells = [f"{c} {r[c]}" for c in figures]
+        lines = [" · ".join(cells[i:i + 3]) for i in range(0, len(cells), 3)]
+        texts.append("<br>".join([f"trial {r['trial']}", *lines, f"sparsity {r['sparsity/layer']}",
+                                  f"bits {r['bits/layer']} · {r['criterion']}"]))
+    return texts
 
 
 def front_figure(data: "ReportData", x: str, colour: str) -> go.Figure:

@@ -10,7 +10,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from search.decide.tables import front_table
+from search.decide.tables import front_table, headline_figures
+from search.objectives import short_direction
+from trainers.costs.metrics import METRICS, format_value
 
 if TYPE_CHECKING:
     from search.decide.report.data import Picked, ReportData
@@ -63,37 +65,26 @@ def _status_section(data: "ReportData") -> str:
                    f"{s.pruned} pruned"),
         ("budget", f"{s.budget} trials, {s.budget_left} left"),
         ("time", f"{s.trial_seconds:.1f} s in trials, {s.wall_seconds:.1f} s elapsed"),
-        ("objectives", ", ".join(f"{m} ({d[:3]})" for m, d in zip(data.metrics, data.directions))),
+        ("objectives", ", ".join(f"{m} ({short_direction(d)})"
+                                 for m, d in zip(data.metrics, data.directions))),
         ("front", f"{s.front_size} trials"),
         ("hypervolume", f"{s.hypervolume:.4f}"),
     ]
     if dense:
-        rows.append(("dense reference",
-                     f"val acc {dense.get('accuracy', float('nan')):.4f}, test acc "
-                     f"{dense.get('test_accuracy', float('nan')):.4f}, "
-                     f"{dense.get('flops', 0) / 1e6:.3f} MFLOPs, "
-                     f"{dense.get('energy_uj', 0):.3f} µJ (est.), "
-                     f"{dense.get('size_bytes', 0) / 1024:.1f} KB"))
+        rows.append(("dense reference", ", ".join(f"{c} {v}" for c, v in headline_figures(dense))))
     return f'<section id="status"><h2>Status</h2>{_table(rows)}</section>'
 
 
 def _pick_section(pick: "Picked", dense: dict, folder: Path, png: str) -> str:
-    def cell(key: str, scale: float, fmt: str) -> tuple[str, str]:
-        before = dense.get(key)
-        after = pick.row.get(key)
-        shown = lambda v: "-" if v is None or pd.isna(v) else fmt.format(v / scale)  # noqa: E731
-        return shown(before), shown(after)
+    def shown(key: str, value: float | None) -> str:
+        return "-" if value is None or pd.isna(value) else format_value(key, value)
 
     rows = []
-    for key, label, scale, fmt in (("accuracy", "validation accuracy", 1, "{:.4f}"),
-                                   ("test_accuracy", "test accuracy (reported, not selected on)",
-                                    1, "{:.4f}"),
-                                   ("params_nonzero", "nonzero parameters", 1, "{:,.0f}"),
-                                   ("size_bytes", "size (KB, weights + pattern)", 1024, "{:.2f}"),
-                                   ("flops", "MFLOPs (effective)", 1e6, "{:.4f}"),
-                                   ("energy_uj", "energy µJ (analytic estimate)", 1, "{:.4f}")):
-        before, after = cell(key, scale, fmt)
-        rows.append(f"<tr><td>{html.escape(label)}</td><td>{before}</td><td>{after}</td></tr>")
+    for key, info in METRICS.items():      # every recorded metric, labelled by the registry
+        before, after = shown(key, dense.get(key)), shown(key, pick.row.get(key))
+        if (before, after) != ("-", "-"):
+            rows.append(f"<tr><td>{html.escape(info.label or key)}</td><td>{before}</td>"
+                        f"<td>{after}</td></tr>")
     table = ("<table><tr><th>metric</th><th>dense</th><th>trial "
              f"{pick.trial}</th></tr>{''.join(rows)}</table>")
     export = '<p class="note">not exported yet: <code>sparsity-search export ' \

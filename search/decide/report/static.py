@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -10,27 +11,22 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from trainers.checkpoint import atomic_write
+from trainers.costs.metrics import METRICS
 
 if TYPE_CHECKING:
     from search.decide.report.data import Picked, ReportData
     from search.run.sensitivity import SensitivityResult
 
-# How each metric is shown: (column, axis label, scale divisor).
-AXES = {
-    "accuracy": ("validation accuracy", 1.0),
-    "test_accuracy": ("test accuracy", 1.0),
-    "flops": ("effective MFLOPs per sample (sparsity-aware)", 1e6),
-    "energy_uj": ("inference energy per sample, µJ (analytic estimate)", 1.0),
-    "size_bytes": ("model size, KB", 1024.0),
-    "params_nonzero": ("nonzero parameters", 1.0),
-    "bops": ("bit-operations (G)", 1e9),
-}
+# The costs compared before (dense) and after (picked models) in compression.png.
+COMPRESSION_PANELS = ("params_nonzero", "size_bytes", "flops", "energy_uj")
 PICK_COLOUR = "#d62728"
 DENSE_COLOUR = "black"
 
 
 def axis(metric: str) -> tuple[str, float]:
-    return AXES.get(metric, (metric, 1.0))
+    """(axis label, scale divisor) of a metric, from the registry (trainers.costs.metrics)."""
+    info = METRICS.get(metric)
+    return (info.label or metric, info.scale) if info else (metric, 1.0)
 
 
 def save_png(figure: Figure, path: Path) -> Path:
@@ -116,8 +112,7 @@ def layers_png(pick: "Picked", path: Path) -> Path:
 
 def compression_png(data: "ReportData", path: Path) -> Path:
     """Dense reference vs each picked model: nonzero parameters, size, FLOPs, energy."""
-    panels = [("params_nonzero", "nonzero parameters", 1.0), ("size_bytes", "size (KB)", 1024.0),
-              ("flops", "MFLOPs (effective)", 1e6), ("energy_uj", "energy µJ (est.)", 1.0)]
+    panels = [(key, textwrap.fill(axis(key)[0], 24), axis(key)[1]) for key in COMPRESSION_PANELS]
     labels = ["dense"] + [f"trial {p.trial}" for p in data.picks]
     figure = Figure(figsize=(9, 3.0), layout="constrained")
     axes = figure.subplots(1, len(panels))

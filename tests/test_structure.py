@@ -130,3 +130,13 @@ def test_reading_commands_do_not_import_torch(command, request):
     report = done.stdout.splitlines()[-1]
     assert report.startswith("TORCH_IMPORTED False"), (
         f"`python -m search {' '.join(command)}` imported torch, {report.split(' via ')[-1]}")
+
+
+def test_the_readme_code_map_names_every_module_of_search():
+    """The README's code map matches the tree: every module of ``search/`` is named in it."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Code map", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in import_graph.modules(REPO_ROOT)
+               if name.startswith("search.") and not name.endswith("__main__")
+               and name.rsplit(".", 1)[1] not in section]
+    assert not missing, f"modules missing from the README code map: {missing}"

@@ -1,20 +1,28 @@
-"""Scale: does the search's own cost per trial stay flat as the model grows?
+"""Scale: does the search's own cost per trial stay flat as the model and the study grow?
 
-For each model (built-in CNN and MLP on 8x8 digits-sized inputs; torchvision resnet18 and
-mobilenet_v2 on 32x32 synthetic inputs) in its own process (so peak memory is per model):
-layer discovery and space construction (once per study), the search's per-trial overhead (Optuna
-ask + define-by-run suggest + storing the candidate and ~20 metrics in SQLite + tell), the analytic
-cost model per candidate, one real trial (prune + 1 fine-tune epoch on 256 samples + evaluation),
-and peak resident memory.
+For each model (built-in CNN and MLP on 8x8 inputs; torchvision resnet18 and mobilenet_v2 on
+32x32 synthetic inputs), in its own process (so peak memory is per model):
 
-    python benchmarks/scale.py            # all models
-    python benchmarks/scale.py --tiny     # smoke test (built-in CNN only, fewer trials)
+- layer discovery and space construction (once per study), the analytic cost model per
+  candidate, one real trial (prune + 1 fine-tune epoch on 256 samples + evaluation);
+- a long study of cheap real trials (``finetune.epochs: 0``, 64 samples, no latency or test
+  evaluation) run by the real trial loop (``run_trials``: the study's TPE sampler, SQLite storage,
+  budget, duplicates, progress): the **search overhead per trial** is the time between two trials'
+  ends minus the trial's own evaluation (``eval_seconds``), i.e. sampling, storage reads and
+  writes, bookkeeping. Reported as the median over trials 5-15 (``at_10``) and over the last 11
+  (``at_end``), and the sampler's share of it (Optuna's TPE, timed by a wrapper);
+- peak resident memory.
+
+    python benchmarks/scale.py                       # all models, 1,000-trial studies
+    python benchmarks/scale.py --models cnn mobilenet_v2 --trials 300
+    python benchmarks/scale.py --tiny                # smoke test (built-in CNN, 12 trials)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,62 +42,114 @@ MODELS = {
 }
 
 
-def measure(name: str, trials: int) -> dict:
+class TimedSampler:
+    """Wraps an Optuna sampler and adds up the time spent in it (every call goes through)."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+        self.seconds = 0.0
+
+    def __getattr__(self, name):
+        target = getattr(self.sampler, name)
+        if not callable(target):
+            return target
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return target(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+        return timed
+
+
+def config_for(name: str, tmp: str, study: str, finetune_epochs: int, samples: int,
+               n_trials: int = 20):
+    from search.config import config_from_dict
+
+    spec = MODELS[name]
+    return config_from_dict({
+        "study": study, "output_dir": tmp, "threads": 1, "model": spec["model"],
+        "data": {"name": "synthetic", "options": {"samples": samples, "classes": 10,
+                                                  "size": spec["size"]}},
+        "dense": {"epochs": 0}, "finetune": {"epochs": finetune_epochs},
+        "cost": {"measure_latency": False, "measure_test_accuracy": finetune_epochs > 0},
+        "search": {"n_trials": n_trials, "baselines": ["uniform"]}})
+
+
+def one_trial(name: str, tmp: str, trials: int) -> dict:
+    """Discovery, space, cost model and one real trial (1 epoch on 256 samples)."""
     import optuna
 
-    from search.config import config_from_dict
     from search.run.context import build_study_context
-    from search.run.storage import open_storage
     from spaces.space import SearchSpace
     from trainers.discovery import discover_layers
     from trainers.trial import cost_metrics, evaluate_candidate
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    spec = MODELS[name]
-    with tempfile.TemporaryDirectory() as tmp:
-        config = config_from_dict({
-            "output_dir": tmp, "threads": 1, "model": spec["model"],
-            "data": {"name": "synthetic", "options": {"samples": 400, "classes": 10,
-                                                      "size": spec["size"]}},
-            "dense": {"epochs": 0}, "finetune": {"epochs": 1},
-            "cost": {"measure_latency": False}})
-        context, _ = build_study_context(config, log=lambda _: None)
-        context.data.train = torch_subset(context.data.train, 256)
-        probe = context.model_factory()
-        started = time.perf_counter()
-        layers = discover_layers(probe, context.data.input_shape)
-        discovery = time.perf_counter() - started
-        started = time.perf_counter()
-        space = SearchSpace(layers, config.space, seed=0)
-        construction = time.perf_counter() - started
-        study = optuna.create_study(directions=["maximize", "minimize", "minimize"],
-                                    storage=open_storage(f"sqlite:///{tmp}/scale.db"),
-                                    sampler=optuna.samplers.NSGAIISampler(seed=0))
-        metric_names = [f"metric_{i}" for i in range(20)]
-        started = time.perf_counter()
-        candidates = []
-        for _ in range(trials):
-            trial = study.ask()
-            candidate = space.suggest(trial)
-            trial.set_user_attr("candidate", candidate.to_flat_dict())
-            for metric in metric_names:
-                trial.set_user_attr(metric, 1.0)
-            study.tell(trial, [0.5, 1.0, 1.0])
-            candidates.append(candidate)
-        overhead = (time.perf_counter() - started) / trials
-        started = time.perf_counter()
-        for candidate in candidates:
-            cost_metrics(candidate, context)
-        costs = (time.perf_counter() - started) / trials
-        started = time.perf_counter()
-        evaluate_candidate(candidates[-1], context)
-        trial_seconds = time.perf_counter() - started
-    return {"model": name, "layers": len(layers), "params_M": sum(l.params for l in layers) / 1e6,
+    config = config_for(name, tmp, "one", finetune_epochs=1, samples=400)
+    context, _ = build_study_context(config, log=lambda _: None)
+    context.data.train = torch_subset(context.data.train, 256)
+    probe = context.model_factory()
+    started = time.perf_counter()
+    layers = discover_layers(probe, context.data.input_shape)
+    discovery = time.perf_counter() - started
+    started = time.perf_counter()
+    space = SearchSpace(layers, config.space, seed=0)
+    construction = time.perf_counter() - started
+    draw = optuna.create_study(directions=["maximize", "minimize"],
+                               sampler=optuna.samplers.RandomSampler(seed=0))   # in memory
+    candidates = [space.suggest(draw.ask()) for _ in range(trials)]
+    started = time.perf_counter()
+    for candidate in candidates:
+        cost_metrics(candidate, context)
+    costs = (time.perf_counter() - started) / trials
+    started = time.perf_counter()
+    evaluate_candidate(candidates[-1], context)
+    return {"model": name, "layers": len(layers),
+            "params_M": sum(layer.params for layer in layers) / 1e6,
             "discovery_ms": 1000 * discovery, "space_ms": 1000 * construction,
-            "search_overhead_ms_per_trial": 1000 * overhead,
-            "cost_model_ms_per_trial": 1000 * costs, "trial_s_1_epoch_256": trial_seconds,
-            "overhead_share": (overhead + costs) / trial_seconds,
-            "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "cost_model_ms_per_trial": 1000 * costs,
+            "trial_s_1_epoch_256": time.perf_counter() - started}
+
+
+def long_study(name: str, tmp: str, trials: int) -> dict:
+    """Search overhead per trial near trial 10 and at the end of a ``trials``-trial study."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from search.run.context import build_study_context
+    from search.run.study import open_study
+    from search.run.trials import run_trials
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    config = config_for(name, tmp, "long", finetune_epochs=0, samples=64, n_trials=trials)
+    context, space = build_study_context(config, log=lambda _: None)
+    study = open_study(config, space)
+    timed = TimedSampler(study.sampler)
+    study.sampler = timed
+    started = time.perf_counter()
+    run_trials(study, space, context, config, log=lambda _: None)
+    wall = time.perf_counter() - started
+    done = sorted((t for t in study.get_trials(deepcopy=False)
+                   if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)),
+                  key=lambda t: t.datetime_complete)
+    overhead = [(b.datetime_complete - a.datetime_complete).total_seconds()
+                - float(b.user_attrs.get("eval_seconds", 0.0)) for a, b in zip(done, done[1:])]
+    early = overhead[4:15] or overhead
+    return {"study_trials": len(done), "study_wall_s": wall,
+            "overhead_ms_at_10": 1000 * statistics.median(early),
+            "overhead_ms_at_end": 1000 * statistics.median(overhead[-11:]),
+            "sampler_ms_per_trial": 1000 * timed.seconds / max(1, len(done)),
+            "eval_ms_per_trial": 1000 * statistics.median(
+                float(t.user_attrs.get("eval_seconds", 0.0)) for t in done)}
+
+
+def measure(name: str, trials: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        row = one_trial(name, tmp, min(trials, 20))
+        row.update(long_study(name, tmp, trials))
+    row["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return row
 
 
 def torch_subset(dataset, n: int):
@@ -101,26 +161,32 @@ def torch_subset(dataset, n: int):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--trials", type=int, default=1000,
+                        help="trials of each model's long study (default 1000)")
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", default="benchmarks/results/scale.csv")
     args = parser.parse_args(argv)
+    if args.trials < 12:
+        parser.error(f"--trials must be >= 12 (overhead is read at trials 5-15), got {args.trials}")
     if args.one:
         print(json.dumps(measure(args.one, args.trials)))
         return 0
     if args.tiny:
-        args.models, args.trials = ["cnn"], 3
+        args.models, args.trials = ["cnn"], 12
     rows = []
     for name in args.models:
         proc = subprocess.run([sys.executable, __file__, "--one", name, "--trials", str(args.trials)],
-                              capture_output=True, text=True, cwd=ROOT, check=True)
+                              capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return proc.returncode
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     table = pd.DataFrame(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
-    pd.set_option("display.width", 200)
+    pd.set_option("display.width", 250)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 

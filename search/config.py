@@ -76,7 +76,8 @@ class SearchSettings:
 
 @dataclass(frozen=True)
 class CostSettings:
-    """The ``cost:`` section: energy profile, activation width, meters, latency timing."""
+    """The ``cost:`` section: energy profile, activation width, meters, what each trial measures
+    besides its validation accuracy (latency, test accuracy)."""
 
     energy_profile: str | None = None   # shipped profile name or YAML file; default: horowitz45
     activation_bits: int = 32
@@ -84,6 +85,7 @@ class CostSettings:
     watts_per_core: float = 10.0        # for the 'estimate' meter
     powercap_root: str = DEFAULT_POWERCAP_ROOT   # where the 'rapl' meter looks
     measure_latency: bool = True        # time the exported model of every trial
+    measure_test_accuracy: bool = True  # test metric of every trial (reported only; false: skip)
     latency_batch_size: int = 32
     latency_warmup: int = 2
     latency_repeats: int = 10

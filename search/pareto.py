@@ -12,7 +12,8 @@ import numpy as np
 
 from trainers.costs.metrics import MAXIMIZE, MINIMIZE
 
-__all__ = ["MAXIMIZE", "MINIMIZE", "dominated_by", "dominates", "pareto_front", "to_minimization"]
+__all__ = ["MAXIMIZE", "MINIMIZE", "dominated_by", "dominated_rows", "dominates", "pareto_front",
+           "to_minimization"]
 
 
 def to_minimization(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
@@ -26,6 +27,11 @@ def dominated_by(points: np.ndarray, point: np.ndarray) -> np.ndarray:
     """For minimisation points: which rows of ``points`` dominate ``point`` (no worse in every
     objective and better in one; identical rows do not dominate each other)."""
     return np.all(points <= point, axis=1) & np.any(points < point, axis=1)
+
+
+def dominated_rows(points: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """For minimisation points: which rows of ``points`` ``point`` dominates."""
+    return np.all(point <= points, axis=1) & np.any(point < points, axis=1)
 
 
 def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:

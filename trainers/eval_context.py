@@ -42,6 +42,7 @@ class EvalContext:
     other_flops: int = 0
     powercap_root: str = DEFAULT_POWERCAP_ROOT
     latency: LatencySettings = field(default_factory=LatencySettings)
+    measure_test: bool = True      # the test metric of every trial (False: skipped, reported only)
     loss_fn: LossFn | None = None
     metric_fn: MetricFn | None = None
     extras: dict = field(default_factory=dict)

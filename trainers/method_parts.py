@@ -8,7 +8,7 @@ the dense training cost) are built once and cached in ``context.extras``.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -17,9 +17,11 @@ from torch.utils.data import DataLoader
 from spaces.candidate import Candidate
 from trainers.costs.flops import dense_flops
 from trainers.costs.meters import make_meter
+from trainers.costs.model_basis import shape_key
 from trainers.discovery import discover_layers
 from trainers.distillation import Distillation
 from trainers.eval_context import EvalContext
+from trainers.pruning.granularity import PruneMasks
 from trainers.pruning.pruner import Pruner
 from trainers.pruning.structured import ChannelCoupling
 from trainers.regularization import Penalty, penalty_kind
@@ -42,9 +44,11 @@ def example_input(context: EvalContext) -> torch.Tensor:
 
 
 def channel_coupling(context: EvalContext) -> ChannelCoupling:
-    """The architecture's channel dependencies (traced once per context)."""
+    """The architecture's channel dependencies (traced once per context; building the probe
+    leaves the random state alone, so whether it was cached changes no trial)."""
     if "channel_coupling" not in context.extras:
-        probe = context.model_factory().to(context.device)
+        with torch.random.fork_rng(devices=[]):
+            probe = context.model_factory().to(context.device)
         context.extras["channel_coupling"] = ChannelCoupling(probe, example_input(context))
     return context.extras["channel_coupling"]
 
@@ -64,6 +68,57 @@ def make_pruner(candidate: Candidate, context: EvalContext) -> Pruner:
     return Pruner(candidate, input_shape=tuple(context.data.input_shape),
                   settings=context.pruning, batches=batches, coupling=coupling,
                   loss_fn=context.loss_fn)
+
+
+@dataclass
+class PreparedCandidate:
+    """A candidate pruned once, before anything looks at it.
+
+    The trained dense reference with the candidate's masks and quantizers attached (its one-shot
+    target state), the masks, and the random state right after pruning (where one-shot training
+    goes on from, as if it had pruned the model itself). Validity, the costs early stopping
+    places the candidate with, and one-shot training share it: one build, one prune, a
+    criterion's gradients collected once. ``take`` hands the model to training (once).
+    """
+
+    candidate: Candidate
+    model: nn.Module
+    masks: PruneMasks
+    rng: tuple = field(repr=False, default=())
+    taken: bool = False
+
+    def take(self) -> tuple[nn.Module, PruneMasks]:
+        """The pruned model and its masks, the random state set to where pruning left it."""
+        if self.taken:
+            raise RuntimeError("a prepared candidate trains once; prepare it again")
+        self.taken = True
+        set_rng_state(self.rng)
+        return self.model, self.masks
+
+
+def prepare_candidate(candidate: Candidate, context: EvalContext) -> PreparedCandidate:
+    """Seed, copy the dense reference and prune it with the candidate's criterion (see
+    ``PreparedCandidate``); exactly what one-shot training starts with."""
+    pruner = make_pruner(candidate, context)
+    torch.manual_seed(candidate.seed)
+    model = dense_model(context)
+    masks = pruner.step(model)
+    return PreparedCandidate(candidate, model, masks, rng_state())
+
+
+def rng_state() -> tuple:
+    """The global random state (CPU, and every CUDA device already in use)."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    return torch.get_rng_state(), cuda
+
+
+def set_rng_state(state: tuple) -> None:
+    if not state:
+        return
+    cpu, cuda = state
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def make_penalty(candidate: Candidate) -> Penalty | None:
@@ -100,8 +155,13 @@ def from_scratch_settings(context: EvalContext) -> TrainSettings:
 
 
 def forward_flops(model: nn.Module, context: EvalContext) -> float:
-    """FLOPs of one forward pass of one sample, as the model physically runs (masks ignored)."""
-    return float(dense_flops(discover_layers(model, tuple(context.data.input_shape))))
+    """FLOPs of one forward pass of one sample, as the model physically runs (masks ignored);
+    counted once per distinct ``shape_key`` in this context (the count traces the model)."""
+    cache = context.extras.setdefault("forward_flops", {})
+    key = shape_key(model)
+    if key not in cache:
+        cache[key] = float(dense_flops(discover_layers(model, tuple(context.data.input_shape))))
+    return cache[key]
 
 
 def train_samples(context: EvalContext) -> int:

@@ -52,9 +52,12 @@ class Schedule:
     name: ClassVar[str] = ""
 
     def run(self, candidate: Candidate, context: EvalContext,
-            rung_check: RungCheck | None = None) -> ScheduleResult:
+            rung_check: RungCheck | None = None,
+            prepared: method_parts.PreparedCandidate | None = None) -> ScheduleResult:
         """Train ``candidate``; ``rung_check`` (used by schedules whose fine-tune accuracy part-way
-        is a fair preview of the final one: ``oneshot``) may stop it early."""
+        is a fair preview of the final one: ``oneshot``) may stop it early. ``prepared``: the
+        candidate already pruned once (``method_parts.prepare_candidate``), which a schedule that
+        starts from the pruned dense reference trains instead of pruning again."""
         raise NotImplementedError
 
 
@@ -68,16 +71,21 @@ class OneShot(Schedule):
 
     name = "oneshot"
 
-    def run(self, candidate, context, rung_check=None):
-        model = method_parts.dense_model(context)
-        pruner = method_parts.make_pruner(candidate, context)
+    def run(self, candidate, context, rung_check=None, prepared=None):
         penalty = method_parts.make_penalty(candidate)
         flops = 0.0
-        if penalty is not None and context.pruning.reg_epochs > 0:
+        if penalty is not None and context.pruning.reg_epochs > 0:   # prunes after a warm-up
+            model = method_parts.dense_model(context)
+            pruner = method_parts.make_pruner(candidate, context)
             warmup = replace(context.finetune, epochs=context.pruning.reg_epochs)
             _train(model, warmup, context, candidate, extra_loss=penalty)
             flops += method_parts.train_flops(model, context, warmup.epochs)
-        masks = pruner.step(model)
+            masks = pruner.step(model)
+        elif prepared is not None and prepared.candidate == candidate:
+            model, masks = prepared.take()
+        else:
+            model = method_parts.dense_model(context)
+            masks = method_parts.make_pruner(candidate, context).step(model)
         settings = method_parts.finetune_settings(candidate, context)
         _train(model, settings, context, candidate,
                extra_loss=method_parts.make_distillation(candidate, context),
@@ -121,7 +129,7 @@ class Gradual(Schedule):
 
     name = "gradual"
 
-    def run(self, candidate, context, rung_check=None):
+    def run(self, candidate, context, rung_check=None, prepared=None):
         model = method_parts.dense_model(context)
         pruner = method_parts.make_pruner(candidate, context)
         penalty = method_parts.make_penalty(candidate)
@@ -151,7 +159,7 @@ class DuringTraining(Schedule):
 
     name = "during_training"
 
-    def run(self, candidate, context, rung_check=None):
+    def run(self, candidate, context, rung_check=None, prepared=None):
         settings = method_parts.from_scratch_settings(context)
         total = settings.epochs
         cut = int(round(context.pruning.prune_at * total))
@@ -189,6 +197,8 @@ def get_schedule(name: str) -> Schedule:
 
 
 def run_schedule(candidate: Candidate, context: EvalContext,
-                 rung_check: RungCheck | None = None) -> ScheduleResult:
-    """Train the candidate with its schedule (``rung_check``: see ``Schedule.run``)."""
-    return get_schedule(candidate.schedule).run(candidate, context, rung_check)
+                 rung_check: RungCheck | None = None,
+                 prepared: method_parts.PreparedCandidate | None = None) -> ScheduleResult:
+    """Train the candidate with its schedule (``rung_check``, ``prepared``: see
+    ``Schedule.run``)."""
+    return get_schedule(candidate.schedule).run(candidate, context, rung_check, prepared)

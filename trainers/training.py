@@ -23,11 +23,18 @@ class TrainingDiverged(RuntimeError):
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """SGD (momentum 0.9) or Adam over the trainable parameters.
+
+    ``foreach=True``: one multi-tensor kernel per update step instead of a Python loop over the
+    parameters (torch picks it on GPUs only); the same arithmetic, bit for bit, and a smaller
+    fixed cost per step, which dominates small models.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     if settings.optimizer == "sgd":
         return torch.optim.SGD(params, lr=settings.lr, momentum=0.9,
-                               weight_decay=settings.weight_decay)
-    return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
+                               weight_decay=settings.weight_decay, foreach=True)
+    return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay,
+                            foreach=True)
 
 
 def iterate_batches(dataset: Dataset, batch_size: int, device: torch.device, *, shuffle: bool,

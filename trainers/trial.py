@@ -8,11 +8,12 @@ from spaces.candidate import Candidate
 from spaces.trial_result import TrialResult
 from trainers import method_parts
 from trainers.costs.analytic import analytic_costs
-from trainers.costs.latency import measure_latency_ms
+from trainers.costs.latency import cached_latency_ms
 from trainers.costs.meters import make_meter
 from trainers.costs.model_basis import cost_basis
 from trainers.eval_context import EvalContext
 from trainers.export_form import exported_form
+from trainers.method_parts import PreparedCandidate, prepare_candidate
 from trainers.pruning.masks import current_masks
 from trainers.pruning.validity import dead_output_reason
 from trainers.rungs import RungCheck
@@ -22,20 +23,18 @@ from trainers.training import measure_metric
 
 def build_candidate_model(candidate: Candidate, context: EvalContext) -> nn.Module:
     """The dense reference with the candidate's masks and bit-widths attached (not trained)."""
-    model = method_parts.dense_model(context)
-    method_parts.make_pruner(candidate, context).step(model)
-    return model
+    return prepare_candidate(candidate, context).model
 
 
-def cost_metrics(candidate: Candidate, context: EvalContext, model: nn.Module | None = None
-                 ) -> dict[str, float]:
+def cost_metrics(candidate: Candidate, context: EvalContext, model: nn.Module | None = None,
+                 exported: nn.Module | None = None) -> dict[str, float]:
     """Metrics known before training: FLOPs, bit-operations, size, inference energy.
 
     Per-weight sparsity scales the dense model's cost basis (read from ``model``'s masks when given:
     exact whatever the granularity rounded); channel pruning is costed on the
     physically smaller model (FlopCounterMode's count of it), with no sparsity left on top.
     ``model`` is the candidate's trained model when there is one (else it is rebuilt untrained:
-    its shape, hence its cost, is the same).
+    its shape, hence its cost, is the same); ``exported``: its ``exported_form``, when made already.
     """
     bits = {layer.name: candidate.bits.get(layer.name, 32) for layer in context.layers}
     if candidate.granularity != "channel":
@@ -43,8 +42,10 @@ def cost_metrics(candidate: Candidate, context: EvalContext, model: nn.Module | 
         if model is not None:
             sparsity = mask_sparsity(model) or sparsity
     else:
-        model = build_candidate_model(candidate, context) if model is None else model
-        basis = cost_basis(exported_form(model, candidate, context), context.data.input_shape)
+        if exported is None:
+            model = build_candidate_model(candidate, context) if model is None else model
+            exported = exported_form(model, candidate, context)
+        basis = cost_basis(exported, context.data.input_shape)
         sparsity = {}
     return analytic_costs(basis, sparsity, bits, context.profile,
                           activation_bits=context.activation_bits,
@@ -65,57 +66,73 @@ def cost_granularity(candidate: Candidate, context: EvalContext) -> str:
     return candidate.granularity
 
 
-def inference_latency(model: nn.Module, candidate: Candidate, context: EvalContext
-                      ) -> dict[str, float]:
-    """``latency_ms`` of the exported form of ``model`` (empty when latency is turned off)."""
+def known_costs(candidate: Candidate, context: EvalContext,
+                prepared: PreparedCandidate | None = None) -> dict[str, float]:
+    """The costs early stopping places a candidate with before training: from its sparsity, or
+    for channel granularity from the pruned shapes of ``prepared`` (not pruned again)."""
+    channel = prepared is not None and candidate.granularity == "channel"
+    return cost_metrics(candidate, context, prepared.model if channel else None)
+
+
+def inference_latency(model: nn.Module, candidate: Candidate, context: EvalContext,
+                      exported: nn.Module | None = None) -> dict[str, float]:
+    """``latency_ms`` of the exported form of ``model`` (empty when latency is turned off),
+    measured once per distinct exported shape in this context (see ``cached_latency_ms``)."""
     if not context.latency.enabled:
         return {}
-    exported = exported_form(model, candidate, context)
-    return {"latency_ms": measure_latency_ms(exported, context.data.input_shape, context.device,
-                                             context.latency)}
+    exported = exported_form(model, candidate, context) if exported is None else exported
+    cache = context.extras.setdefault("latency_ms", {})
+    return {"latency_ms": cached_latency_ms(exported, context.data.input_shape, context.device,
+                                            context.latency, cache)}
 
 
 def train_candidate(candidate: Candidate, context: EvalContext,
-                    rung_check: RungCheck | None = None) -> ScheduleResult:
+                    rung_check: RungCheck | None = None,
+                    prepared: PreparedCandidate | None = None) -> ScheduleResult:
     """Train the candidate with its schedule, seeded: the one training path of a trial.
 
     ``evaluate_candidate`` and export both call this, so an exported model is the model its
-    trial measured.
+    trial measured. ``prepared``: the candidate pruned already (``prepare_candidate``).
     """
     torch.manual_seed(candidate.seed)
-    return run_schedule(candidate, context, rung_check)
+    return run_schedule(candidate, context, rung_check, prepared)
 
 
 def evaluate_candidate(candidate: Candidate, context: EvalContext,
-             rung_check: RungCheck | None = None) -> TrialResult:
+                       rung_check: RungCheck | None = None,
+                       prepared: PreparedCandidate | None = None) -> TrialResult:
     """Train the candidate with its schedule (prune + fine-tune, or prune during training from
     scratch) and measure it; the selection metric is validation accuracy. ``rung_check`` may stop
-    the training early by raising ``trainers.rungs.StopCandidate``."""
-    torch.manual_seed(candidate.seed)
-    invalid = invalid_reason(candidate, context)
+    the training early by raising ``trainers.rungs.StopCandidate``. ``prepared``: the candidate
+    pruned once already (its masks judge validity, one-shot training goes on from it)."""
+    prepared = prepared or prepare_candidate(candidate, context)
+    invalid = invalid_reason(candidate, context, prepared)
     if invalid:  # rejected before training; the study records the reason
         return TrialResult(candidate, {}, "invalid", {"fail_reason": invalid})
-    torch.manual_seed(candidate.seed)
     comparison = None
     if candidate.schedule == "during_training":
         comparison = method_parts.dense_training_cost(context, method_parts.from_scratch_settings(context),
                                                 candidate.seed)
-        torch.manual_seed(candidate.seed)
     meter = make_meter(context.energy_meter, context.watts_per_core, device=context.device,
                        powercap_root=context.powercap_root)
     meter.start()
-    run = train_candidate(candidate, context, rung_check)
+    run = train_candidate(candidate, context, rung_check, prepared)
     training = meter.stop()
-    metrics = cost_metrics(candidate, context, run.model)
+    exported = None
+    if context.latency.enabled or candidate.granularity == "channel":
+        exported = exported_form(run.model, candidate, context)   # made once, costed and timed
+    metrics = cost_metrics(candidate, context, run.model, exported)
+    metrics["accuracy"] = measure_metric(run.model, context.data.val, context.device,
+                                         context.metric_fn)
+    if context.measure_test:
+        metrics["test_accuracy"] = measure_metric(run.model, context.data.test, context.device,
+                                                  context.metric_fn)
     metrics.update(
-        accuracy=measure_metric(run.model, context.data.val, context.device, context.metric_fn),
-        test_accuracy=measure_metric(run.model, context.data.test, context.device,
-                                      context.metric_fn),
         train_energy_j=training.joules,
         train_seconds=training.seconds,
         train_flops=run.train_flops,
     )
-    metrics.update(inference_latency(run.model, candidate, context))
+    metrics.update(inference_latency(run.model, candidate, context, exported))
     info = {"energy_source": training.source}
     if candidate.granularity == "n:m":
         info["sparsity_pattern"] = f"N:{context.pruning.nm_block}"
@@ -125,15 +142,19 @@ def evaluate_candidate(candidate: Candidate, context: EvalContext,
     return TrialResult(candidate, metrics, "complete", info)
 
 
-def invalid_reason(candidate: Candidate, context: EvalContext) -> str | None:
+def invalid_reason(candidate: Candidate, context: EvalContext,
+                   prepared: PreparedCandidate | None = None) -> str | None:
     """Why the candidate cuts a model output off from its input (None: it doesn't).
 
     Judged on the masks the candidate's criterion gives the dense reference at the target
-    sparsity: exact for ``oneshot``, the target state of the other schedules.
+    sparsity (``prepared``'s, before it trains): exact for ``oneshot``, the target state of the
+    other schedules.
     """
     if not any(s > 0 for s in candidate.sparsity.values()):
         return None
-    masks = current_masks(build_candidate_model(candidate, context))
+    with torch.random.fork_rng(devices=[]):   # judging a candidate must not move the seed
+        model = (prepared or prepare_candidate(candidate, context)).model
+    masks = current_masks(model)
     return dead_output_reason(context.model_factory, masks, context.layers,
                               context.data.input_shape)
 

@@ -20,7 +20,7 @@ open and simply asks for another trial.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -76,13 +76,16 @@ def slots_taken_before(me: FrozenTrial, trials: Iterable[FrozenTrial]) -> int:
     return count
 
 
-def claim_slot(trial: optuna.Trial, budget: int) -> None:
+def claim_slot(trial: optuna.Trial, budget: int,
+               trials: Sequence[FrozenTrial] | None = None) -> None:
     """Raise ``BudgetReached`` (marking the trial as surplus) if no budget slot is left for it.
 
-    Call at the start of the objective, before anything is sampled or trained, after recording
-    ``WORKER_ATTR`` (so other workers can tell when this process is gone).
+    Call at the start of the objective, before anything is sampled or trained. ``trials``: the
+    study's trials read at the start of this trial (read here when not given).
     """
-    trials = trial.study.get_trials(deepcopy=False, states=LIVE_STATES)
+    if trials is None:
+        trials = trial.study.get_trials(deepcopy=False, states=LIVE_STATES)
+    trials = [t for t in trials if t.state in LIVE_STATES]
     me = next((t for t in trials if t.number == trial.number), None)
     if me is None:  # not running any more (e.g. failed by a stale-trial sweep): do not run it
         raise BudgetReached(f"trial {trial.number} is no longer running")
@@ -93,9 +96,13 @@ def claim_slot(trial: optuna.Trial, budget: int) -> None:
                             f"trial {trial.number} was not run")
 
 
-def budget_open(study: optuna.Study, budget: int) -> bool:
-    """Whether live trials (finished plus running) leave room for another one."""
-    return len(live_trials(study)) < budget
+def budget_open(study: optuna.Study, budget: int,
+                trials: Sequence[FrozenTrial] | None = None) -> bool:
+    """Whether live trials (finished plus running) leave room for another one (``trials``: the
+    study's trials as just read, to read them once per step)."""
+    if trials is None:
+        return len(live_trials(study)) < budget
+    return sum(1 for t in trials if t.state in LIVE_STATES and is_live(t)) < budget
 
 
 def is_surplus(trial: FrozenTrial) -> bool:

@@ -136,7 +136,8 @@ def eval_context(config: ExperimentConfig, parts: ModelAndData, *,
         other_params=parts.basis.other_params, other_flops=parts.basis.other_flops,
         activation_bits=config.cost.activation_bits, watts_per_core=config.cost.watts_per_core,
         energy_meter=config.cost.energy_meter, powercap_root=config.cost.powercap_root,
-        latency=config.cost.latency_settings(), pruning=config.pruning, dense_train=config.dense,
+        latency=config.cost.latency_settings(), measure_test=config.cost.measure_test_accuracy,
+        pruning=config.pruning, dense_train=config.dense,
         loss_fn=loss_fn, metric_fn=metric_fn)
 
 

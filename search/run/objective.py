@@ -5,21 +5,22 @@ import json
 import math
 import time
 import traceback
-from typing import Callable
+from typing import Callable, Sequence
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from search.config import ExperimentConfig
 from search.run.budget import PROCESS_ATTRS, WORKER_ATTR, claim_slot, process_token
 from search.run.early_stopping import FrontRungCheck
 from search.run.reliability import INTERRUPTED, RetryInterruptedTrial
+from search.run.trial_writes import BufferedWrites
 from spaces.candidate import Candidate
 from spaces.space import SearchSpace
 from trainers.eval_context import EvalContext
-from trainers.method_parts import finetune_settings
+from trainers.method_parts import finetune_settings, prepare_candidate
 from trainers.rungs import StopCandidate
-from trainers.trial import cost_metrics, evaluate_candidate
+from trainers.trial import evaluate_candidate, known_costs
 
 
 class InvalidCandidate(RuntimeError):
@@ -32,16 +33,18 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
     workers that share a study; Ray's ``num_samples`` already bounds its own trials)."""
     metrics = config.search.objectives.metrics
 
-    def objective(trial: optuna.Trial) -> list[float]:
+    def objective(trial: optuna.Trial, writes: BufferedWrites) -> list[float]:
         trial.set_user_attr(WORKER_ATTR, process_token())
+        trials = trial.study.get_trials(deepcopy=False)   # read once: budget and duplicates
         if guard_budget:
-            claim_slot(trial, config.search.n_trials)
+            claim_slot(trial, config.search.n_trials, trials)
         candidate = space.suggest(trial)
         flat = json.loads(json.dumps(candidate.to_flat_dict()))   # as the storage returns it
         trial.set_user_attr("candidate", flat)
         if "origin" not in trial.user_attrs:
             trial.set_user_attr("origin", "sampler")
-        twin = find_duplicate(trial.study, flat)
+        writes.flush()   # stored before training: a killed trial is retried from its parameters
+        twin = find_duplicate(trials, flat)
         if twin is not None:   # never pay twice: reuse the stored result
             for key, value in twin.user_attrs.items():
                 if key not in ("candidate", "origin", "finetune_epochs_done", "retry_of",
@@ -51,13 +54,14 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
             trial.set_user_attr("finetune_epochs_done", 0)
             return list(twin.values)
         check = None
-        if config.search.early_stopping.active(metrics):
-            check = FrontRungCheck(trial.study, metrics, config.search.objectives.directions,
-                                   cost_metrics(candidate, context), config.search.early_stopping,
-                                   trial=trial)
         started = time.perf_counter()
         try:
-            result = evaluate_candidate(candidate, context, check)
+            prepared = prepare_candidate(candidate, context)   # built and pruned once per trial
+            if config.search.early_stopping.active(metrics):
+                check = FrontRungCheck(trial.study, metrics, config.search.objectives.directions,
+                                       known_costs(candidate, context, prepared),
+                                       config.search.early_stopping, trial=trial)
+            result = evaluate_candidate(candidate, context, check, prepared)
         except StopCandidate as stop:
             trial.set_user_attr("pruned_rung", stop.epoch)
             trial.set_user_attr("pruned_reason", stop.reason)
@@ -89,7 +93,8 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
 
     def interruptible(trial: optuna.Trial) -> list[float]:
         try:
-            return objective(trial)
+            with BufferedWrites(trial) as writes:   # a trial's writes in 2 transactions, not ~50
+                return objective(trial, writes)
         except KeyboardInterrupt:     # Ctrl-C / SIGTERM: like a kill, but we can say so now
             try:
                 trial.set_user_attr("fail_reason", INTERRUPTED)
@@ -107,13 +112,15 @@ def finetune_epochs(candidate: Candidate, context: EvalContext) -> int:
     return int(finetune_settings(candidate, context).epochs)
 
 
-def find_duplicate(study: optuna.Study, candidate: dict) -> optuna.trial.FrozenTrial | None:
-    """A completed trial of exactly this candidate (its flat dict; values are on the space's grid).
+def find_duplicate(trials: Sequence[FrozenTrial], candidate: dict) -> FrozenTrial | None:
+    """A completed trial of exactly this candidate (its flat dict; values are on the space's grid)
+    among ``trials`` (the study's, as read at the start of this trial).
 
     Candidates, not parameters, are compared: different parameters can make the same candidate
     (``global_offset`` offsets clamped at a layer's bound).
     """
-    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if other.user_attrs.get("candidate") == candidate and "duplicate_of" not in other.user_attrs:
+    for other in trials:
+        if other.state == TrialState.COMPLETE and other.user_attrs.get("candidate") == candidate \
+                and "duplicate_of" not in other.user_attrs:
             return other
     return None

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Callable
+from typing import Callable, Sequence
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.config import ExperimentConfig
-from search.run.budget import budget_open, is_surplus
+from search.pareto import dominated_by, dominated_rows, to_minimization
+from search.run.budget import FINISHED_STATES, budget_open, is_surplus
 from search.run.study import count_finished
+
+CONSTRAINTS_KEY = "constraints"   # Optuna's system attr of a trial's constraint values
 
 
 class StudyStopped(RuntimeError):
@@ -33,14 +37,16 @@ class BudgetAndProgress:
         self.reasons: Counter[str] = Counter()
         self.started = time.perf_counter()
         self.stop_reason: str | None = None
+        self.front = FrontSize(config.search.objectives.directions)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         budget = self.config.search.n_trials
         limit = self.config.search.max_consecutive_failures
-        done = count_finished(study)
+        trials = study.get_trials(deepcopy=False)   # read once for all of the below
+        done = sum(1 for t in trials if t.state in FINISHED_STATES)
         reason = str(trial.user_attrs.get("fail_reason", "unknown"))
         if is_surplus(trial):
-            if not budget_open(study, budget):  # others hold the rest of the budget: stop here
+            if not budget_open(study, budget, trials):  # others hold the rest of the budget
                 study.stop()
             return
         if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
@@ -52,7 +58,8 @@ class BudgetAndProgress:
         else:
             self.failures = 0
             self.invalid = 0
-        self.log(progress_line(study, trial, done, budget, self.started))
+        self.log(progress_line(study, trial, done, budget, self.started,
+                               self.front.size(trials)))
         if self.failures >= limit:
             self.stop_reason = (f"{self.failures} consecutive trials failed "
                                 f"(search.max_consecutive_failures: {limit}); last reason: {reason}")
@@ -61,7 +68,7 @@ class BudgetAndProgress:
                                 f"(10 x search.max_consecutive_failures); last: {reason}")
         if self.stop_reason:
             study.stop()
-        elif done >= budget or not budget_open(study, budget):
+        elif done >= budget or not budget_open(study, budget, trials):
             study.stop()
 
     def summary(self, study: optuna.Study) -> str:
@@ -74,10 +81,36 @@ class BudgetAndProgress:
                 f"fix the cause and run the same command again to resume")
 
 
+class FrontSize:
+    """How many completed trials are on the Pareto front (as ``study.best_trials`` counts them:
+    feasible ones only), kept up to date from the trials each call adds: the same cost at trial
+    1,000 as at trial 10."""
+
+    def __init__(self, directions: Sequence[str]):
+        self.directions = list(directions)
+        self.front = np.zeros((0, len(self.directions)))
+        self.seen: set[int] = set()
+
+    def size(self, trials: Sequence[FrozenTrial]) -> int:
+        for trial in trials:
+            if trial.state != TrialState.COMPLETE or trial.number in self.seen:
+                continue
+            self.seen.add(trial.number)
+            if trial.values is None or any(c > 0 for c in trial.system_attrs.get(
+                    CONSTRAINTS_KEY, ())):
+                continue
+            point = to_minimization([trial.values], self.directions)[0]
+            if dominated_by(self.front, point).any():
+                continue
+            self.front = np.vstack([self.front[~dominated_rows(self.front, point)], point])
+        return len(self.front)
+
+
 def progress_line(study: optuna.Study, trial: FrozenTrial, done: int, budget: int,
-                  started: float) -> str:
+                  started: float, front_size: int | None = None) -> str:
     """The line every backend prints when a trial ends: ``[done/budget] trial N ...`` with its
-    figures (complete), the early-stopping reason (pruned), or why it was not trained or failed."""
+    figures (complete), the early-stopping reason (pruned), or why it was not trained or failed.
+    ``front_size``: counted by the caller already (else read from the study)."""
     head = f"[{done}/{budget}] trial {trial.number}"
     reason = str(trial.user_attrs.get("fail_reason", "unknown"))
     if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
@@ -87,7 +120,8 @@ def progress_line(study: optuna.Study, trial: FrozenTrial, done: int, budget: in
     if trial.state == TrialState.PRUNED:
         return f"{head} stopped early: {trial.user_attrs.get('pruned_reason', '')}"
     return (f"{head}: {trial_figures(trial.user_attrs, study.user_attrs.get('metric'))}"
-            f" | front size {len(study.best_trials)} | {time.perf_counter() - started:.0f}s")
+            f" | front size {len(study.best_trials) if front_size is None else front_size}"
+            f" | {time.perf_counter() - started:.0f}s")
 
 
 def trial_figures(attrs: dict, metric: str | None = None) -> str:

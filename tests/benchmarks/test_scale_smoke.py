@@ -1,4 +1,5 @@
-"""Smoke test: the scale benchmark measures the built-in CNN in a subprocess."""
+"""Smoke test: the scale benchmark measures the built-in CNN in a subprocess, including a short
+study run by the real trial loop."""
 import pandas as pd
 
 from conftest import load_benchmark
@@ -9,4 +10,6 @@ def test_scale_tiny(tmp_path):
     assert load_benchmark("scale.py").main(["--tiny", "--out", str(out)]) == 0
     row = pd.read_csv(out).iloc[0]
     assert row["model"] == "cnn" and row["layers"] == 5
-    assert row["search_overhead_ms_per_trial"] > 0 and row["peak_rss_MB"] > 0
+    assert row["study_trials"] == 12 and row["peak_rss_MB"] > 0
+    assert row["overhead_ms_at_10"] > 0 and row["overhead_ms_at_end"] > 0
+    assert 0 < row["sampler_ms_per_trial"] < row["study_wall_s"] * 1000

@@ -39,3 +39,18 @@ def test_agrees_with_optuna_best_trials():
     values = np.array([t.values for t in study.trials])
     ours = {study.trials[i].number for i in pareto_front(values, directions)}
     assert ours == {t.number for t in study.best_trials}
+
+
+def test_the_progress_front_size_follows_optuna_as_trials_arrive():
+    """The progress line's front size is kept up to date trial by trial (not recomputed over the
+    whole study), and counts what ``study.best_trials`` counts, ties and all."""
+    from search.run.progress import FrontSize
+
+    directions = ["maximize", "minimize", "minimize"]
+    study = optuna.create_study(directions=directions,
+                                sampler=optuna.samplers.RandomSampler(seed=1))
+    front = FrontSize(directions)
+    for _ in range(12):
+        study.optimize(lambda t: [t.suggest_int("a", 0, 3) / 3, t.suggest_int("b", 0, 4),
+                                  t.suggest_int("c", 0, 2)], n_trials=7)
+        assert front.size(study.get_trials(deepcopy=False)) == len(study.best_trials)

@@ -5,7 +5,8 @@ masks and quantization folded into plain weights (``trainers.pruning.masks.folde
 granularity, channels physically removed. ``measure_latency_ms`` times it on the run's device:
 warm-up passes first, then the median of ``repeats`` timed passes of one batch, in milliseconds
 (device work is synchronised before each clock read). It is a measurement, labelled as one; it
-depends on the machine and on whatever else runs there at the same time.
+depends on the machine and on whatever else runs there at the same time. A study times each
+distinct exported shape once (``cached_latency_ms``).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from trainers.costs.latency_settings import LatencySettings
+from trainers.costs.model_basis import shape_key
 from trainers.pruning.masks import folded_copy
 
 
@@ -55,3 +57,17 @@ def measure_latency_ms(model: nn.Module, input_shape: Sequence[int], device: tor
         _synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1000.0
+
+
+def cached_latency_ms(model: nn.Module, input_shape: Sequence[int], device: torch.device,
+                      settings: LatencySettings, cache: dict) -> float:
+    """``measure_latency_ms``, measured once per distinct ``shape_key`` in ``cache``.
+
+    Unstructured and N:M candidates run the dense shapes on dense kernels: timing each of them
+    would repeat one measurement with noise. Channel-pruned candidates have their own shapes, so
+    they are timed (unless one with the same shapes was).
+    """
+    key = (shape_key(model), tuple(input_shape), str(device), settings)
+    if key not in cache:
+        cache[key] = measure_latency_ms(model, input_shape, device, settings)
+    return cache[key]

@@ -1,4 +1,5 @@
-"""The cost basis of a model: its prunable layers, and the parameters and FLOPs outside them."""
+"""The cost basis of a model: its prunable layers, and the parameters and FLOPs outside them;
+and the key of what a model's measured costs depend on (``shape_key``)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -34,3 +35,12 @@ def cost_basis(model: nn.Module, input_shape: Sequence[int]) -> CostBasis:
     return CostBasis(layers=tuple(layers),
                      other_params=count_other_params(model, {layer.name for layer in layers}),
                      other_flops=other_flops_of(model, input_shape, layers))
+
+
+def shape_key(model: nn.Module) -> tuple:
+    """What a model's FLOPs and latency depend on besides the machine: its class and the names,
+    shapes and types of its parameters and buffers (values, e.g. zeros or quantized levels, do
+    not change the work of dense kernels)."""
+    return (type(model).__qualname__,) + tuple(sorted(
+        (name, tuple(tensor.shape), str(tensor.dtype))
+        for name, tensor in model.state_dict().items()))

@@ -1,7 +1,7 @@
 """Everything a trial needs besides its candidate, built once per study (or per worker)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
 import torch
@@ -16,6 +16,10 @@ from trainers.data.bundle import DataBundle
 from trainers.pruning.settings import PruningSettings
 from trainers.train_settings import TrainSettings
 from trainers.training import LossFn, MetricFn
+
+
+# ``extras`` entries that are plain caches of measured values (worth shipping to workers).
+PORTABLE_EXTRAS = ("latency_ms", "forward_flops", "dense_training_cost")
 
 
 @dataclass
@@ -50,6 +54,11 @@ class EvalContext:
     # trains from scratch with (None: the fine-tune settings).
     pruning: PruningSettings = field(default_factory=PruningSettings)
     dense_train: TrainSettings | None = None
+
+    def portable(self) -> "EvalContext":
+        """A copy for other processes (pickled once): the caches of measured values kept, the
+        objects rebuilt on demand (channel coupling, distillation teacher) left out."""
+        return replace(self, extras={k: v for k, v in self.extras.items() if k in PORTABLE_EXTRAS})
 
     @property
     def cost_basis(self) -> CostBasis:

@@ -26,3 +26,29 @@ def fake_quantize(weight: torch.Tensor, bits: int) -> torch.Tensor:
     if bits >= 32:
         return weight
     return weight + (quantize_weight(weight, bits) - weight).detach()
+
+
+class _MaskedFakeQuantize(torch.autograd.Function):
+    """``fake_quantize(weight * mask, bits)`` as one graph node: the same values (the same
+    operations, in the same order) and the same gradient (``grad * mask``), without recording
+    the rounding that the straight-through estimator cuts anyway. It runs in every forward pass
+    of a masked layer, so on small models its bookkeeping is a visible share of a step."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, mask: torch.Tensor, bits: int) -> torch.Tensor:
+        ctx.save_for_backward(mask)
+        masked = weight * mask
+        if bits >= 32:
+            return masked
+        return masked + (quantize_weight(masked, bits) - masked)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None, None
+
+
+def masked_fake_quantize(weight: torch.Tensor, mask: torch.Tensor, bits: int) -> torch.Tensor:
+    """``fake_quantize(weight * mask, bits)``: pruned weights stay zero, the rest are quantized
+    in the forward pass; the gradient reaches the kept weights unchanged (STE)."""
+    return _MaskedFakeQuantize.apply(weight, mask, bits)

@@ -80,10 +80,13 @@ def inference_latency(model: nn.Module, candidate: Candidate, context: EvalConte
     measured once per distinct exported shape in this context (see ``cached_latency_ms``)."""
     if not context.latency.enabled:
         return {}
-    exported = exported_form(model, candidate, context) if exported is None else exported
+    if exported is None and candidate.granularity == "channel":
+        exported = exported_form(model, candidate, context)    # smaller shapes than ``model``
+    folded = None if exported is not None else (lambda: exported_form(model, candidate, context))
     cache = context.extras.setdefault("latency_ms", {})
-    return {"latency_ms": cached_latency_ms(exported, context.data.input_shape, context.device,
-                                            context.latency, cache)}
+    return {"latency_ms": cached_latency_ms(model if folded else exported,
+                                            context.data.input_shape, context.device,
+                                            context.latency, cache, export=folded)}
 
 
 def train_candidate(candidate: Candidate, context: EvalContext,
@@ -119,8 +122,8 @@ def evaluate_candidate(candidate: Candidate, context: EvalContext,
     run = train_candidate(candidate, context, rung_check, prepared)
     training = meter.stop()
     exported = None
-    if context.latency.enabled or candidate.granularity == "channel":
-        exported = exported_form(run.model, candidate, context)   # made once, costed and timed
+    if candidate.granularity == "channel":          # made once, costed and timed
+        exported = exported_form(run.model, candidate, context)
     metrics = cost_metrics(candidate, context, run.model, exported)
     metrics["accuracy"] = measure_metric(run.model, context.data.val, context.device,
                                          context.metric_fn)

@@ -40,10 +40,12 @@ def enqueue_starting_points(study: optuna.Study, space: SearchSpace, context: Ev
     The study attr ``starting_enqueued`` is False while enqueueing and True after; a run that finds
     False enqueues again, skipping what is already there.
     """
-    if study.trials and study.user_attrs.get("starting_enqueued") is not False:
+    resumed = bool(study.trials)
+    if resumed and study.user_attrs.get("starting_enqueued") is not False:
         return
     study.set_user_attr("starting_enqueued", False)
     for origin, candidate in starting_candidates(space, context, config):
+        # A new study holds nothing to skip (Optuna would read every trial per enqueue to see).
         study.enqueue_trial(space.to_params(candidate), user_attrs={"origin": origin},
-                            skip_if_exists=True)
+                            skip_if_exists=resumed)
     study.set_user_attr("starting_enqueued", True)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -58,3 +59,22 @@ def test_fake_quantize_passes_gradient_straight_through():
     weight = torch.randn(4, 5, requires_grad=True)
     fake_quantize(weight, 4).sum().backward()
     assert torch.equal(weight.grad, torch.ones_like(weight))
+
+
+@pytest.mark.parametrize("bits", [4, 8, 32])
+def test_masked_fake_quantize_is_fake_quantize_of_the_masked_weight(bits):
+    """The one-node version used in training gives the same values and gradients, bit for bit."""
+    from trainers.quantization import masked_fake_quantize
+
+    torch.manual_seed(0)
+    weight = torch.randn(6, 5, requires_grad=True)
+    mask = torch.rand(6, 5) > 0.4
+    upstream = torch.randn(6, 5)
+    reference = fake_quantize(weight * mask, bits)
+    (reference * upstream).sum().backward()
+    expected_grad, weight.grad = weight.grad.clone(), None
+    ours = masked_fake_quantize(weight, mask, bits)
+    (ours * upstream).sum().backward()
+    assert torch.equal(ours, reference)
+    assert torch.equal(weight.grad, expected_grad)
+    assert bool((weight.grad[~mask] == 0).all())

@@ -60,14 +60,17 @@ def measure_latency_ms(model: nn.Module, input_shape: Sequence[int], device: tor
 
 
 def cached_latency_ms(model: nn.Module, input_shape: Sequence[int], device: torch.device,
-                      settings: LatencySettings, cache: dict) -> float:
+                      settings: LatencySettings, cache: dict,
+                      export: Callable[[], nn.Module] | None = None) -> float:
     """``measure_latency_ms``, measured once per distinct ``shape_key`` in ``cache``.
 
     Unstructured and N:M candidates run the dense shapes on dense kernels: timing each of them
     would repeat one measurement with noise. Channel-pruned candidates have their own shapes, so
-    they are timed (unless one with the same shapes was).
+    they are timed (unless one with the same shapes was). ``export``: makes the model to time
+    from ``model`` (e.g. its folded copy), called only when the shapes are new.
     """
     key = (shape_key(model), tuple(input_shape), str(device), settings)
     if key not in cache:
-        cache[key] = measure_latency_ms(model, input_shape, device, settings)
+        cache[key] = measure_latency_ms(export() if export else model, input_shape, device,
+                                        settings)
     return cache[key]

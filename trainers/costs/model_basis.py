@@ -40,7 +40,16 @@ def cost_basis(model: nn.Module, input_shape: Sequence[int]) -> CostBasis:
 def shape_key(model: nn.Module) -> tuple:
     """What a model's FLOPs and latency depend on besides the machine: its class and the names,
     shapes and types of its parameters and buffers (values, e.g. zeros or quantized levels, do
-    not change the work of dense kernels)."""
-    return (type(model).__qualname__,) + tuple(sorted(
-        (name, tuple(tensor.shape), str(tensor.dtype))
-        for name, tensor in model.state_dict().items()))
+    not change the work of dense kernels). A masked model has the key of its folded copy: a
+    parametrized tensor counts under its plain name, the masks not at all."""
+    entries = []
+    for name, tensor in model.state_dict().items():
+        if PARAMETRIZED in name:
+            if not name.endswith(ORIGINAL):
+                continue            # a mask or other state of the parametrization
+            name = name.replace(PARAMETRIZED, ".")[: -len(ORIGINAL)]
+        entries.append((name, tuple(tensor.shape), str(tensor.dtype)))
+    return (type(model).__qualname__,) + tuple(sorted(entries))
+
+
+PARAMETRIZED, ORIGINAL = ".parametrizations.", ".original"

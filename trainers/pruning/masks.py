@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from trainers.quantization import fake_quantize
+from trainers.quantization import masked_fake_quantize
 
 
 def mask_from_scores(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
@@ -47,7 +47,7 @@ class MaskedQuantizedWeight(nn.Module):
         self.bits = int(bits)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return fake_quantize(weight * self.mask, self.bits)
+        return masked_fake_quantize(weight, self.mask, self.bits)
 
 
 class ParamMask(nn.Module):

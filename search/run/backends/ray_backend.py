@@ -4,9 +4,10 @@ Ray Tune's ``OptunaSearch`` asks the study (in its own Optuna storage: the singl
 for trials with the study's sampler and the define-by-run ``SearchSpace.suggest``; each Ray trial
 rebuilds that Optuna trial from the storage and runs the same objective as the local workers,
 which records every metric as user attributes; ``OptunaSearch`` then tells the objective values.
-The dense reference trained by the caller travels to the trials through Ray's object store, so
-other nodes need no copy of the study folder, only the storage (an RDB URL, or a journal / SQLite
-file on a shared file system).
+The caller's evaluation context (data, dense reference, measured caches) and space travel to
+the trials through Ray's object store, once per worker process, which then runs trial after
+trial (actors are reused): other nodes need no copy of the study folder, only the storage (an RDB
+URL, or a journal / SQLite file on a shared file system).
 
 Resume: rerunning the command reads the storage, not ``Tuner.restore`` (see the README): the
 remaining budget is ``n_trials`` minus the finished trials, whoever ran them.
@@ -19,7 +20,7 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -39,7 +40,6 @@ import torch
 
 from search.config import ExperimentConfig
 from search.run.budget import PROCESS_ATTRS, process_token
-from search.run.context import build_study_context
 from search.run.objective import InvalidCandidate, make_objective
 from search.run.progress import StudyStopped, progress_line
 from search.run.reliability import INTERRUPTED
@@ -47,6 +47,7 @@ from search.run.samplers import make_sampler
 from search.run.starting import enqueue_starting_points
 from search.run.storage import absolute_url, open_storage, storage_url
 from search.run.study import count_finished
+from search.run.trial_writes import BufferedWrites
 from spaces.space import SearchSpace
 from trainers.eval_context import EvalContext
 
@@ -65,20 +66,21 @@ class DefineByRun:
         self.driver = driver
 
     def __call__(self, trial: Any) -> dict[str, int]:
-        self.space.suggest(trial)
-        trial.set_user_attr(DRIVER_ATTR, self.driver)
+        with BufferedWrites(trial):   # one storage transaction for the whole candidate
+            self.space.suggest(trial)
+            trial.set_user_attr(DRIVER_ATTR, self.driver)
         return {TRIAL_NUMBER_KEY: trial.number}
 
 
 @dataclass(frozen=True)
 class RayTrialJob:
-    """What every Ray trial needs: the config (absolute paths) and the dense reference."""
+    """What every Ray trial needs: the config (absolute paths), and the driver's context and
+    space, put in Ray's object store once and fetched once per worker (``_trial_state``)."""
 
     config: ExperimentConfig
-    dense_state: Mapping[str, torch.Tensor]
+    context: Any            # ObjectRef of (EvalContext.portable(), SearchSpace)
     storage_url: str
     threads: int
-    inputs: ContextInputs | None = None   # Python-API objects (cloudpickled by Ray)
 
 
 _PROCESS_CACHE: dict[str, tuple[Callable, optuna.Study]] = {}
@@ -86,10 +88,9 @@ _PROCESS_CACHE: dict[str, tuple[Callable, optuna.Study]] = {}
 
 def _trial_state(job: RayTrialJob) -> tuple[Callable, optuna.Study]:
     """Objective and study of this Ray worker process, built once (actors are reused)."""
-    key = f"{job.storage_url}|{job.config.study}|{job.config.dense_key()}"
+    key = f"{job.storage_url}|{job.config.study}|{job.context.hex()}"
     if key not in _PROCESS_CACHE:
-        kwargs = job.inputs.context_kwargs() if job.inputs else {"dense_state": job.dense_state}
-        context, space = build_study_context(job.config, log=lambda _: None, **kwargs)
+        context, space = ray.get(job.context)
         # A cheap sampler: the trial's parameters are already in the storage, nothing is sampled.
         study = optuna.load_study(study_name=job.config.study,
                                   sampler=optuna.samplers.RandomSampler(),
@@ -249,10 +250,10 @@ class RayBackend(Backend):
         enqueue_starting_points(study, space, context, config)
         driver = process_token()
         threads = config.threads or max(1, int(config.ray.cpus_per_trial))
-        dense = dict(context.dense_state) if inputs is None else {}  # (inputs carry it already)
-        job = RayTrialJob(config, dense, config.search.storage, threads, inputs)
         started_ray = connect(config, log)
         try:
+            job = RayTrialJob(config, ray.put((context.portable(), space)), config.search.storage,
+                              threads)
             while (done := count_finished(study)) < budget:
                 log(f"study '{config.study}': {done}/{budget} finished, running {budget - done} "
                     f"more through Ray Tune")

@@ -46,6 +46,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--csv", default="benchmarks/results/training_energy.csv")
     parser.add_argument("--tiny", action="store_true", help="a few seconds (smoke test)")
     args = parser.parse_args(argv)
+    for name, low in (("seeds", 1), ("epochs", 1), ("threads", 1), ("width", 1)):
+        if getattr(args, name) < low:
+            parser.error(f"--{name} must be >= {low}, got {getattr(args, name)}")
+    if not 0.0 < args.prune_at < 1.0:
+        parser.error(f"--prune-at must be in (0, 1), got {args.prune_at}")
+    bad = [r for r in args.ratios if not 0.0 < r < 1.0]
+    if bad:
+        parser.error(f"--ratios must be in (0, 1), got {bad[0]}")
     args.data = DataSettings(name="digits")
     if args.tiny:
         args.epochs, args.seeds, args.ratios = 2, 1, [0.5]

@@ -36,3 +36,11 @@ def test_benchmark_runs_tiny_and_writes_csv(script, tmp_path, capsys):
     else:
         pruned = rows[1]
         assert float(pruned["flops_saved"]) > 0.5 and pruned["energy_source"] in ("estimate", "rapl", "nvml")
+
+
+@pytest.mark.parametrize("argv,message", [(["--seeds", "0"], "--seeds must be >= 1, got 0"),
+                                          (["--ratios", "0.5", "1.0"], "--ratios must be in (0, 1)")])
+def test_training_energy_refuses_bad_arguments_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        load_benchmark("training_energy.py").main(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err

@@ -9,7 +9,9 @@ The dense reference is trained once, before any timing, and copied into each pat
 - ``wall_s``: ``run_search`` from call to return, dense training excluded (start-up of worker
   processes or of the Ray runtime included, as a user waits for it);
 - ``trials_per_hour`` and ``speedup`` (trials/hour over the 1-worker path's);
-- ``eval_s``: mean time a trial spends in ``evaluate_candidate`` (fine-tuning and measuring);
+- ``trials``: finished trials (completed or stopped early: what the budget counts);
+- ``eval_s``: mean time a trial spends evaluating its candidate (pruning, fine-tuning, measuring;
+  up to the stop for a trial stopped early);
 - ``overhead_s``: per-trial orchestration overhead, ``(slots * wall_s - sum(eval)) / trials``:
   all time a trial slot is not training or evaluating (start-up, sampling, storage writes, Ray's
   scheduling and result handling, idle slots at the end), spread over the trials;
@@ -81,8 +83,8 @@ def measure(config: ExperimentConfig, slots: int, dense: Path) -> dict[str, floa
     start = time.perf_counter()
     result = run_search(config, log=lambda _: None)
     wall = time.perf_counter() - start
-    trials = [t for t in result.study.get_trials(deepcopy=False)
-              if not is_surplus(t) and t.state.name == "COMPLETE"]
+    trials = [t for t in result.study.get_trials(deepcopy=False)   # what the budget counts
+              if not is_surplus(t) and t.state.name in ("COMPLETE", "PRUNED")]
     evals = [float(t.user_attrs.get("eval_seconds", 0.0)) for t in trials]  # 0: reused twin
     first = min(t.datetime_start.timestamp() for t in trials)
     last = max(t.datetime_complete.timestamp() for t in trials)

@@ -7,12 +7,14 @@ split is used as it is.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from typing import Callable, Iterator
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from trainers.pruning.in_place import InPlaceMasks
 from trainers.train_settings import TrainSettings
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -88,24 +90,35 @@ def train_epochs(model: nn.Module, dataset: Dataset, settings: TrainSettings, *,
     generator = torch.Generator().manual_seed(seed)
     steps = 0
     model.train()
-    for epoch in range(settings.epochs):
-        if on_epoch is not None:
-            on_epoch(epoch)
-        for x, y in iterate_batches(dataset, batch_size, device, shuffle=True, generator=generator):
-            if on_step is not None:
-                on_step(steps)
-            logits = model(x)
-            loss = loss_fn(logits, y)
-            if extra_loss is not None:
-                loss = loss + extra_loss(model, x, y, logits)
-            if not math.isfinite(loss.item()):
-                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {steps}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            steps += 1
-        if scheduler is not None:
-            scheduler.step()
+    # Masks applied once per step, not in every forward pass (the same arithmetic); a schedule
+    # that changes masks between steps, or an extra loss, keeps the parametrized path.
+    in_place = InPlaceMasks(model) if on_step is None and extra_loss is None else None
+    with in_place or nullcontext():
+        for epoch in range(settings.epochs):
+            if on_epoch is not None:
+                with in_place.paused() if in_place else nullcontext():
+                    on_epoch(epoch)
+            for x, y in iterate_batches(dataset, batch_size, device, shuffle=True,
+                                        generator=generator):
+                if on_step is not None:
+                    on_step(steps)
+                if in_place:
+                    in_place.apply()
+                logits = model(x)
+                loss = loss_fn(logits, y)
+                if extra_loss is not None:
+                    loss = loss + extra_loss(model, x, y, logits)
+                if not math.isfinite(loss.item()):
+                    raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, "
+                                           f"step {steps}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if in_place:
+                    in_place.restore()
+                optimizer.step()
+                steps += 1
+            if scheduler is not None:
+                scheduler.step()
     return steps
 
 

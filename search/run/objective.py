@@ -68,6 +68,7 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
             trial.set_user_attr("finetune_epochs_done", stop.epoch)
             for key, value in check.costs.items():
                 trial.set_user_attr(key, float(value))
+            trial.set_user_attr("eval_seconds", time.perf_counter() - started)
             raise optuna.TrialPruned(stop.reason) from None
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])

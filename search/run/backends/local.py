@@ -1,22 +1,26 @@
 """The ``optuna`` backend: N worker processes on this machine, one Optuna study in one storage.
 
-With ``parallel.workers: 1`` the trials run in this process (no start-up cost). With more, each
-worker is a fresh ``spawn``-ed process (forking a process that has run torch can deadlock its
-thread pools) that loads the dense reference trained by the caller, opens the study with its own
-sampler seed and runs trials until the shared budget is reached (``search.run.budget`` keeps the
-total exact). Each worker uses ``threads`` torch threads, by default cores / workers, so the
-workers do not fight over the cores.
+This process is worker 0: it runs trials at once, with the context it already holds. With
+``parallel.workers: N`` > 1, workers 1..N-1 are fresh ``spawn``-ed processes (forking a process
+that has run torch can deadlock its thread pools) that load the dense reference trained by the
+caller, open the study with their own sampler seeds and run trials until the shared budget is
+reached (``search.run.budget`` keeps the total exact); their start-up (spawn, imports, context)
+overlaps this process's first trials. Each worker uses ``threads`` torch threads, by default
+cores / workers, so the workers do not fight over the cores.
 """
 from __future__ import annotations
 
 import multiprocessing
 import pickle
-from typing import Callable
+from multiprocessing.process import BaseProcess
+from typing import Callable, Iterable
 
 import optuna
+import torch
 
 from search.config import ExperimentConfig
 from search.run.backends.base import Backend, ContextInputs
+from search.run.context import set_threads
 from search.run.progress import StudyStopped
 from search.run.starting import enqueue_starting_points
 from search.run.trials import run_trials
@@ -42,8 +46,19 @@ class LocalBackend(Backend):
             check_picklable(inputs)
         # Enqueue before any worker starts, so they all find the queue filled.
         enqueue_starting_points(study, space, context, config)
-        log(f"starting {workers} worker processes on storage of study '{config.study}'")
-        run_worker_processes(config, workers, inputs)
+        log(f"starting {workers - 1} worker process(es) on storage of study '{config.study}'; "
+            f"this process is worker 0")
+        threads = torch.get_num_threads()
+        processes = start_worker_processes(config, range(1, workers), workers, inputs)
+        try:
+            set_threads(config, workers)
+            run_trials(study, space, context, config, log=lambda line: log(f"[w0] {line}"))
+        except BaseException:   # Ctrl-C or an error here: do not leave workers behind
+            stop_worker_processes(processes)
+            raise
+        finally:
+            torch.set_num_threads(threads)
+        join_worker_processes(processes)
 
 
 def check_picklable(inputs: ContextInputs) -> None:
@@ -58,24 +73,33 @@ def check_picklable(inputs: ContextInputs) -> None:
                 f"(not a lambda or local function), or use one worker or the ray backend") from exc
 
 
-def run_worker_processes(config: ExperimentConfig, workers: int,
-                         inputs: ContextInputs | None = None) -> None:
-    """Start ``workers`` spawned processes and wait for all; raise if any of them failed."""
+def start_worker_processes(config: ExperimentConfig, indices: Iterable[int], workers: int,
+                           inputs: ContextInputs | None = None) -> list[BaseProcess]:
+    """Spawn a worker process per index (its sampler-seed offset)."""
     ctx = multiprocessing.get_context("spawn")
     processes = [ctx.Process(target=spawned_worker_main, args=(config, index, workers, inputs),
                              name=f"sparsity-search-worker-{index}")
-                 for index in range(workers)]
+                 for index in indices]
     for process in processes:
         process.start()
+    return processes
+
+
+def stop_worker_processes(processes: list[BaseProcess]) -> None:
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+
+
+def join_worker_processes(processes: list[BaseProcess]) -> None:
+    """Wait for every worker; raise if any of them failed."""
     try:
         for process in processes:
             process.join()
     except BaseException:  # Ctrl-C or an error here: do not leave workers behind
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join(timeout=10)
+        stop_worker_processes(processes)
         raise
     failed = [(p.name, p.exitcode) for p in processes if p.exitcode != 0]
     if failed:

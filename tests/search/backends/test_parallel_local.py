@@ -18,7 +18,7 @@ from search.schema import ConfigError
 from search.run.storage import open_storage
 from search.run.worker import run_worker
 
-BUDGET = 8
+BUDGET = 16
 
 
 def _ran(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -30,8 +30,9 @@ def test_two_workers_on_one_journal_fill_the_budget_exactly_once(tmp_path):
     journal = tmp_path / "shared" / "study.log"
     data = tiny_config_dict(tmp_path, n_trials=BUDGET, storage=f"journal:///{journal}")
     data["parallel"] = {"workers": 2}
-    # Trials of about a second, so that a worker starting a few seconds late still gets some.
-    data["data"]["options"]["samples"] = 800
+    # Trials of about a second, so that the spawned worker, starting a few seconds after this
+    # process (worker 0) began its trials, still gets some.
+    data["data"]["options"]["samples"] = 6000
     data["finetune"]["epochs"] = 3
     logs: list[str] = []
     result = run_search(config_from_dict(data), log=logs.append)

@@ -17,7 +17,9 @@ The dense reference is trained once, before any timing, and copied into each pat
   scheduling and result handling, idle slots at the end), spread over the trials;
 - ``steady_overhead_s``: the same over the span from the first trial's start to the last trial's
   end, i.e. without start-up;
-- ``startup_s``: from the call to the first trial's start.
+- ``startup_s``: from the call to the first trial's start;
+- ``workers``, ``workers_ready_s``: how many worker processes ran trials, and from the call until
+  the last of them began evaluating its first trial (spawn or Ray start-up, imports, context).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from search.api import run_search  # noqa: E402
-from search.run.budget import is_surplus  # noqa: E402
+from search.run.budget import WORKER_ATTR, is_surplus  # noqa: E402
 from search.config import ExperimentConfig, config_from_dict, load_config  # noqa: E402
 from search.run.context import build_study_context, set_threads  # noqa: E402
 
@@ -89,6 +91,13 @@ def measure(config: ExperimentConfig, slots: int, dense: Path) -> dict[str, floa
     first = min(t.datetime_start.timestamp() for t in trials)
     last = max(t.datetime_complete.timestamp() for t in trials)
     n = len(trials)
+    # When each worker process began evaluating its first trial (its trials' end minus their
+    # evaluation time: for Ray the stored start is when the driver asked, not when a worker ran).
+    ready: dict[str, float] = {}
+    for trial, seconds in zip(trials, evals):
+        began = trial.datetime_complete.timestamp() - seconds
+        worker = str(trial.user_attrs.get(WORKER_ATTR))
+        ready[worker] = min(ready.get(worker, began), began)
     return {
         "trials": n,
         "wall_s": wall,
@@ -97,6 +106,8 @@ def measure(config: ExperimentConfig, slots: int, dense: Path) -> dict[str, floa
         "overhead_s": (slots * wall - sum(evals)) / n,
         "steady_overhead_s": (slots * (last - first) - sum(evals)) / n,
         "startup_s": first - started_at,
+        "workers": len(ready),
+        "workers_ready_s": max(ready.values()) - started_at,
     }
 
 
@@ -129,12 +140,12 @@ def format_table(report: dict) -> str:
              f"load average before/after: {report['load_avg_before'][0]:.2f} / "
              f"{report['load_avg_after'][0]:.2f}",
              f"{'path':<16}{'wall s':>8}{'trials/h':>10}{'speedup':>9}{'eval s':>8}"
-             f"{'overhead s':>12}{'steady ovh s':>14}{'startup s':>11}"]
+             f"{'overhead s':>12}{'steady ovh s':>14}{'startup s':>11}{'workers ready s':>17}"]
     for name, v in report["paths"].items():
         lines.append(f"{name:<16}{v['wall_s']:>8.1f}{v['trials_per_hour']:>10.0f}"
                      f"{v.get('speedup', float('nan')):>9.2f}{v['eval_s']:>8.3f}"
                      f"{v['overhead_s']:>12.3f}{v['steady_overhead_s']:>14.3f}"
-                     f"{v['startup_s']:>11.1f}")
+                     f"{v['startup_s']:>11.1f}{v['workers_ready_s']:>17.1f}")
     return "\n".join(lines)
 
 

@@ -37,15 +37,20 @@ class _MaskedFakeQuantize(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: torch.Tensor, mask: torch.Tensor, bits: int) -> torch.Tensor:
         ctx.save_for_backward(mask)
-        masked = weight * mask
-        if bits >= 32:
-            return masked
-        return masked + (quantize_weight(masked, bits) - masked)
+        return masked_quantized_values(weight, mask, bits)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (mask,) = ctx.saved_tensors
         return grad * mask, None, None
+
+
+def masked_quantized_values(weight: torch.Tensor, mask: torch.Tensor, bits: int) -> torch.Tensor:
+    """The forward values of ``fake_quantize(weight * mask, bits)`` (no gradient bookkeeping)."""
+    masked = weight * mask
+    if bits >= 32:
+        return masked
+    return masked + (quantize_weight(masked, bits) - masked)
 
 
 def masked_fake_quantize(weight: torch.Tensor, mask: torch.Tensor, bits: int) -> torch.Tensor:

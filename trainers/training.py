@@ -73,7 +73,9 @@ def train_epochs(model: nn.Module, dataset: Dataset, settings: TrainSettings, *,
     """Train ``settings.epochs`` epochs in place; return the number of optimizer steps.
 
     ``extra_loss(model, x, y, logits)`` adds a term (regularisation, distillation). ``on_epoch(e)``
-    runs before each epoch, ``on_step(s)`` before each optimizer step's forward pass (schedules).
+    runs before each epoch (to measure the model: masked layers may hold their effective weights
+    as plain parameters then, see ``trainers.pruning.in_place``), ``on_step(s)`` before each
+    optimizer step's forward pass (schedules).
     ``lr_window=(first_epoch, total_epochs)`` places these epochs inside a longer cosine schedule
     (a run split in phases, e.g. around a physical shrink). Raises ``TrainingDiverged`` on a NaN /
     infinite loss.
@@ -95,8 +97,8 @@ def train_epochs(model: nn.Module, dataset: Dataset, settings: TrainSettings, *,
     in_place = InPlaceMasks(model) if on_step is None and extra_loss is None else None
     with in_place or nullcontext():
         for epoch in range(settings.epochs):
-            if on_epoch is not None:
-                with in_place.paused() if in_place else nullcontext():
+            if on_epoch is not None:   # sees the effective weights (in place, or by the masks)
+                with in_place.applied() if in_place else nullcontext():
                     on_epoch(epoch)
             for x, y in iterate_batches(dataset, batch_size, device, shuffle=True,
                                         generator=generator):

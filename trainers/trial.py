@@ -82,11 +82,13 @@ def inference_latency(model: nn.Module, candidate: Candidate, context: EvalConte
         return {}
     if exported is None and candidate.granularity == "channel":
         exported = exported_form(model, candidate, context)    # smaller shapes than ``model``
-    folded = None if exported is not None else (lambda: exported_form(model, candidate, context))
+    if exported is not None:
+        timed, export = exported, None
+    else:   # the folded copy has ``model``'s shapes: made only when they are new
+        timed, export = model, (lambda: exported_form(model, candidate, context))
     cache = context.extras.setdefault("latency_ms", {})
-    return {"latency_ms": cached_latency_ms(model if folded else exported,
-                                            context.data.input_shape, context.device,
-                                            context.latency, cache, export=folded)}
+    return {"latency_ms": cached_latency_ms(timed, context.data.input_shape, context.device,
+                                            context.latency, cache, export=export)}
 
 
 def train_candidate(candidate: Candidate, context: EvalContext,

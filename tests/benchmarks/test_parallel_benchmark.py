@@ -41,4 +41,5 @@ def test_tiny_benchmark_reports_finite_figures(tmp_path):
     for key in ("wall_s", "trials_per_hour", "eval_s", "overhead_s", "steady_overhead_s"):
         assert math.isfinite(figures[key]) and figures[key] > 0, key
     assert figures["eval_s"] * 4 <= figures["wall_s"]                 # evaluation fits in the wall
+    assert figures["workers"] == 1 and 0 <= figures["workers_ready_s"] <= figures["wall_s"]
     assert "1-worker" in done.stdout and "trials/h" in done.stdout

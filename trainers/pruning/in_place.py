@@ -8,8 +8,8 @@ parametrizations off for the loop (the parameters stay the same objects, so the 
 untouched) and, each step, puts the effective values in the parameters before the forward pass
 (``apply``) and the original values back before the optimizer step, with the gradients masked
 (``restore``): what a hand-written loop does. The arithmetic is the parametrization's, operation
-for operation, so the trained weights are the same to the bit. Leaving the ``with`` block (or
-``paused``) puts the parametrizations back.
+for operation, so the trained weights are the same to the bit. Leaving the ``with`` block puts
+the parametrizations back.
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class InPlaceMasks:
         for module, name, masking in self.entries:
             param = getattr(module, name)
             self._saved.append(param.data)
-            param.data = masking(param.data)
+            param.data = masking.values(param.data)
 
     @torch.no_grad()
     def restore(self, mask_grads: bool = True) -> None:
@@ -72,18 +72,19 @@ class InPlaceMasks:
         for (module, name, masking), original in zip(self.entries, self._saved):
             param = getattr(module, name)
             if mask_grads and param.grad is not None:
-                param.grad = param.grad * masking.mask
+                param.grad.mul_(masking.mask)
             param.data = original
         self._saved = []
 
     @contextmanager
-    def paused(self) -> Iterator[None]:
-        """The parametrizations back in place for a while (e.g. to measure the model)."""
-        self.__exit__()
+    def applied(self) -> Iterator[None]:
+        """The effective values in the parameters for a while (e.g. to measure the model: the
+        same outputs as the parametrized model's), the originals back afterwards."""
+        self.apply()
         try:
             yield
         finally:
-            self.__enter__()
+            self.restore(mask_grads=False)
 
 
 __all__ = ["InPlaceMasks"]

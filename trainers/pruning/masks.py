@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from trainers.quantization import masked_fake_quantize
+from trainers.quantization import masked_fake_quantize, masked_quantized_values
 
 
 def mask_from_scores(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
@@ -49,6 +49,10 @@ class MaskedQuantizedWeight(nn.Module):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return masked_fake_quantize(weight, self.mask, self.bits)
 
+    def values(self, weight: torch.Tensor) -> torch.Tensor:
+        """The forward values without gradient bookkeeping (``trainers.pruning.in_place``)."""
+        return masked_quantized_values(weight, self.mask, self.bits)
+
 
 class ParamMask(nn.Module):
     """Parametrization ``p -> p * mask`` for biases and norm parameters of removed channels."""
@@ -59,6 +63,8 @@ class ParamMask(nn.Module):
 
     def forward(self, value: torch.Tensor) -> torch.Tensor:
         return value * self.mask
+
+    values = forward
 
 
 def _find(module: nn.Module, tensor_name: str, kind: type) -> nn.Module | None:

@@ -38,11 +38,20 @@ def test_in_place_training_is_the_parametrized_training_to_the_bit(granularity):
     data = load_data(DataSettings(name="synthetic", options={"samples": 120, "classes": 4}))
     fast, slow = _pruned(granularity), _pruned(granularity)
     assert InPlaceMasks(fast)                       # the loop will take the in-place path
-    seen = []
-    _train(fast, data, on_epoch=lambda epoch: seen.append(
-        parametrize.is_parametrized(fast.features[0])))          # callbacks see the masks
-    _train(slow, data, on_step=lambda step: None)   # a step callback: the parametrized path
-    assert seen == [True, True]
+    probe = data.val.tensors[0]
+    seen: dict[str, list] = {"fast": [], "slow": []}
+
+    def measure(name, model):
+        def on_epoch(epoch):
+            seen[name].append(model.eval()(probe).detach())
+            model.train()
+        return on_epoch
+
+    _train(fast, data, on_epoch=measure("fast", fast))
+    _train(slow, data, on_step=lambda step: None,   # a step callback: the parametrized path
+           on_epoch=measure("slow", slow))
+    for a, b in zip(seen["fast"], seen["slow"], strict=True):   # callbacks see the same model
+        assert torch.equal(a, b)
     for a, b in zip(fast.state_dict().values(), slow.state_dict().values()):
         assert torch.equal(a, b)
     for name, mask in current_masks(fast).items():  # parametrized again, pruned weights zero

@@ -38,7 +38,7 @@ except ImportError as exc:  # the optional extra is missing (or broken)
 import torch
 
 from search.config import ExperimentConfig
-from search.run.budget import PROCESS_ATTRS, process_token
+from search.run.budget import FINISHED_STATES, PROCESS_ATTRS, process_token
 from search.run.context import build_study_context
 from search.run.objective import InvalidCandidate, make_objective
 from search.run.progress import StudyStopped, progress_line
@@ -127,8 +127,7 @@ def run_ray_trial(params: dict[str, Any], job: RayTrialJob) -> None:
 
 
 def _report_outcome(job: RayTrialJob, outcome: str) -> None:
-    """Ray's result of a trial that ended without objective values (its figures are in the
-    storage): the metric names are present (Tune requires them), as NaN."""
+    """Ray's result of a trial ended without objective values: the metrics Tune requires, NaN."""
     tune.report({**{m: float("nan") for m in job.config.search.objectives.metrics},
                  OUTCOME_KEY: outcome})
 
@@ -157,6 +156,7 @@ class ProgressLog(tune.Callback):
         self.log = log
         self.started = time.perf_counter()
         self.study_id = study._storage.get_study_id_from_name(config.study)  # noqa: SLF001
+        self.done = count_finished(study)   # this driver sees every trial end, in order
 
     def __getstate__(self) -> dict:
         # The Tuner pickles its run config for Tuner.restore, which we do not use (see the README):
@@ -176,8 +176,8 @@ class ProgressLog(tune.Callback):
         # Ray calls this after the searcher told the storage: the stored state is final.
         number, stored = self._stored(trial)
         if stored is not None:
-            self.log(progress_line(self.study, stored, count_finished(self.study), self.budget,
-                                   self.started))
+            self.done += stored.state in FINISHED_STATES
+            self.log(progress_line(self.study, stored, self.done, self.budget, self.started))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         number, stored = self._stored(trial)
@@ -204,7 +204,8 @@ def results_dir(config: ExperimentConfig) -> str:
 
 
 def connect(config: ExperimentConfig, log: Callable[[str], None]) -> bool:
-    """Join the configured cluster or start a local runtime; True if this call started Ray."""
+    """Join the configured cluster or start a local runtime; True if this call started Ray. Worker
+    output stays in Ray's logs: trials report through the storage and the driver's lines."""
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -213,14 +214,14 @@ def connect(config: ExperimentConfig, log: Callable[[str], None]) -> bool:
     if settings.address:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         log(f"connecting to the Ray cluster at {settings.address}")
-        ray.init(address=settings.address, logging_level=logging.WARNING)
+        ray.init(address=settings.address, logging_level=logging.WARNING, log_to_driver=False)
     else:
         log("starting a local Ray runtime")
         # Ray's default (token authentication on) is kept; its notice about it is not actionable.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR)
         ray.init(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, include_dashboard=False,
-                 logging_level=logging.WARNING)
+                 logging_level=logging.WARNING, log_to_driver=False)
     return True
 
 

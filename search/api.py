@@ -31,7 +31,7 @@ from search.config import ExperimentConfig, config_from_dict, load_config
 from search.decide.tables import write_tables
 from search.run.backends import ContextInputs, get_backend
 from search.run.context import build_study_context, set_threads
-from search.run.preflight import preflight
+from search.run.preflight import nothing_left_on_bad_input, preflight
 from search.run.study import open_study, save_study_config
 from search.schema import ConfigError
 from search.study_result import StudyResult, open_existing
@@ -145,12 +145,14 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     # storage (user attr fail_traceback); Optuna's own warning would print it once more.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     backend = get_backend(config.parallel.backend)  # fails fast when an optional extra is missing
-    preflight(config)                   # bad input fails here, before training or writing
-    set_threads(config)
-    context, space = build_study_context(config, log=log, data=data, model_factory=factory,
-                                         loss_fn=loss, metric_fn=metric_fn, dense_key=dense_key)
-    study = open_study(config, space)
-    _check_metric(study, config, metric_name(metric))
+    with nothing_left_on_bad_input(config):  # a refused new study leaves no folder or file
+        preflight(config)               # bad input fails here, before training or writing
+        set_threads(config)
+        context, space = build_study_context(config, log=log, data=data, model_factory=factory,
+                                             loss_fn=loss, metric_fn=metric_fn,
+                                             dense_key=dense_key)
+        study = open_study(config, space)
+        _check_metric(study, config, metric_name(metric))
     study.set_user_attr("sources", {"model": _describe(model, "config"),
                                     "data": _describe(train, "config")})
     if "dense_reference" not in study.user_attrs:

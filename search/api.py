@@ -86,7 +86,8 @@ def _model_factory(model: ModelSpec | None) -> Callable[[], nn.Module] | None:
 
 
 def _user_data(config: ExperimentConfig, train: Split | None, val: Split | None,
-               test: Split | None, num_classes: int | None) -> DataBundle | None:
+               test: Split | None, num_classes: int | None,
+               preprocessing: str | Mapping[str, Any] | None = None) -> DataBundle | None:
     if train is None:
         if val is not None or test is not None:
             raise ConfigError("val/test were given without train; pass train as well")
@@ -95,7 +96,8 @@ def _user_data(config: ExperimentConfig, train: Split | None, val: Split | None,
     try:
         return bundle_from_splits(train, val, test, val_fraction=settings.val_fraction,
                                   test_fraction=settings.test_fraction, seed=settings.split_seed,
-                                  num_classes=num_classes, name=type(_inner(train)).__name__)
+                                  num_classes=num_classes, name=type(_inner(train)).__name__,
+                                  preprocessing=preprocessing)
     except SetupError as exc:
         raise ConfigError(str(exc)) from exc
 
@@ -109,6 +111,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
                val: Split | None = None, test: Split | None = None,
                loss: LossFn | None = None, metric: MetricFn | str | None = None,
                num_classes: int | None = None, dense_key: str | None = None,
+               preprocessing: str | Mapping[str, Any] | None = None,
                log: Callable[[str], None] = print, **options: Any) -> StudyResult:
     """Run (or resume) a study until its trial budget is finished; return its results.
 
@@ -128,6 +131,8 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         num_classes: skips inferring it from the data (only needed by named models).
         dense_key: identifies the dense reference cached in the study folder; by default a hash
             of the model's class and parameter shapes, the data's sizes and the dense settings.
+        preprocessing: how a raw input becomes what ``train`` yields (a sentence, or a mapping
+            with ``description``), recorded in every export's manifest; ``unknown`` if not given.
         log: where progress lines go.
         **options: config sections by their YAML names, e.g. ``study="mine"``,
             ``search={"n_trials": 40}``, ``finetune={"epochs": 2}``, ``device="cuda"``.
@@ -136,7 +141,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         options = {**options, "model": model if isinstance(model, Mapping) else {"name": model}}
     config = resolve_config(config, options)
     factory = _model_factory(model)
-    data = _user_data(config, train, val, test, num_classes)
+    data = _user_data(config, train, val, test, num_classes, preprocessing)
     try:
         metric_fn = get_metric(metric) if isinstance(metric, str) else metric
     except SetupError as exc:

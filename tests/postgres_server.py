@@ -29,6 +29,10 @@ def why_unavailable() -> str | None:
     """None when a server can be started here, else the reason (a test skip message)."""
     if shutil.which("pg_config") is None:
         return "PostgreSQL is not installed (no pg_config; `apt-get install -y postgresql`)"
+    bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout
+    if not (Path(bindir.strip()) / "initdb").is_file():
+        return (f"no PostgreSQL server binaries in `pg_config --bindir` ({bindir.strip()}); "
+                f"`apt-get install -y postgresql`")
     if os.geteuid() == 0:
         try:
             pwd.getpwnam(USER)

@@ -9,7 +9,8 @@ other nodes need no copy of the study folder, only the storage (an RDB URL, or a
 file on a shared file system).
 
 Resume: rerunning the command reads the storage, not ``Tuner.restore`` (see the README): the
-remaining budget is ``n_trials`` minus the finished trials, whoever ran them.
+remaining budget is ``n_trials`` minus the finished trials, whoever ran them. What runs inside one
+Ray trial (and what a lost node leaves behind) is ``search.run.backends.ray_trial``.
 """
 from __future__ import annotations
 
@@ -47,8 +48,6 @@ from search.run.storage import absolute_url, open_storage, storage_url
 from search.run.study import count_finished
 from spaces.space import SearchSpace
 from trainers.eval_context import EvalContext
-
-__all__ = ["DRIVER_ATTR", "RayBackend"]
 
 class DefineByRun:
     """``OptunaSearch``'s space: ``SearchSpace.suggest`` on the asked trial (a picklable class,
@@ -235,3 +234,6 @@ class RayBackend(Backend):
             # ``optimize``-only feature; the driver owns its trials): nothing to act on.
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             tuner.fit()
+
+
+__all__ = ["DRIVER_ATTR", "RayBackend"]

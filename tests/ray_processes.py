@@ -27,15 +27,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_node(temp: Path, *, cpus: int, head_port: int | None = None,
-               address: str | None = None, resources: dict | None = None,
-               cluster: bool = False) -> list[str]:
-    """``ray start`` a head (``head_port``) or a node joining ``address``; returns the command.
-
-    ``cluster=True`` sets ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1``: a second node on this host
-    joins only with it, and a head must have it too, so its GCS listens on the address a joining
-    node resolves 127.0.0.1 to (clients keep ``=0`` and connect on loopback).
-    """
+def node_command(temp: Path, *, cpus: int, head_port: int | None = None,
+                 address: str | None = None, resources: dict | None = None) -> list[str]:
+    """The ``ray start`` command of a head (``head_port``) or of a node joining ``address``."""
     command = [str(Path(sys.executable).parent / "ray"), "start", f"--num-cpus={cpus}",
                "--node-ip-address=127.0.0.1", "--disable-usage-stats", f"--temp-dir={temp}"]
     if head_port is not None:
@@ -44,6 +38,20 @@ def start_node(temp: Path, *, cpus: int, head_port: int | None = None,
         command += [f"--address={address}"]
     if resources:
         command.append(f"--resources={json.dumps(resources)}")
+    return command
+
+
+def start_node(temp: Path, *, cpus: int, head_port: int | None = None,
+               address: str | None = None, resources: dict | None = None,
+               cluster: bool = False) -> list[str]:
+    """Run ``node_command``; returns the command.
+
+    ``cluster=True`` sets ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1``: a second node on this host
+    joins only with it, and a head must have it too, so its GCS listens on the address a joining
+    node resolves 127.0.0.1 to (clients keep ``=0`` and connect on loopback).
+    """
+    command = node_command(temp, cpus=cpus, head_port=head_port, address=address,
+                           resources=resources)
     env = {**os.environ, **RAY_NODE_ENV,
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1" if cluster else "0"}
     started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)

@@ -125,11 +125,11 @@ def _other_weights(model: nn.Module, layers: set[str], used: dict[str, str]) -> 
     """Every parameter of 2+ dimensions that is not the weight of a found layer, and why."""
     others = []
     for module_name, module in model.named_modules():
+        if ".parametrizations." in f".{module_name}.":
+            continue                       # the originals of parametrized (masked) tensors
         for param_name, param in module.named_parameters(recurse=False):
             if param.dim() < 2 or (module_name in layers and param_name == "weight"):
                 continue
-            if parametrize.is_parametrized(module) and module_name in layers:
-                continue                   # the original of a parametrized layer weight
             name = f"{module_name}.{param_name}" if module_name else param_name
             others.append(OtherWeight(name, tuple(param.shape),
                                       _reason(module, param_name, name, used)))

@@ -154,3 +154,17 @@ def test_unsplit_multihead_attention_is_listed_as_not_searched_with_the_reason()
     assert split_attention(wrapper) == {}
     names = [layer.name for layer in discover(wrapper, (3, 8)).layers]
     assert names == ["inner.0"] + [f"inner.1.{p}_proj" for p in ("q", "k", "v", "out")]
+
+
+def test_discovery_of_a_masked_model_sees_the_same_layers_and_no_originals():
+    from spaces.candidate import Candidate
+    from trainers.pruning import prune_model
+
+    model = build_model(ModelSettings("tiny_gpt", {"dim": 16, "layers": 1}), (8,), 97)
+    plain = discover(model, (8,))
+    names = [layer.name for layer in plain.layers]
+    prune_model(model, Candidate(sparsity={n: 0.5 for n in names[:-1]}, bits={names[0]: 4}))
+    masked = discover(model, (8,))
+    assert [layer.name for layer in masked.layers] == names
+    assert [layer.macs for layer in masked.layers] == [layer.macs for layer in plain.layers]
+    assert [o.name for o in masked.others] == ["tokens.weight", "positions.weight"]

@@ -4,7 +4,8 @@ torchvision ``VisionTransformer`` sized to the data).
 ``tiny_gpt`` returns its logits as (batch, vocabulary, positions): the class dimension second, as
 ``F.cross_entropy`` takes K-dimensional targets, so the usual loss, accuracy (argmax over dim 1:
 next-character accuracy at every position), distillation and the classifier checks work unchanged.
-Its input is token ids; it accepts them as floats too (the cost probes feed zeros).
+Its input is token ids; it accepts them as floats too, clamped into the vocabulary (the cost and
+latency probes feed zeros or random numbers).
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class TinyGPT(nn.Module):
         self.head = nn.Linear(dim, vocab_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ids = x.long()
+        ids = x.long().clamp(0, self.tokens.num_embeddings - 1)
         positions = torch.arange(ids.shape[1], device=ids.device)
         h = self.blocks(self.tokens(ids) + self.positions(positions))
         return self.head(self.norm(h)).transpose(1, 2)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from spaces.candidate import Candidate
 from trainers.costs.flops import dense_flops
 from trainers.costs.meters import make_meter
-from trainers.discovery import discover_layers
+from trainers.discovery import discover
 from trainers.distillation import Distillation
 from trainers.eval_context import EvalContext
 from trainers.pruning.pruner import Pruner
@@ -100,8 +100,10 @@ def from_scratch_settings(context: EvalContext) -> TrainSettings:
 
 
 def forward_flops(model: nn.Module, context: EvalContext) -> float:
-    """FLOPs of one forward pass of one sample, as the model physically runs (masks ignored)."""
-    return float(dense_flops(discover_layers(model, tuple(context.data.input_shape))))
+    """FLOPs of one forward pass of one sample, as the model physically runs (masks ignored):
+    its layers plus the weight-free products (attention)."""
+    found = discover(model, tuple(context.data.input_shape))
+    return float(dense_flops(found.layers) + found.free_flops)
 
 
 def train_samples(context: EvalContext) -> int:

@@ -48,7 +48,6 @@ class Discovery:
             attention x V): no weight, so pruning removes none of them.
         free_elems: activation elements those products read and write.
         free_by_op: ``free_flops`` by operation (``scaled_dot_product_attention``, ``matmul``, ...).
-        weighted_other_flops: FLOPs of products with a parameter that is not a searched layer.
         others: the weight matrices that are not searched, with the reason.
     """
 
@@ -56,7 +55,6 @@ class Discovery:
     free_flops: int = 0
     free_elems: int = 0
     free_by_op: dict[str, int] = field(default_factory=dict)
-    weighted_other_flops: int = 0
     others: list[OtherWeight] = field(default_factory=list)
 
 
@@ -75,9 +73,8 @@ class _Recorder:
 
     def product(self, op: str, tensors: list, out: object, flops: int,
                 parameter: str | None) -> None:
-        if parameter is not None:
+        if parameter is not None:          # a product with a weight: not weight-free
             self.used.setdefault(parameter, op)
-            self.found.weighted_other_flops += flops
             return
         self.found.free_flops += flops
         self.found.free_elems += elements(tensors, out)
@@ -147,6 +144,6 @@ def _reason(module: nn.Module, param_name: str, name: str, used: dict[str, str])
         return "not called with its weight in the forward pass"
     if name in used:
         return f"used in a {used[name]}, not by a Conv2d / Linear layer: counted as fixed cost"
-    if type(module).__name__.startswith(("Conv", "ConvTranspose")):
+    if type(module).__name__.startswith("Conv"):
         return f"{type(module).__name__} is not a searched kind (Conv2d, Linear): fixed cost"
     return "not used in a matrix product (added or looked up: a token, position or bias table)"

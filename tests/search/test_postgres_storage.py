@@ -37,14 +37,17 @@ def test_two_workers_on_postgres_survive_a_killed_worker_resume_and_read(tmp_pat
     config = write_config(tmp_path, postgres_url, dense_epochs=20)
     data = yaml.safe_load(config.read_text())
     data["parallel"] = {"workers": 2}
+    data["finetune"]["epochs"] = 300    # trials of ~1 s: long enough to be caught inside one
     config.write_text(yaml.safe_dump(data))
 
     proc = launch(config)
     wait_for_line(proc, rf"\[1/{BUDGET}\] trial")
     number, pid = stop_a_worker_inside_a_trial(postgres_url, proc.pid)
-    os.kill(pid, signal.SIGKILL)                    # a worker dies mid-trial
+    # Read while the worker is frozen inside its trial: once it is killed, the other worker sees
+    # the owner gone and may sweep the trial at once, before any later read.
     done, running = snapshot(postgres_url)
     assert number in running
+    os.kill(pid, signal.SIGKILL)                    # a worker dies mid-trial
     output = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0, output
     assert "(killed by SIGKILL)" in output and f"finished the budget ({BUDGET}/{BUDGET})" in output

@@ -12,7 +12,6 @@ person would write. Measured in one run, interleaved; the table prints the ratio
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 import time

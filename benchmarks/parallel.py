@@ -1,7 +1,15 @@
-"""Benchmark: one study, same budget, run by 1 local worker, 2 local workers and Ray (2 at once).
+"""Benchmark: one study, same budget, run by 1 local worker, 2 local workers, Ray (2 at once) on a
+local runtime, and Ray on a two-node cluster (one trial per node at once).
 
     python benchmarks/parallel.py            # the default study (digits + CNN, 60 trials)
     python benchmarks/parallel.py --tiny     # seconds-long smoke run (tests/benchmarks)
+    python benchmarks/parallel.py --postgres postgresql+psycopg://user@host/db   # PostgreSQL storage
+    python benchmarks/parallel.py --paths 1-worker,ray-2-nodes --two-nodes     # + a 2-node cluster
+
+Storage: SQLite in each study folder by default, ``--journal`` a journal file, ``--postgres URL``
+a PostgreSQL database (each path's study is deleted from it first). The ``ray-2-nodes`` path joins
+``--address HOST:PORT``, or with ``--two-nodes`` a head and a second node (1 CPU each) that the
+script starts on this machine with ``ray start`` and stops by pid at the end.
 
 The dense reference is trained once, before any timing, and copied into each path's study folder
 (every path loads it, as workers do). For each path it reports:
@@ -30,10 +38,14 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import optuna  # noqa: E402
 
 from search.api import run_search  # noqa: E402
 from search.run.budget import WORKER_ATTR, is_surplus  # noqa: E402
@@ -45,6 +57,8 @@ PATHS = {  # name -> (parallel section, ray section, trial slots)
     "2-workers": ({"backend": "optuna", "workers": 2}, {}, 2),
     "ray-2": ({"backend": "ray"}, {"num_cpus": 2, "cpus_per_trial": 1.0,
                                    "max_concurrent": 2}, 2),
+    # a cluster of two nodes with 1 CPU each (its address is given at run time)
+    "ray-2-nodes": ({"backend": "ray"}, {"cpus_per_trial": 1.0, "max_concurrent": 2}, 2),
 }
 TINY = {
     "threads": 0,
@@ -64,21 +78,55 @@ def base_config(tiny: bool, n_trials: int | None, output_dir: Path, threads: int
                    threads=threads or config.threads)
 
 
-def path_config(base: ExperimentConfig, name: str, journal: bool = False) -> ExperimentConfig:
+def path_config(base: ExperimentConfig, name: str, journal: bool = False,
+                postgres: str | None = None, address: str | None = None) -> ExperimentConfig:
     parallel, ray, _ = PATHS[name]
     data = base.to_dict()
     data["study"] = "bench-" + name
     if journal:  # a journal file in the study folder instead of the SQLite default
         log = Path(base.output_dir).resolve() / data["study"] / "study.log"
         data["search"]["storage"] = f"journal:///{log}"
+    elif postgres:
+        data["search"]["storage"] = postgres
     data["parallel"] = parallel
     data["ray"] = {**data["ray"], **ray}
+    if name == "ray-2-nodes":
+        data["ray"]["address"] = address or "127.0.0.1:6380"
     return config_from_dict(data)
+
+
+def storage_name(journal: bool, postgres: str | None) -> str:
+    return "journal" if journal else "postgresql" if postgres else "sqlite"
+
+
+@contextmanager
+def two_local_nodes() -> Iterator[str]:
+    """A head and a second node on this machine (1 CPU each, ``ray start``); yields the address;
+    every process of both is stopped by pid at the end (the test helpers do the work)."""
+    from tests.ray_processes import free_port, start_node, stop_ray_processes
+
+    root = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / f"bench-{os.getpid()}"
+    port = free_port()
+    try:
+        start_node(root / "head", cpus=1, head_port=port, cluster=True)
+        start_node(root / "node2", cpus=1, address=f"127.0.0.1:{port}",
+                   resources={"node2": 1}, cluster=True)
+        yield f"127.0.0.1:{port}"
+    finally:
+        for node in ("node2", "head"):
+            stop_ray_processes(root / node)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def measure(config: ExperimentConfig, slots: int, dense: Path) -> dict[str, float]:
     """Run one path from a fresh study folder holding the shared dense reference."""
     shutil.rmtree(config.study_dir, ignore_errors=True)
+    if config.search.storage and "://" in config.search.storage and \
+            not config.search.storage.startswith(("journal:", "sqlite:")):
+        try:                       # an RDB server keeps studies: start this path from zero
+            optuna.delete_study(study_name=config.study, storage=config.search.storage)
+        except KeyError:
+            pass
     config.study_dir.mkdir(parents=True)
     shutil.copy(dense, config.study_dir / "dense.pt")
     started_at = time.time()
@@ -112,7 +160,8 @@ def measure(config: ExperimentConfig, slots: int, dense: Path) -> dict[str, floa
 
 
 def run(tiny: bool, n_trials: int | None, output_dir: Path, names: list[str],
-        journal: bool = False, threads: int = 0) -> dict:
+        journal: bool = False, threads: int = 0, postgres: str | None = None,
+        address: str | None = None) -> dict:
     load_before = os.getloadavg()
     base = base_config(tiny, n_trials, output_dir, threads)
     # Train the dense reference once (all cores), outside every timing.
@@ -122,14 +171,15 @@ def run(tiny: bool, n_trials: int | None, output_dir: Path, names: list[str],
     dense = dense_config.study_dir / "dense.pt"
     results = {}
     for name in names:
-        results[name] = measure(path_config(base, name, journal), PATHS[name][2], dense)
+        config = path_config(base, name, journal, postgres, address)
+        results[name] = measure(config, PATHS[name][2], dense)
         print(f"{name}: {json.dumps({k: round(v, 3) for k, v in results[name].items()})}",
               flush=True)
     if "1-worker" in results:
         for values in results.values():
             values["speedup"] = values["trials_per_hour"] / results["1-worker"]["trials_per_hour"]
     return {"config": "tiny" if tiny else "default", "n_trials": base.search.n_trials,
-            "storage": "journal" if journal else "sqlite", "threads": base.threads,
+            "storage": storage_name(journal, postgres), "threads": base.threads,
             "cores": os.cpu_count(), "load_avg_before": load_before, "paths": results,
             "load_avg_after": os.getloadavg()}
 
@@ -159,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads per worker (default: cores / workers)")
     parser.add_argument("--journal", action="store_true",
                         help="journal-file storage instead of the SQLite default")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="a PostgreSQL database as the storage of every path")
+    parser.add_argument("--address", help="the Ray cluster of the ray-2-nodes path (HOST:PORT)")
+    parser.add_argument("--two-nodes", action="store_true",
+                        help="start a head and a second node on this machine for ray-2-nodes")
     parser.add_argument("--output-dir", help="where the study folders go (default: a temp folder)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -166,9 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in PATHS]
     if unknown:
         parser.error(f"--paths must name paths from {list(PATHS)}, got {unknown}")
-    with tempfile.TemporaryDirectory(prefix="bench-parallel-") as tmp:
+    if "ray-2-nodes" in names and not (args.address or args.two_nodes):
+        parser.error("the ray-2-nodes path needs --address HOST:PORT or --two-nodes")
+    with tempfile.TemporaryDirectory(prefix="bench-parallel-") as tmp, ExitStack() as stack:
+        address = stack.enter_context(two_local_nodes()) if args.two_nodes else args.address
         report = run(args.tiny, args.n_trials, Path(args.output_dir or tmp), names, args.journal,
-                     args.threads)
+                     args.threads, args.postgres, address)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -31,7 +31,7 @@ from search.config import ExperimentConfig, config_from_dict, load_config
 from search.decide.tables import write_tables
 from search.run.backends import ContextInputs, get_backend
 from search.run.context import build_study_context, set_threads
-from search.run.preflight import preflight
+from search.run.preflight import nothing_left_on_bad_input, preflight
 from search.run.study import open_study, save_study_config
 from search.schema import ConfigError
 from search.study_result import StudyResult, open_existing
@@ -86,7 +86,8 @@ def _model_factory(model: ModelSpec | None) -> Callable[[], nn.Module] | None:
 
 
 def _user_data(config: ExperimentConfig, train: Split | None, val: Split | None,
-               test: Split | None, num_classes: int | None) -> DataBundle | None:
+               test: Split | None, num_classes: int | None,
+               preprocessing: str | Mapping[str, Any] | None = None) -> DataBundle | None:
     if train is None:
         if val is not None or test is not None:
             raise ConfigError("val/test were given without train; pass train as well")
@@ -95,7 +96,8 @@ def _user_data(config: ExperimentConfig, train: Split | None, val: Split | None,
     try:
         return bundle_from_splits(train, val, test, val_fraction=settings.val_fraction,
                                   test_fraction=settings.test_fraction, seed=settings.split_seed,
-                                  num_classes=num_classes, name=type(_inner(train)).__name__)
+                                  num_classes=num_classes, name=type(_inner(train)).__name__,
+                                  preprocessing=preprocessing)
     except SetupError as exc:
         raise ConfigError(str(exc)) from exc
 
@@ -109,6 +111,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
                val: Split | None = None, test: Split | None = None,
                loss: LossFn | None = None, metric: MetricFn | str | None = None,
                num_classes: int | None = None, dense_key: str | None = None,
+               preprocessing: str | Mapping[str, Any] | None = None,
                log: Callable[[str], None] = print, **options: Any) -> StudyResult:
     """Run (or resume) a study until its trial budget is finished; return its results.
 
@@ -128,6 +131,8 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         num_classes: skips inferring it from the data (only needed by named models).
         dense_key: identifies the dense reference cached in the study folder; by default a hash
             of the model's class and parameter shapes, the data's sizes and the dense settings.
+        preprocessing: how a raw input becomes what ``train`` yields (a sentence, or a mapping
+            with ``description``), recorded in every export's manifest; ``unknown`` if not given.
         log: where progress lines go.
         **options: config sections by their YAML names, e.g. ``study="mine"``,
             ``search={"n_trials": 40}``, ``finetune={"epochs": 2}``, ``device="cuda"``.
@@ -136,7 +141,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         options = {**options, "model": model if isinstance(model, Mapping) else {"name": model}}
     config = resolve_config(config, options)
     factory = _model_factory(model)
-    data = _user_data(config, train, val, test, num_classes)
+    data = _user_data(config, train, val, test, num_classes, preprocessing)
     try:
         metric_fn = get_metric(metric) if isinstance(metric, str) else metric
     except SetupError as exc:
@@ -145,14 +150,18 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     # storage (user attr fail_traceback); Optuna's own warning would print it once more.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     backend = get_backend(config.parallel.backend)  # fails fast when an optional extra is missing
-    preflight(config)                   # bad input fails here, before training or writing
-    set_threads(config)
-    context, space = build_study_context(config, log=log, data=data, model_factory=factory,
-                                         loss_fn=loss, metric_fn=metric_fn, dense_key=dense_key)
-    study = open_study(config, space)
-    _check_metric(study, config, metric_name(metric))
+    with nothing_left_on_bad_input(config):  # a refused new study leaves no folder or file
+        preflight(config)               # bad input fails here, before training or writing
+        set_threads(config)
+        context, space = build_study_context(config, log=log, data=data, model_factory=factory,
+                                             loss_fn=loss, metric_fn=metric_fn,
+                                             dense_key=dense_key)
+        study = open_study(config, space)
+        _check_metric(study, config, metric_name(metric))
     study.set_user_attr("sources", {"model": _describe(model, "config"),
                                     "data": _describe(train, "config")})
+    if study.user_attrs.get("n_trials") != config.search.n_trials:
+        study.set_user_attr("n_trials", config.search.n_trials)   # a resume may change the budget
     if "dense_reference" not in study.user_attrs:
         study.set_user_attr("dense_reference", reference_metrics(space.dense_candidate(), context))
     save_study_config(config)

@@ -1,9 +1,17 @@
 """Layer groups: one sparsity value for many layers (``space.groups`` in the config).
 
-A group is ``name: pattern``; the pattern is ``type:conv2d`` / ``type:linear`` (by layer kind) or
-``regex:<expr>`` (matched with ``re.search`` against the module name, e.g. ``regex:^layer1\\.`` for a
-block); a pattern without a prefix is a regex. A layer belongs to the first group (in config order)
-that matches it; layers in no group keep their own sparsity value.
+A group is ``name: pattern``; the pattern is ``type:conv2d`` / ``type:linear`` (by layer kind),
+``regex:<expr>`` (matched with ``re.search`` against the module name, e.g. ``regex:^layer1\\.``
+for a block) or ``each:<expr>``: a regex with a capture group that makes one group per captured value
+(``block: "each:^blocks\\.(\\d+)\\."`` gives ``block[0]``, ``block[1]``, ...: one value per
+transformer block); a pattern without a prefix is a regex. A layer belongs to the first group (in
+config order) that matches it; layers in no group keep their own sparsity value.
+
+For transformers (projections named as ``SplitAttention`` names them; ``blocks.<i>`` is
+``tiny_gpt``'s block, ``encoder.layers.encoder_layer_<i>`` a torchvision ViT's):
+``regex:\\.q_proj$`` (every query projection), ``each:^blocks\\.(\\d+)\\.`` (one value per block),
+``each:^blocks\\.(\\d+)\\.attention\\.[qkv]_proj$`` (one value for each block's q, k and v: with
+channel granularity, that block's share of heads removed), ``regex:\\.mlp\\.`` (every MLP layer).
 """
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ from typing import Mapping, Sequence
 from spaces.layers import LayerInfo
 
 KINDS = ("conv2d", "linear")
+EACH = "each:"
 
 
 def check_pattern(group: str, pattern: str, field_name: str = "space.groups") -> None:
@@ -26,28 +35,46 @@ def check_pattern(group: str, pattern: str, field_name: str = "space.groups") ->
             raise ValueError(f"{field_name}.{group}: layer type must be one of {list(KINDS)}, "
                              f"got '{kind}'")
         return
-    expr = pattern[len("regex:"):] if pattern.startswith("regex:") else pattern
+    expr = _expression(pattern)
     try:
-        re.compile(expr)
+        compiled = re.compile(expr)
     except re.error as exc:
-        raise ValueError(f"{field_name}.{group}: invalid regular expression '{expr}': {exc}") from exc
+        raise ValueError(f"{field_name}.{group}: invalid regular expression '{expr}': "
+                         f"{exc}") from exc
+    if pattern.startswith(EACH) and compiled.groups < 1:
+        raise ValueError(f"{field_name}.{group}: an 'each:' pattern needs a capture group naming "
+                         f"each group, e.g. 'each:^blocks\\.(\\d+)\\.', got '{pattern}'")
+
+
+def _expression(pattern: str) -> str:
+    for prefix in ("regex:", EACH):
+        if pattern.startswith(prefix):
+            return pattern[len(prefix):]
+    return pattern
 
 
 def matches(pattern: str, layer: LayerInfo) -> bool:
     if pattern.startswith("type:"):
         return layer.kind == pattern[len("type:"):]
-    expr = pattern[len("regex:"):] if pattern.startswith("regex:") else pattern
-    return re.search(expr, layer.name) is not None
+    return re.search(_expression(pattern), layer.name) is not None
+
+
+def group_name(group: str, pattern: str, layer: LayerInfo) -> str:
+    """The group a matching layer joins: ``group``, or ``group[<captured>]`` for ``each:``."""
+    if not pattern.startswith(EACH):
+        return group
+    found = re.search(_expression(pattern), layer.name)
+    return f"{group}[{'.'.join(part or '' for part in found.groups())}]"
 
 
 def assign_groups(groups: Mapping[str, str], layers: Sequence[LayerInfo]) -> dict[str, str]:
     """Layer name -> group name for the given (searched) layers; every group must match one."""
     assigned: dict[str, str] = {}
     for group, pattern in groups.items():
-        hits = [layer.name for layer in layers if layer.name not in assigned and matches(pattern, layer)]
+        hits = [layer for layer in layers if layer.name not in assigned and matches(pattern, layer)]
         if not hits:
             raise ValueError(f"space.groups.{group}: pattern '{pattern}' matches no searched layer outside earlier groups "
                              f"(searched layers: {[layer.name for layer in layers]})")
-        for name in hits:
-            assigned[name] = group
+        for layer in hits:
+            assigned[layer.name] = group_name(group, pattern, layer)
     return assigned

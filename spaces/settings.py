@@ -29,7 +29,8 @@ class SpaceSettings:
     distillation: tuple[bool, ...] = (False,)
     # Fine-tune epochs to choose from; empty = the ``finetune.epochs`` of the config.
     finetune_epochs: tuple[int, ...] = ()
-    # Layer groups sharing one sparsity value: name -> 'type:conv2d' | 'regex:<expr>'.
+    # Layer groups sharing one sparsity value: name -> 'type:conv2d' | 'regex:<expr>' |
+    # 'each:<expr with a capture group>' (one group per captured value).
     groups: dict[str, str] = field(default_factory=dict)
     # How per-layer sparsity becomes Optuna parameters: per_layer (one value each) or
     # global_offset (one global value + an offset per layer within max_offset; spaces/offsets.py).

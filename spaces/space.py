@@ -107,6 +107,10 @@ class SearchSpace:
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self.layers]
 
+    def group_of(self, layer: str) -> str | None:
+        """The ``space.groups`` group a searched layer belongs to (None: its own value)."""
+        return self._group_of.get(layer)
+
     def searched_layers(self) -> list[str]:
         """Layers whose sparsity is a search dimension (excluded ones stay dense)."""
         return [n for n, (lo, hi) in self._sparsity_bounds.items() if hi > lo]

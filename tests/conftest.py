@@ -125,3 +125,28 @@ def pytest_sessionfinish(session, exitstatus):
     if leftover:
         print(f"\nERROR: Ray processes survived the tests and were stopped: {leftover}")
         session.exitstatus = 1
+
+
+# --- PostgreSQL: one throwaway server per test session (started on first use), a fresh database
+# per test (see tests/postgres_server.py). Skipped with the reason only if no server can be had.
+@pytest.fixture(scope="session")
+def postgres_server():
+    from postgres_server import PostgresServer, why_unavailable
+
+    reason = why_unavailable()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request):
+    """``postgresql+psycopg://...`` URL of a new, empty database on the session's server."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    return postgres_server.create_database(name)

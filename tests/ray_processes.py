@@ -1,15 +1,62 @@
-"""Find and stop the Ray processes of one Ray temp folder (and their children), by pid.
+"""Start Ray nodes with ``ray start``; find and stop the Ray processes of one Ray temp folder (and
+their children), by pid.
 
 Tests start Ray with their own ``RAY_TMPDIR``; every Ray daemon names that folder on its command
 line and Ray's workers are their children. Stopping exactly those processes (not ``ray stop``, which
 stops every Ray process of the user) leaves other sessions' Ray clusters on a shared machine alone.
+Each node gets its own temp folder, so one node can be killed alone (a lost node).
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+# The settings these machines need (docs ENVIRONMENT.md): no token auth, no usage stats.
+RAY_NODE_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def node_command(temp: Path, *, cpus: int, head_port: int | None = None,
+                 address: str | None = None, resources: dict | None = None) -> list[str]:
+    """The ``ray start`` command of a head (``head_port``) or of a node joining ``address``."""
+    command = [str(Path(sys.executable).parent / "ray"), "start", f"--num-cpus={cpus}",
+               "--node-ip-address=127.0.0.1", "--disable-usage-stats", f"--temp-dir={temp}"]
+    if head_port is not None:
+        command += ["--head", f"--port={head_port}", "--include-dashboard=false"]
+    else:
+        command += [f"--address={address}"]
+    if resources:
+        command.append(f"--resources={json.dumps(resources)}")
+    return command
+
+
+def start_node(temp: Path, *, cpus: int, head_port: int | None = None,
+               address: str | None = None, resources: dict | None = None,
+               cluster: bool = False) -> list[str]:
+    """Run ``node_command``; returns the command.
+
+    ``cluster=True`` sets ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1``: a second node on this host
+    joins only with it, and a head must have it too, so its GCS listens on the address a joining
+    node resolves 127.0.0.1 to (clients keep ``=0`` and connect on loopback).
+    """
+    command = node_command(temp, cpus=cpus, head_port=head_port, address=address,
+                           resources=resources)
+    env = {**os.environ, **RAY_NODE_ENV,
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1" if cluster else "0"}
+    started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr[-2000:]
+    return command
 
 
 def _processes() -> dict[int, tuple[int, str]]:
@@ -43,11 +90,12 @@ def ray_pids(temp_dir: str | Path) -> list[int]:
     return sorted(result)
 
 
-def stop_ray_processes(temp_dir: str | Path, grace_seconds: float = 3.0) -> list[int]:
-    """SIGTERM the processes of ``temp_dir``, SIGKILL what is left after ``grace_seconds``;
-    return the pids that were found."""
+def stop_ray_processes(temp_dir: str | Path, grace_seconds: float = 3.0,
+                       kill: bool = False) -> list[int]:
+    """SIGTERM the processes of ``temp_dir``, SIGKILL what is left after ``grace_seconds``
+    (``kill``: SIGKILL at once, as a machine that is lost); return the pids that were found."""
     pids = ray_pids(temp_dir)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    for sig in ((signal.SIGKILL,) if kill else (signal.SIGTERM, signal.SIGKILL)):
         for pid in pids:
             try:
                 os.kill(pid, sig)

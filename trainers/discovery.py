@@ -1,12 +1,23 @@
-"""Find the prunable layers of a model and their dense cost (MACs per sample)."""
+"""Find the prunable layers of a model, their dense cost (MACs per sample), the work outside them
+and the weight matrices that are not searched (with the reason).
+
+One forward pass of one zero sample under ``trainers.weight_calls.WeightCalls``: every
+``Conv2d`` / ``Linear`` weight that reaches ``F.conv2d`` / ``F.linear`` is found, also when the
+call is made outside the module's own ``forward`` (torchvision's Swin uses its ``qkv`` and ``proj``
+weights that way; module hooks never see them). ``nn.MultiheadAttention`` is not a layer here: the
+model builders split it into four ``Linear`` layers first (``trainers.models.attention``).
+"""
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from spaces.layers import LayerInfo
+from trainers.models.attention import unsupported_reason
+from trainers.weight_calls import WeightCalls, elements, layer_macs, layer_weights, parameter_names
 
 PRUNABLE = {nn.Conv2d: "conv2d", nn.Linear: "linear"}
 
@@ -18,58 +29,121 @@ def layer_kind(module: nn.Module) -> str | None:
     return None
 
 
-def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
-    """Multiply-accumulates per sample of one Conv2d / Linear call, from its output shape."""
-    per_sample_out = math.prod(output.shape[1:])
-    if isinstance(module, nn.Conv2d):
-        kh, kw = module.kernel_size
-        return per_sample_out * (module.in_channels // module.groups) * kh * kw
-    return per_sample_out * module.in_features
+@dataclass(frozen=True)
+class OtherWeight:
+    """A weight matrix (a parameter of 2 or more dimensions) that is not a searched layer."""
+
+    name: str
+    shape: tuple[int, ...]
+    reason: str
+
+
+@dataclass
+class Discovery:
+    """What one forward pass of one sample shows.
+
+    Attributes:
+        layers: the prunable layers in execution order (the last one is the classifier).
+        free_flops: FLOPs of matrix products between activations (attention's Q K^T and
+            attention x V): no weight, so pruning removes none of them.
+        free_elems: activation elements those products read and write.
+        free_by_op: ``free_flops`` by operation (``scaled_dot_product_attention``, ``matmul``, ...).
+        others: the weight matrices that are not searched, with the reason.
+    """
+
+    layers: list[LayerInfo]
+    free_flops: int = 0
+    free_elems: int = 0
+    free_by_op: dict[str, int] = field(default_factory=dict)
+    others: list[OtherWeight] = field(default_factory=list)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.macs: dict[str, int] = {}
+        self.elems: dict[str, tuple[int, int]] = {}
+        self.used: dict[str, str] = {}           # parameter name -> product it entered
+        self.found = Discovery(layers=[])
+
+    def layer(self, name: str, source: torch.Tensor, weight: torch.Tensor,
+              out: torch.Tensor) -> None:
+        self.macs[name] = self.macs.get(name, 0) + layer_macs(weight, out)
+        n_in, n_out = self.elems.get(name, (0, 0))
+        self.elems[name] = (n_in + source.numel(), n_out + out.numel())
+
+    def product(self, op: str, tensors: list, out: object, flops: int,
+                parameter: str | None) -> None:
+        if parameter is not None:          # a product with a weight: not weight-free
+            self.used.setdefault(parameter, op)
+            return
+        self.found.free_flops += flops
+        self.found.free_elems += elements(tensors, out)
+        self.found.free_by_op[op] = self.found.free_by_op.get(op, 0) + flops
 
 
 @torch.no_grad()
+def discover(model: nn.Module, input_shape: tuple[int, ...]) -> Discovery:
+    """Prunable layers, weight-free products and unsearched weight matrices of ``model`` for one
+    sample (a batch of 1 zero input; eval mode, restored after). Layers called several times add
+    up."""
+    record = _Recorder()
+    was_training = model.training
+    model.eval()
+    try:
+        with parametrize.cached():
+            weights = layer_weights(model, tuple(PRUNABLE))
+            device = next((p.device for p in model.parameters()), torch.device("cpu"))
+            with WeightCalls(weights, record.layer, record.product, parameter_names(model)):
+                model(torch.zeros((1, *input_shape), device=device))
+    finally:
+        model.train(was_training)
+    modules = dict(model.named_modules())
+    order = list(record.macs)
+    for i, name in enumerate(order):
+        module = modules[name]
+        weight = module.weight
+        record.found.layers.append(LayerInfo(
+            name=name, kind=layer_kind(module), weight_shape=tuple(weight.shape),
+            params=weight.numel(), macs=record.macs[name], is_classifier=(i == len(order) - 1),
+            in_elems=record.elems[name][0], out_elems=record.elems[name][1]))
+    record.found.others = _other_weights(model, set(order), record.used)
+    return record.found
+
+
 def discover_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerInfo]:
     """All Conv2d / Linear layers in execution order with params and MACs for one sample.
 
     The last layer executed is marked as the classifier. Layers called several times add up.
     """
-    macs: dict[str, int] = {}
-    elems: dict[str, tuple[int, int]] = {}
-    order: list[str] = []
-    handles = []
-    for name, module in model.named_modules():
-        if layer_kind(module) is None:
-            continue
-
-        def hook(mod, _inp, out, name=name):
-            macs[name] = macs.get(name, 0) + layer_macs(mod, out)
-            n_in, n_out = elems.get(name, (0, 0))
-            elems[name] = (n_in + math.prod(_inp[0].shape[1:]), n_out + math.prod(out.shape[1:]))
-            if name not in order:
-                order.append(name)
-
-        handles.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        model(torch.zeros((1, *input_shape), device=device))
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    modules = dict(model.named_modules())
-    layers = []
-    for i, name in enumerate(order):
-        module = modules[name]
-        weight = _weight(module)
-        layers.append(LayerInfo(
-            name=name, kind=layer_kind(module), weight_shape=tuple(weight.shape),
-            params=weight.numel(), macs=macs[name], is_classifier=(i == len(order) - 1),
-            in_elems=elems[name][0], out_elems=elems[name][1]))
-    return layers
+    return discover(model, input_shape).layers
 
 
-def _weight(module: nn.Module) -> torch.Tensor:
-    # With parametrizations registered, ``module.weight`` is computed; the original keeps the shape.
-    return module.weight
+def _other_weights(model: nn.Module, layers: set[str], used: dict[str, str]) -> list[OtherWeight]:
+    """Every parameter of 2+ dimensions that is not the weight of a found layer, and why."""
+    others = []
+    for module_name, module in model.named_modules():
+        if ".parametrizations." in f".{module_name}.":
+            continue                       # the originals of parametrized (masked) tensors
+        for param_name, param in module.named_parameters(recurse=False):
+            if param.dim() < 2 or (module_name in layers and param_name == "weight"):
+                continue
+            name = f"{module_name}.{param_name}" if module_name else param_name
+            others.append(OtherWeight(name, tuple(param.shape),
+                                      _reason(module, param_name, name, used)))
+    return others
+
+
+def _reason(module: nn.Module, param_name: str, name: str, used: dict[str, str]) -> str:
+    if isinstance(module, nn.MultiheadAttention):
+        return (unsupported_reason(module)
+                or "packed nn.MultiheadAttention projection: build the model through the study "
+                   "(it splits q/k/v) or call trainers.models.attention.split_attention")
+    if isinstance(module, nn.Embedding):
+        return "embedding: a table lookup, no multiplications"
+    if layer_kind(module) is not None:
+        return "not called with its weight in the forward pass"
+    if name in used:
+        return f"used in a {used[name]}, not by a Conv2d / Linear layer: counted as fixed cost"
+    if type(module).__name__.startswith("Conv"):
+        return f"{type(module).__name__} is not a searched kind (Conv2d, Linear): fixed cost"
+    return "not used in a matrix product (added or looked up: a token, position or bias table)"

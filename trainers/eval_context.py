@@ -28,7 +28,8 @@ class EvalContext:
 
     ``dense_state`` is the trained dense reference every candidate starts from;
     ``other_params`` counts parameters outside the prunable layers' weights (biases, norms);
-    ``other_flops`` the FLOPs per sample outside them (see ``trainers.costs.basis``).
+    ``other_flops`` the FLOPs per sample outside them, of which ``free_flops`` are weight-free
+    products reading and writing ``free_elems`` activations (see ``trainers.costs.basis``).
     """
 
     model_factory: Callable[[], nn.Module]
@@ -54,6 +55,8 @@ class EvalContext:
     # trains from scratch with (None: the fine-tune settings).
     pruning: PruningSettings = field(default_factory=PruningSettings)
     dense_train: TrainSettings | None = None
+    free_flops: int = 0
+    free_elems: int = 0
 
     def portable(self) -> "EvalContext":
         """A copy for other processes (pickled once): the caches of measured values kept, the
@@ -63,4 +66,5 @@ class EvalContext:
     @property
     def cost_basis(self) -> CostBasis:
         """The dense model's layers and the rest: what the analytic costs scale."""
-        return CostBasis(tuple(self.layers), self.other_params, self.other_flops)
+        return CostBasis(tuple(self.layers), self.other_params, self.other_flops,
+                         self.free_flops, self.free_elems)

@@ -18,7 +18,7 @@ from spaces.candidate import Candidate
 from trainers.costs.flops import dense_flops
 from trainers.costs.meters import make_meter
 from trainers.costs.model_basis import shape_key
-from trainers.discovery import discover_layers
+from trainers.discovery import discover
 from trainers.distillation import Distillation
 from trainers.eval_context import EvalContext
 from trainers.pruning.granularity import PruneMasks
@@ -155,12 +155,14 @@ def from_scratch_settings(context: EvalContext) -> TrainSettings:
 
 
 def forward_flops(model: nn.Module, context: EvalContext) -> float:
-    """FLOPs of one forward pass of one sample, as the model physically runs (masks ignored);
-    counted once per distinct ``shape_key`` in this context (the count traces the model)."""
+    """FLOPs of one forward pass of one sample, as the model physically runs (masks ignored):
+    its layers plus the weight-free products (attention); counted once per distinct
+    ``shape_key`` in this context (the count traces the model)."""
     cache = context.extras.setdefault("forward_flops", {})
     key = shape_key(model)
     if key not in cache:
-        cache[key] = float(dense_flops(discover_layers(model, tuple(context.data.input_shape))))
+        found = discover(model, tuple(context.data.input_shape))
+        cache[key] = float(dense_flops(found.layers) + found.free_flops)
     return cache[key]
 
 

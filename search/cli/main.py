@@ -1,7 +1,7 @@
 """The parser and the exit codes of ``sparsity-search``.
 
-A thin layer over the API: ``run_commands`` (run, worker) and ``decide_commands`` (pareto,
-status, pick, export, report, sensitivity) register their commands; ``args`` holds the arguments
+A thin layer over the API: ``run_commands`` (run, worker), ``decide_commands`` (pareto,
+status, pick, export, report, sensitivity) and ``inspect_command`` (inspect) register their commands; ``args`` holds the arguments
 they share. Importing this module loads no torch: each command imports what it needs."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 import threading
 
 from search.cli.decide_commands import add_decide_commands
+from search.cli.inspect_command import add_inspect_command
 from search.cli.run_commands import add_run_commands
 from search.schema import ConfigError
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_commands(sub)
     add_decide_commands(sub)
+    add_inspect_command(sub)
     return parser
 
 

@@ -13,7 +13,8 @@ granularity), re-measure, and write (each file atomically) into ``<study>/export
 - ``model.pt2``    a ``torch.export`` program: ``torch.export.load(path).module()`` needs only torch;
 - ``config.yaml``  the study config (architecture, data split) the loader rebuilds from;
 - ``manifest.json`` the candidate, every recorded and re-measured metric, per-layer sparsity, bits and
-                   shapes, file sizes and the versions used. Written last: its presence means the
+                   shapes, the input preprocessing (how a raw input becomes what the model reads),
+                   file sizes and the versions used. Written last: its presence means the
                    export is complete.
 """
 from __future__ import annotations
@@ -94,6 +95,8 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     status = "reproduces" if repro["within_tolerance"] else "DOES NOT reproduce"
     log(f"exported trial {trial_number} to {out}: val_acc {measured['accuracy']:.4f} "
         f"(recorded {repro['recorded_accuracy']:.4f}; {status} within 0.2 points)")
+    log(f"input: shape {manifest['input_shape']} per sample; preprocessing: "
+        f"{manifest['preprocessing']['description']}")
     return ExportResult(out, manifest)
 
 
@@ -229,6 +232,7 @@ def build_manifest(trial: Any, candidate: Candidate, context: Any, model: nn.Mod
         "layers": layers,
         "params": parameter_counts(context.model_factory(), model),
         "input_shape": list(context.data.input_shape),
+        "preprocessing": dict(context.data.preprocessing),
         "num_classes": int(context.data.num_classes),
         "files": dict(files),
         "versions": versions(),

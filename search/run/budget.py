@@ -29,8 +29,10 @@ from search.run.reliability import OWNER_KEY, current_owner, owner_alive
 
 SURPLUS_ATTR = "budget_surplus"
 WORKER_ATTR = "worker"
-# Attributes naming the process(es) that ran a trial: never copied from one trial to another.
-PROCESS_ATTRS = (WORKER_ATTR, "ray_driver")
+# Attributes naming the process(es) and Ray node(s) that ran a trial: never copied from one trial
+# to another (search.run.backends.ray_trial names the Ray ones).
+PROCESS_ATTRS = (WORKER_ATTR, "ray_driver", "ray_node", "ray_node_id", "ray_attempt",
+                 "ray_lost_node_id")
 LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 

@@ -20,6 +20,7 @@ from trainers.device import resolve_device
 from trainers.errors import SetupError
 from trainers.eval_context import EvalContext
 from trainers.models import build_model
+from trainers.models.attention import splitting
 from trainers.reference import load_or_train_dense
 from trainers.training import LossFn, MetricFn
 
@@ -100,7 +101,7 @@ def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
     try:
         device = resolve_device(config.device)
         loaded = data or load_data(config.data)
-        factory = model_factory or model_factory_for(config, loaded)
+        factory = splitting(model_factory) if model_factory else model_factory_for(config, loaded)
         probe = factory()
     except SetupError as exc:
         raise ConfigError(str(exc)) from exc
@@ -134,6 +135,7 @@ def eval_context(config: ExperimentConfig, parts: ModelAndData, *,
         batch_size=config.data.batch_size, device=parts.device,
         profile=load_profile(config.cost.energy_profile),
         other_params=parts.basis.other_params, other_flops=parts.basis.other_flops,
+        free_flops=parts.basis.free_flops, free_elems=parts.basis.free_elems,
         activation_bits=config.cost.activation_bits, watts_per_core=config.cost.watts_per_core,
         energy_meter=config.cost.energy_meter, powercap_root=config.cost.powercap_root,
         latency=config.cost.latency_settings(), measure_test=config.cost.measure_test_accuracy,

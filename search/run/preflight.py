@@ -2,19 +2,26 @@
 
 Each raises ``ConfigError`` with one line naming the field, the rule and the value. A refused run
 leaves an existing study as it was (these checks only read, or write a probe file they remove).
-Data roots are checked by the data set loaders (``trainers.data``), before any training.
+Data roots and a user's ``module:callable`` are checked by the loaders (``trainers.data``,
+``trainers.models``), before any training but after the study folder and storage file exist:
+``nothing_left_on_bad_input`` removes what such a refused run created.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from search.config import ExperimentConfig
+from search.run.storage import is_journal, journal_path, sqlite_path, storage_url
 from search.run.study import check_resumable
 from search.schema import ConfigError
 from trainers.checkpoint import remove_stale_temp_files
 from trainers.device import resolve_device
+from trainers.errors import SetupError
 
 
 def _reason(exc: BaseException) -> str:
@@ -52,4 +59,40 @@ def preflight(config: ExperimentConfig) -> bool:
     return exists          # storage opens; same objectives and setup
 
 
-__all__ = ["check_device", "check_output_dir", "preflight"]
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder (or the file itself) of ``path`` that does not exist yet."""
+    path = path.resolve()
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def _storage_file(config: ExperimentConfig) -> Path | None:
+    url = storage_url(config)
+    return journal_path(url) if is_journal(url) else sqlite_path(url)
+
+
+@contextmanager
+def nothing_left_on_bad_input(config: ExperimentConfig) -> Iterator[None]:
+    """Remove what a run that stops on bad input created: the study folder (and the folders above
+    it) and the storage file (SQLite or journal, with its side files), when they did not exist
+    before. Existing files are never touched; an RDB server keeps no study (none was created)."""
+    created = [p for p in (_first_missing(config.study_dir), _first_missing(
+        _storage_file(config) or config.study_dir)) if p is not None]
+    try:
+        yield
+    except (ConfigError, SetupError):
+        for path in created:
+            siblings = [path.with_name(path.name + s)
+                        for s in ("-journal", "-wal", "-shm", ".flock")]
+            for item in [path, *siblings]:
+                if item.is_dir():
+                    shutil.rmtree(item, ignore_errors=True)
+                elif item.exists():
+                    item.unlink()
+        raise
+
+
+__all__ = ["check_device", "check_output_dir", "nothing_left_on_bad_input", "preflight"]

@@ -1,7 +1,9 @@
 """Optuna storages from a URL: SQLite (default), a journal file, or any RDB URL.
 
 - ``sqlite:///path/study.db`` and other SQLAlchemy URLs (``postgresql://``, ``mysql://``) give an
-  ``RDBStorage`` with a heartbeat, so trials of a killed process are detected as stale.
+  ``RDBStorage`` with a heartbeat, so trials of a killed process are detected as stale. PostgreSQL
+  needs a driver: ``pip install 'sparsity-search[postgres]'`` (psycopg 3); a plain
+  ``postgresql://`` URL uses it when psycopg2 (SQLAlchemy's default) is not installed.
 - ``journal:///path/study.log`` (or a path ending in ``.log`` / ``.journal``) gives a
   ``JournalStorage`` on a file: several processes on one machine (or a shared file system) can
   share it. Optuna gives journals no heartbeat; ``search.run.reliability`` adds one.
@@ -12,6 +14,7 @@ process died: they end ``FAIL`` with ``fail_reason = "interrupted"`` and are ret
 from __future__ import annotations
 
 import warnings
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,6 +103,24 @@ def repair_journal_tail(path: Path, lock: BaseJournalFileLock) -> bool:
         lock.release()
 
 
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+
+def rdb_url(url: str) -> str:
+    """A PostgreSQL URL without a driver name gets psycopg 3 when psycopg2 is not installed;
+    with no driver at all, one clear error naming the extra."""
+    if not url.startswith(("postgresql", "postgres:")):
+        return url
+    driver = url.split("://", 1)[0].partition("+")[2]
+    wanted = {"": "psycopg2", "psycopg2": "psycopg2", "psycopg": "psycopg"}.get(driver)
+    if wanted is None or find_spec(wanted) is not None:
+        return url
+    if driver == "" and find_spec("psycopg") is not None:
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    raise ConfigError(f"search.storage: '{url}' needs a PostgreSQL driver ({wanted} is not "
+                      f"installed); install it with: pip install 'sparsity-search[postgres]'")
+
+
 def _open(url: str, heartbeat: bool) -> BaseStorage:
     sweep = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=3 * HEARTBEAT_SECONDS,
                  heartbeat_stale_trial_callback=RetryInterruptedTrial())
@@ -112,6 +133,7 @@ def _open(url: str, heartbeat: bool) -> BaseStorage:
             return JournalStorage(backend)
         repair_journal_tail(path, lock)
         return HeartbeatJournalStorage(backend, **sweep)
+    url = rdb_url(url)
     engine = {}
     if sqlite_path(url) is not None:
         sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
@@ -123,4 +145,5 @@ def _open(url: str, heartbeat: bool) -> BaseStorage:
     return SweepingRDBStorage(url, engine_kwargs=engine, **sweep)
 
 
-__all__ = ["absolute_url", "is_journal", "journal_path", "open_storage", "sqlite_path", "storage_url"]
+__all__ = ["absolute_url", "is_journal", "journal_path", "open_storage", "rdb_url", "sqlite_path",
+           "storage_url"]

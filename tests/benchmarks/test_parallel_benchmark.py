@@ -43,3 +43,24 @@ def test_tiny_benchmark_reports_finite_figures(tmp_path):
     assert figures["eval_s"] * 4 <= figures["wall_s"]                 # evaluation fits in the wall
     assert figures["workers"] == 1 and 0 <= figures["workers_ready_s"] <= figures["wall_s"]
     assert "1-worker" in done.stdout and "trials/h" in done.stdout
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_on_postgres_and_a_two_node_cluster(tmp_path, postgres_url, capsys):
+    """The PostgreSQL storage and the two-node cluster paths (the script starts and stops the
+    nodes; the session checks that no Ray process survives)."""
+    from conftest import load_benchmark
+
+    bench = load_benchmark("parallel.py")
+    out = tmp_path / "bench.json"
+    assert bench.main(["--tiny", "--paths", "2-workers,ray-2-nodes", "--postgres", postgres_url,
+                       "--two-nodes", "--json", str(out),
+                       "--output-dir", str(tmp_path / "runs")]) == 0
+    report = json.loads(out.read_text())
+    assert report["storage"] == "postgresql"
+    for name in ("2-workers", "ray-2-nodes"):
+        figures = report["paths"][name]
+        assert figures["trials"] == 4, name
+        for key in ("wall_s", "trials_per_hour", "eval_s", "overhead_s"):
+            assert math.isfinite(figures[key]) and figures[key] > 0, (name, key)
+    assert "ray-2-nodes" in capsys.readouterr().out

@@ -45,3 +45,17 @@ def test_cifar10_yaml_example_is_a_valid_config():
 
     config = load_config(EXAMPLES / "torchvision_cifar10.yaml")
     assert config.model.name == "torchvision:resnet18" and not config.data.download
+
+
+@pytest.mark.parametrize("name, model", [("pydoc_text.yaml", "tiny_gpt"),
+                                         ("vit_digits.yaml", "vit")])
+def test_transformer_yaml_examples_are_valid_configs_with_valid_groups(name, model):
+    from search.config import load_config
+    from search.run.context import model_and_data
+    from spaces.space import SearchSpace
+
+    config = load_config(EXAMPLES / name)
+    assert config.model.name == model
+    layers = list(model_and_data(config).basis.layers)
+    space = SearchSpace(layers, config.space)
+    assert any(space.group_of(layer.name) for layer in layers)

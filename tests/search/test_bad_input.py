@@ -1,5 +1,6 @@
 """Bad input: one line `error: ...` naming the field, the rule and the value; exit status 2; an
-existing study (storage, dense reference, tables, config) left byte for byte as it was."""
+existing study (storage, dense reference, tables, config) left byte for byte as it was, and a new
+study refused on bad input leaves nothing behind (no folder, no storage file)."""
 from __future__ import annotations
 
 import copy
@@ -29,6 +30,11 @@ def existing(tmp_path_factory):
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file()}
+
+
+def all_paths(folder: Path) -> set[str]:
+    """Every file and folder under ``folder`` (an empty folder left behind shows here)."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
 def run_cli(tmp: Path, text: str, capsys) -> str:
@@ -91,7 +97,7 @@ CASES = {
                           ["space: search space is empty: no layer's sparsity can vary"]),
     "device": ({"device": "gpu0"}, ["device must be one of auto, cpu, cuda, cuda:N, mps; "
                                     "got 'gpu0'"]),
-    "storage url": ({"search": {"storage": "nosuchdb://host/x"}},
+    "storage url": ({"study": "new-db", "search": {"storage": "nosuchdb://host/x"}},
                     ["search.storage: cannot open storage 'nosuchdb://host/x' ("]),
     "other space": ({"space": {"bits": [4, 8]}},
                     ["study 'kept' exists with a different search space (space.settings.bits: "
@@ -111,11 +117,31 @@ CASES = {
 def test_bad_config_one_line_exit_2_study_untouched(case, existing, capsys):
     tmp, base = existing
     change, expected = CASES[case]
-    before = folder_bytes(tmp / "runs")
+    before, paths = folder_bytes(tmp / "runs"), all_paths(tmp / "runs")
     message = run_cli(tmp, yaml.safe_dump(merge(base, change)), capsys)
     for part in expected:
         assert part in message, message
     assert folder_bytes(tmp / "runs" / "kept") == before_kept(before)
+    assert all_paths(tmp / "runs") == paths          # nothing left behind, not even a folder
+
+
+@pytest.mark.parametrize("storage", ["default", "sqlite elsewhere", "journal elsewhere"])
+def test_a_new_study_refused_late_leaves_no_folder_and_no_storage_file(storage, tmp_path,
+                                                                       capsys):
+    """Refused after the study folder and the storage file were created (the data root is checked
+    when the data loads): both are removed, folders above them too, nothing else is touched."""
+    data = tiny_config_dict(tmp_path / "deep" / "er")
+    data["data"] = {"name": "torchvision:MNIST", "root": str(tmp_path / "no-mnist")}
+    where = {"sqlite elsewhere": f"sqlite:///{tmp_path}/db/new/study.db",
+             "journal elsewhere": f"journal:///{tmp_path}/db/new/study.log"}
+    if storage in where:
+        (tmp_path / "db").mkdir()
+        (tmp_path / "db" / "other.txt").write_text("not ours")
+        data["search"]["storage"] = where[storage]
+    message = run_cli(tmp_path, yaml.safe_dump(data), capsys)
+    assert "has no MNIST data" in message
+    assert sorted(all_paths(tmp_path)) == sorted(
+        {"bad.yaml"} | ({"db", "db/other.txt"} if storage in where else set()))
 
 
 def before_kept(before: dict[str, bytes]) -> dict[str, bytes]:

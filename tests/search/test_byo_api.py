@@ -86,7 +86,10 @@ def test_module_instance_dataloaders_and_named_metric(tmp_path):
     train = DataLoader(blobs(150), batch_size=16, shuffle=True)
     logs: list[str] = []
     result = run_search(model=UserNet(hidden=12), train=train, metric="f1_macro",
-                        study="loaders", output_dir=str(tmp_path), log=logs.append, **TINY)
+                        study="loaders", output_dir=str(tmp_path), log=logs.append,
+                        preprocessing="blobs: Gaussian clusters, not scaled", **TINY)
+    assert result.context.data.preprocessing == {
+        "known": True, "description": "blobs: Gaussian clusters, not scaled", "declared_by": "user"}
     progress = [line for line in logs if "MFLOPs=" in line]
     assert progress and all("val_f1_macro=" in line and "val_acc=" not in line
                             for line in progress)
@@ -117,6 +120,8 @@ def test_torchvision_model_two_trial_channel_search_on_32x32(tmp_path, arch):
     assert trials.loc[1, "flops"] < 0.8 * trials.loc[0, "flops"]
     # Export loads and runs: channels physically gone, both the state-dict and torch.export forms.
     exported = result.export(1, log=lambda _: None)
+    assert exported.manifest["preprocessing"]["known"] is False      # nothing was declared
+    assert exported.manifest["preprocessing"]["description"].startswith("unknown: ")
     small = load_exported(exported.folder)
     dense_params = sum(p.numel() for p in result.context.model_factory().parameters())
     assert sum(p.numel() for p in small.parameters()) < 0.8 * dense_params

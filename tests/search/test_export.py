@@ -151,8 +151,13 @@ def test_channel_pruned_trial_exports_a_physically_smaller_model(finished_study,
         "search": {"n_trials": 2, "baseline_sparsities": [0.5], "baseline_bits": [8],
                    "baselines": ["uniform"]}})
     result = run_search(config, log=lambda line: None)
-    exported = result.export(1, log=lambda line: None)
+    lines: list[str] = []
+    exported = result.export(1, log=lines.append)
     manifest = exported.manifest
+    # how to feed the model: in the manifest and in the export's output
+    assert manifest["preprocessing"] == result.context.data.preprocessing
+    assert lines[-1].startswith("input: shape [1, 8, 8] per sample; preprocessing: synthetic "
+                                "inputs, used as generated")
     assert manifest["channels_removed"] is True
     assert manifest["reproduction"]["within_tolerance"] is True
     shrunk = [row for row in manifest["layers"] if row["shape_after"][0] < row["shape_before"][0]]

@@ -19,8 +19,9 @@ import optuna
 import pytest
 import yaml
 
+from search.run.budget import is_surplus
+from search.run.reliability import OWNER_KEY
 from search.run.storage import open_storage
-from trainers.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 BUDGET = 6
@@ -123,6 +124,25 @@ def stop_inside_a_trial(proc: subprocess.Popen, url: str) -> int:
     raise AssertionError("never saw a trial running")
 
 
+def stop_a_worker_inside_a_trial(url: str, parent: int) -> tuple[int, int]:
+    """Freeze (SIGSTOP) a worker process other than ``parent`` while the storage shows it running
+    a trial with its parameters drawn; return ``(trial number, worker pid)``."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        study = load(url)
+        running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"
+                   and t.params and t.system_attrs.get(OWNER_KEY, {}).get("pid") not in
+                   (None, parent)] if study else []
+        if running:
+            number, pid = running[0].number, running[0].system_attrs[OWNER_KEY]["pid"]
+            os.kill(pid, signal.SIGSTOP)
+            if load(url).trials[number].state.name == "RUNNING":
+                return number, pid
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("never saw a worker running a trial")
+
+
 def kill_during_trial(config: Path, url: str, after_finished: int) -> None:
     """Wait until ``after_finished`` trials finished and a new one has its parameters; kill."""
     proc = launch(config)
@@ -131,12 +151,15 @@ def kill_during_trial(config: Path, url: str, after_finished: int) -> None:
     kill(proc)
 
 
-def check_storage(url: str, snapshots: list[dict[int, tuple]], interrupted: set[int]) -> None:
+def check_storage(url: str, snapshots: list[dict[int, tuple]], interrupted: set[int],
+                  budget: int = BUDGET) -> None:
+    """Read from the storage itself (budget-surplus trials of parallel workers, never run, are
+    left out)."""
     study = load(url)
-    trials = study.get_trials(deepcopy=False)
+    trials = [t for t in study.get_trials(deepcopy=False) if not is_surplus(t)]
     by_number = {t.number: t for t in trials}
     states = [t.state.name for t in trials]
-    assert states.count("COMPLETE") == BUDGET, states
+    assert states.count("COMPLETE") == budget, states
     assert "RUNNING" not in states and "WAITING" not in states, states
     for done in snapshots:                       # finished trials survive, unchanged, once
         for number, (params, values) in done.items():

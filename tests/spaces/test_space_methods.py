@@ -81,6 +81,34 @@ def test_group_patterns_are_checked():
         SearchSpace(LAYERS, SpaceSettings(groups={"z": "regex:nothing"}))
 
 
+BLOCKS = [LayerInfo(f"blocks.{b}.attention.{p}_proj", "linear", (8, 8), 64, 64)
+          for b in (0, 1) for p in "qkvo"] + [
+    LayerInfo(f"blocks.{b}.mlp.{i}", "linear", (8, 8), 64, 64) for b in (0, 1) for i in (0, 2)] + [
+    LayerInfo("head", "linear", (5, 8), 40, 40, is_classifier=True)]
+
+
+def test_transformer_groups_one_value_per_block_and_for_all_query_projections():
+    settings = SpaceSettings(groups={
+        "queries": "regex:\\.q_proj$",
+        "qkv": "each:^blocks\\.(\\d+)\\.attention\\.[kv]_proj$",
+        "block": "each:^blocks\\.(\\d+)\\."})
+    space = SearchSpace(BLOCKS, settings)
+    groups = {name: space.group_of(name) for name in space.searched_layers()}
+    assert groups["blocks.0.attention.q_proj"] == groups["blocks.1.attention.q_proj"] == "queries"
+    assert groups["blocks.0.attention.k_proj"] == groups["blocks.0.attention.v_proj"] == "qkv[0]"
+    assert groups["blocks.1.attention.v_proj"] == "qkv[1]"
+    assert groups["blocks.1.attention.o_proj"] == groups["blocks.1.mlp.2"] == "block[1]"
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    candidate = space.suggest(trial)
+    assert {key for key in trial.params if key.startswith("group_")} == {
+        f"group_log_density.{g}" for g in ("queries", "qkv[0]", "qkv[1]", "block[0]", "block[1]")}
+    assert candidate.sparsity["blocks.1.mlp.0"] == candidate.sparsity["blocks.1.attention.o_proj"]
+    assert space.from_params(trial.params) == candidate
+    with pytest.raises(ValueError, match="an 'each:' pattern needs a capture group"):
+        SpaceSettings(groups={"block": "each:^blocks\\."})
+
+
 def test_a_granularity_without_usable_criterion_is_refused():
     settings = SpaceSettings(criteria=("fpgm",), granularities=("unstructured",))
     with pytest.raises(ValueError, match="granularity 'unstructured' has no usable criterion"):

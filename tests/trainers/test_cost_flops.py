@@ -160,8 +160,11 @@ def test_channel_pruned_flops_equal_flop_counter_of_the_smaller_model():
 
 
 def test_cost_basis_rejects_negative_counts():
-    with pytest.raises(ValueError, match="other_params and other_flops must be >= 0"):
+    with pytest.raises(ValueError, match="other_params, other_flops, free_flops and free_elems "
+                                         "must be >= 0, got -1, 0, 0 and 0"):
         CostBasis(layers=(), other_params=-1)
+    with pytest.raises(ValueError, match=r"free_flops \(5\) are part of other_flops \(4\)"):
+        CostBasis(layers=(), other_flops=4, free_flops=5)
 
 
 def test_channel_pruned_resnet18_flops_equal_flop_counter_of_shrink_model():

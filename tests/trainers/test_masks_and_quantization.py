@@ -1,6 +1,5 @@
 import pytest
 import torch
-from torch import nn
 
 from spaces.candidate import Candidate
 from trainers.data import DataSettings, load_data

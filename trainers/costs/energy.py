@@ -7,7 +7,9 @@ Rules (also in the README, "Cost model"):
   up to 8 bits -> integer: the 8x8-bit multiply energy scaled by ``w * a / 64`` (an array
   multiplier's area grows with the product of the widths) plus a 32-bit integer accumulate.
   Only surviving MACs count (a sparse kernel skips pruned weights). MACs outside the prunable layers
-  run at float32.
+  run at float32, except the weight-free products (attention's Q K^T and attention x V): both of
+  their operands are activations, so they run at the activation width, and no pruning removes
+  them.
 - Weight memory. Stored weight bits (surviving weights at their width, the sparsity pattern,
   quantization scales, plus the float32 parameters outside the prunable layers) cost ``bits / 32``
   of a 32-bit SRAM read once per sample. If the stored model is larger than the profile's
@@ -17,7 +19,10 @@ Rules (also in the README, "Cost model"):
 - Activation memory. Every prunable layer reads its input and writes its output once per sample in
   SRAM at the activation width (writes cost as much as reads); element-wise layers (norms,
   activations, pooling) are taken as fused into the layer before them and cost nothing extra.
-  Activations are assumed to fit on chip.
+  Activations are assumed to fit on chip. A weight-free product reads its operands and writes its
+  result once (for ``scaled_dot_product_attention``: Q, K, V and the output; the score matrix of a
+  fused attention kernel stays in registers and is not counted); an explicit ``matmul`` of
+  Q and K^T writes its scores, which the next product reads.
 """
 from __future__ import annotations
 
@@ -117,9 +122,10 @@ def energy_breakdown(basis: BasisLike, sparsity: Mapping[str, float], bits: Mapp
                      granularity: str = "unstructured") -> EnergyBreakdown:
     """Arithmetic, weight traffic and activation traffic of one inference (rules in module doc)."""
     basis = as_basis(basis)
-    compute = basis.other_macs * profile.mac_pj(FLOAT_BITS, activation_bits)
+    compute = ((basis.other_macs - basis.free_macs) * profile.mac_pj(FLOAT_BITS, activation_bits)
+               + basis.free_macs * profile.mac_pj(activation_bits, activation_bits))
     stored_bits = basis.other_params * FLOAT_BITS
-    activation_bits_moved = 0
+    activation_bits_moved = basis.free_elems * activation_bits
     for layer in basis.layers:
         layer_sparsity = sparsity.get(layer.name, 0.0)
         weight_bits = bits.get(layer.name, FLOAT_BITS)

@@ -10,7 +10,7 @@ from torch import nn
 from spaces.layers import LayerInfo
 from trainers.costs.basis import CostBasis
 from trainers.costs.flops import FLOPS_PER_MAC, count_flops
-from trainers.discovery import discover_layers
+from trainers.discovery import discover
 from trainers.reference import count_other_params
 
 
@@ -31,10 +31,12 @@ def cost_basis(model: nn.Module, input_shape: Sequence[int]) -> CostBasis:
 
     ``model`` must be a plain module (no mask parametrizations attached): fold masks first.
     """
-    layers = discover_layers(model, tuple(input_shape))
+    found = discover(model, tuple(input_shape))
+    layers = found.layers
     return CostBasis(layers=tuple(layers),
                      other_params=count_other_params(model, {layer.name for layer in layers}),
-                     other_flops=other_flops_of(model, input_shape, layers))
+                     other_flops=other_flops_of(model, input_shape, layers),
+                     free_flops=found.free_flops, free_elems=found.free_elems)
 
 
 def shape_key(model: nn.Module) -> tuple:

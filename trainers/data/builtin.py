@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from trainers.data.bundle import DataBundle
+from trainers.data.bundle import DataBundle, scaled_preprocessing
 from trainers.data.settings import DataSettings
 
 
@@ -24,7 +24,7 @@ def split_indices(n: int, settings: DataSettings, labels: np.ndarray | None = No
 
 
 def bundle_from_arrays(x: np.ndarray, y: np.ndarray, settings: DataSettings, num_classes: int,
-                       name: str) -> DataBundle:
+                       name: str, preprocessing: dict) -> DataBundle:
     """Split in-memory arrays into a bundle of TensorDatasets (fast path in the training loop)."""
     train, val, test = split_indices(len(x), settings, y)
     xt = torch.as_tensor(x, dtype=torch.float32)
@@ -34,7 +34,8 @@ def bundle_from_arrays(x: np.ndarray, y: np.ndarray, settings: DataSettings, num
         idx_t = torch.as_tensor(idx)
         return TensorDataset(xt[idx_t], yt[idx_t])
 
-    return DataBundle(part(train), part(val), part(test), num_classes, tuple(xt.shape[1:]), name)
+    return DataBundle(part(train), part(val), part(test), num_classes, tuple(xt.shape[1:]), name,
+                      preprocessing)
 
 
 def load_digits_bundle(settings: DataSettings) -> DataBundle:
@@ -42,9 +43,14 @@ def load_digits_bundle(settings: DataSettings) -> DataBundle:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    x = digits.images.astype(np.float32) / 16.0
-    x = (x - 0.5) / 0.5
-    return bundle_from_arrays(x[:, None, :, :], digits.target, settings, 10, "digits")
+    recipe = scaled_preprocessing(
+        "digits scaled to [-1, 1]: x = (pixel / 16 - 0.5) / 0.5, from scikit-learn's "
+        "load_digits().images (8x8 pixels valued 0..16), shape (1, 8, 8)",
+        "sklearn.datasets.load_digits().images, pixel values 0..16", 16.0, [0.5], [0.5],
+        range=[-1.0, 1.0])
+    x = digits.images.astype(np.float32) / recipe["divide_by"]
+    x = (x - recipe["mean"][0]) / recipe["std"][0]
+    return bundle_from_arrays(x[:, None, :, :], digits.target, settings, 10, "digits", recipe)
 
 
 def load_synthetic_bundle(settings: DataSettings) -> DataBundle:
@@ -57,4 +63,6 @@ def load_synthetic_bundle(settings: DataSettings) -> DataBundle:
     prototypes = gen.normal(size=(classes, 1, size, size)).astype(np.float32)
     y = np.arange(n) % classes
     x = prototypes[y] + 0.8 * gen.normal(size=(n, 1, size, size)).astype(np.float32)
-    return bundle_from_arrays(x, y, settings, classes, "synthetic")
+    made = {"known": True, "description": "synthetic inputs, used as generated (no preprocessing): "
+            "class prototypes plus Gaussian noise (data.options seed, samples, classes, size)"}
+    return bundle_from_arrays(x, y, settings, classes, "synthetic", made)

@@ -1,6 +1,6 @@
 """Data sets by name: the registry ``DATASETS`` and ``load_data(settings) -> DataBundle``.
 
-Names: the registered ones (``digits``, ``synthetic``, ``torchvision:MNIST``, ...) or a user's
+Names: the registered ones (``digits``, ``synthetic``, ``pydoc_text``, ``torchvision:MNIST``, ...) or a user's
 ``module:callable`` data factory. A loader imports its module (and torch) only when it is called,
 so the names are read without torch when a config is checked.
 """
@@ -30,6 +30,7 @@ def _lazy(module: str, function: str, *args: Any) -> Loader:
 DATASETS: dict[str, Loader] = {
     "digits": _lazy("builtin", "load_digits_bundle"),
     "synthetic": _lazy("builtin", "load_synthetic_bundle"),
+    "pydoc_text": _lazy("text", "load_pydoc_text"),
     TORCHVISION_PREFIX + "MNIST": _lazy("torchvision_data", "load_mnist_family", "MNIST"),
     TORCHVISION_PREFIX + "FashionMNIST": _lazy("torchvision_data", "load_mnist_family",
                                                "FashionMNIST"),

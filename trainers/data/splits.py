@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset, TensorDataset
 
-from trainers.data.bundle import DataBundle
+from trainers.data.bundle import DataBundle, declared_preprocessing
 from trainers.errors import SetupError
 
 Split = Dataset | DataLoader
@@ -133,9 +133,11 @@ def rebuild_loader(loader: DataLoader, dataset: Dataset, *, shuffle: bool | None
 def bundle_from_splits(train: Split, val: Split | None = None, test: Split | None = None, *,
                        val_fraction: float = 0.15, test_fraction: float = 0.2, seed: int = 0,
                        num_classes: int | None = None, input_shape: tuple[int, ...] | None = None,
-                       name: str = "") -> DataBundle:
+                       name: str = "", preprocessing: Any = None) -> DataBundle:
     """A bundle from the user's splits; a missing test split, then a missing validation split,
-    is carved from ``train`` (seeded; ``*_fraction`` of the data given as ``train``)."""
+    is carved from ``train`` (seeded; ``*_fraction`` of the data given as ``train``).
+    ``preprocessing``: what the user declares about how inputs were made (a sentence or a mapping
+    with ``description``); recorded as ``unknown`` when not given."""
     for label, split in (("train", train), ("val", val), ("test", test)):
         if split is not None and not isinstance(split, (Dataset, DataLoader)):
             raise SetupError(f"{label} must be a torch Dataset or DataLoader, "
@@ -148,5 +150,6 @@ def bundle_from_splits(train: Split, val: Split | None = None, test: Split | Non
         train, val = carve(train, val_fraction / share_left, seed + 1)
     shape = tuple(input_shape) if input_shape else infer_input_shape(train)
     classes = num_classes if num_classes else infer_num_classes(train, val, test)
-    return DataBundle(train, val, test, int(classes), shape, name)
+    return DataBundle(train, val, test, int(classes), shape, name,
+                      declared_preprocessing(preprocessing))
 

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from trainers.checkpoint import atomic_write
-from trainers.data.bundle import DataBundle
+from trainers.data.bundle import DataBundle, scaled_preprocessing
 from trainers.data.settings import TORCHVISION_PREFIX as PREFIX, DataSettings
 from trainers.data.splits import carve, cheap_labels
 from trainers.errors import SetupError
@@ -88,12 +88,22 @@ def limit(dataset: Dataset, count: Any, seed: int, key: str) -> Dataset:
 
 
 def tensors_bundle(name: str, train: TensorDataset, test: TensorDataset, classes: int,
-                   settings: DataSettings) -> DataBundle:
+                   settings: DataSettings, preprocessing: dict) -> DataBundle:
     opts = settings.options
     train = limit(train, opts.get("max_train"), settings.split_seed, "max_train")
     test = limit(test, opts.get("max_test"), settings.split_seed, "max_test")
     train, val = carve(train, settings.val_fraction, settings.split_seed)
-    return DataBundle(train, val, test, classes, tuple(train.tensors[0].shape[1:]), PREFIX + name)
+    return DataBundle(train, val, test, classes, tuple(train.tensors[0].shape[1:]), PREFIX + name,
+                      preprocessing)
+
+
+def pixel_recipe(name: str, mean: Any, std: Any, layout: str) -> dict:
+    """The recipe ``normalise`` applies to the uint8 images of ``name``."""
+    mean, std = (list(np.atleast_1d(np.asarray(v, dtype=float))) for v in (mean, std))
+    return scaled_preprocessing(
+        f"{PREFIX}{name} images: x = (pixel / 255 - mean) / std per channel with mean {mean}, "
+        f"std {std}; pixels are uint8 0..255, {layout}", f"uint8 pixels 0..255, {layout}",
+        255.0, mean, std)
 
 
 # --- MNIST family: IDX files under <root>/<Name>/raw -----------------------------------------
@@ -130,7 +140,8 @@ def load_mnist_family(name: str, settings: DataSettings) -> DataBundle:
                              torch.as_tensor(dataset.targets, dtype=torch.long))
 
     return tensors_bundle(name, to_tensors(train_set), to_tensors(test_set),
-                          len(train_set.classes), settings)
+                          len(train_set.classes), settings,
+                          pixel_recipe(name, mean, std, "one channel, shape (1, 28, 28)"))
 
 
 def open_splits(cls: type, root: Path, name: str, expected: str, settings: DataSettings
@@ -172,7 +183,8 @@ def load_cifar(name: str, settings: DataSettings) -> DataBundle:
                              torch.as_tensor(dataset.targets, dtype=torch.long))
 
     return tensors_bundle(name, to_tensors(train_set), to_tensors(test_set),
-                          len(train_set.classes), settings)
+                          len(train_set.classes), settings,
+                          pixel_recipe(name, mean, std, "RGB, channels first (3, 32, 32)"))
 
 
 # --- ImageFolder: <root>/<class>/<image> or <root>/train|test/<class>/<image> ------------------
@@ -200,6 +212,10 @@ def load_image_folder(settings: DataSettings) -> DataBundle:
     steps += [transforms.ToTensor(),
               transforms.Normalize(opts.get("mean", default_mean), opts.get("std", default_std))]
     transform = transforms.Compose(steps)
+    names = ", ".join(type(step).__name__ for step in steps)
+    recipe = {**pixel_recipe(name, opts.get("mean", default_mean), opts.get("std", default_std),
+                             f"images decoded by PIL, then {names}"),
+              "torchvision_transform": repr(transform)}
     val_share = settings.val_fraction         # of the training tree
     held_out = next((root / d for d in ("test", "val") if (root / d).is_dir()), None)
     try:
@@ -223,7 +239,7 @@ def load_image_folder(settings: DataSettings) -> DataBundle:
     test = limit(test, opts.get("max_test"), settings.split_seed, "max_test")
     train, val = carve(train, val_share, settings.split_seed)
     shape = tuple(train[0][0].shape)
-    return DataBundle(train, val, test, classes, shape, PREFIX + name)
+    return DataBundle(train, val, test, classes, shape, PREFIX + name, recipe)
 
 
 def _base(dataset: Dataset) -> Any:

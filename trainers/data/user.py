@@ -3,7 +3,9 @@
 The callable is called with ``data.options`` as keyword arguments, plus ``root``, ``download`` and
 ``seed`` when its signature names them. It returns a ``DataBundle``, a ``(train, val, test)`` or
 ``(train, test)`` tuple, or a mapping with ``train`` and optionally ``val``, ``test``,
-``num_classes``; splits are torch ``Dataset``s or ``DataLoader``s. Missing splits are carved from
+``num_classes``, ``input_shape``, ``preprocessing`` (how raw inputs were made: a sentence or a
+mapping with ``description``; recorded in exports, ``unknown`` when missing); splits are torch
+``Dataset``s or ``DataLoader``s. Missing splits are carved from
 ``train`` with ``split_seed`` (see ``bundle_from_splits``).
 """
 from __future__ import annotations
@@ -24,11 +26,12 @@ def bundle_from_user_value(value: Any, settings: DataSettings, name: str) -> Dat
         return value
     parts: dict[str, Any]
     if isinstance(value, Mapping):
-        unknown = sorted(set(value) - {"train", "val", "test", "num_classes", "input_shape"})
+        unknown = sorted(set(value) - {"train", "val", "test", "num_classes", "input_shape",
+                                       "preprocessing"})
         if "train" not in value or unknown:
             raise SetupError(f"data factory '{name}' returned a mapping with keys "
                              f"{sorted(value)}; it needs 'train' and may have 'val', 'test', "
-                             f"'num_classes', 'input_shape'")
+                             f"'num_classes', 'input_shape', 'preprocessing'")
         parts = dict(value)
     elif isinstance(value, Sequence) and len(value) in (2, 3):
         parts = dict(zip(("train", "val", "test") if len(value) == 3 else ("train", "test"),
@@ -40,7 +43,8 @@ def bundle_from_user_value(value: Any, settings: DataSettings, name: str) -> Dat
         parts["train"], parts.get("val"), parts.get("test"),
         val_fraction=settings.val_fraction, test_fraction=settings.test_fraction,
         seed=settings.split_seed, num_classes=parts.get("num_classes"),
-        input_shape=parts.get("input_shape"), name=name)
+        input_shape=parts.get("input_shape"), name=name,
+        preprocessing=parts.get("preprocessing"))
 
 
 def load_user_data(settings: DataSettings) -> DataBundle:

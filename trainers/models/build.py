@@ -1,4 +1,7 @@
-"""``build_model(settings, input_shape, num_classes)``: the named model as an ``nn.Module``."""
+"""``build_model(settings, input_shape, num_classes)``: the named model as an ``nn.Module``.
+
+Every ``nn.MultiheadAttention`` of the model is split into four ``Linear`` layers
+(``trainers.models.attention``), so the search sees, masks and counts its projections."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,6 +10,7 @@ from torch import nn
 
 from trainers.errors import SetupError
 from trainers.imports import call_with_supported, is_callable_spec, load_callable
+from trainers.models.attention import split_attention
 from trainers.models.catalog import MODELS
 from trainers.models.settings import TORCHVISION_PREFIX, ModelSettings
 from trainers.models.torchvision_models import build_torchvision_model
@@ -27,13 +31,17 @@ def build_user_model(name: str, input_shape: tuple[int, ...], num_classes: int,
 
 
 def build_model(settings: ModelSettings, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """Instantiate the named model for the data's input shape and number of classes."""
+    """Instantiate the named model for the data's input shape and number of classes (attention
+    split into ``Linear`` projections)."""
     name = settings.name
     if name in MODELS:
-        return MODELS[name](tuple(input_shape), num_classes, **settings.options)
-    if name.startswith(TORCHVISION_PREFIX):
-        return build_torchvision_model(name, tuple(input_shape), num_classes, **settings.options)
-    if is_callable_spec(name):
-        return build_user_model(name, tuple(input_shape), num_classes, **settings.options)
-    raise SetupError(f"model.name must be one of {sorted(MODELS)}, 'torchvision:<arch>' or a "
-                     f"'module:callable', got '{name}'")
+        model = MODELS[name](tuple(input_shape), num_classes, **settings.options)
+    elif name.startswith(TORCHVISION_PREFIX):
+        model = build_torchvision_model(name, tuple(input_shape), num_classes, **settings.options)
+    elif is_callable_spec(name):
+        model = build_user_model(name, tuple(input_shape), num_classes, **settings.options)
+    else:
+        raise SetupError(f"model.name must be one of {sorted(MODELS)}, 'torchvision:<arch>' or a "
+                         f"'module:callable', got '{name}'")
+    split_attention(model)
+    return model

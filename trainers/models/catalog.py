@@ -1,5 +1,6 @@
-"""Models by name: the built-ins in ``MODELS`` (``cnn``, ``mlp``), ``torchvision:<arch>`` (any
-torchvision classification model), or a user's ``module:callable`` (see ``trainers.models.build``).
+"""Models by name: the built-ins in ``MODELS`` (``cnn``, ``mlp``, ``tiny_gpt``, ``vit``),
+``torchvision:<arch>`` (any torchvision classification model), or a user's ``module:callable``
+(see ``trainers.models.build``).
 
 A built-in's factory imports its module (and torch) only when it is called, so the names are read
 without torch when a config is checked (a ``torchvision:`` name asks torchvision for its list).
@@ -19,15 +20,19 @@ if TYPE_CHECKING:
 ModelFactory = Callable[..., "nn.Module"]
 
 
-def _builtin(function: str) -> ModelFactory:
-    """``trainers.models.builtin.<function>``, imported when first called."""
+def _builtin(function: str, module: str = "builtin") -> ModelFactory:
+    """``trainers.models.<module>.<function>``, imported when first called."""
     def build(input_shape: tuple[int, ...], num_classes: int, **options: Any) -> nn.Module:
-        factory = getattr(importlib.import_module("trainers.models.builtin"), function)
+        factory = getattr(importlib.import_module(f"trainers.models.{module}"), function)
         return factory(input_shape, num_classes, **options)
     return build
 
 
-MODELS: dict[str, ModelFactory] = {"cnn": _builtin("build_cnn"), "mlp": _builtin("build_mlp")}
+MODELS: dict[str, ModelFactory] = {
+    "cnn": _builtin("build_cnn"), "mlp": _builtin("build_mlp"),
+    "tiny_gpt": _builtin("build_tiny_gpt", "transformers"),
+    "vit": _builtin("build_vit", "transformers"),
+}
 
 
 @lru_cache(maxsize=1)

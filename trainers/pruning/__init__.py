@@ -6,6 +6,7 @@ Names are imported from their modules on first use (``trainers.lazy``): ``CRITER
 from trainers.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "calibration": ["collect_activation_stats"],
     "criteria": ["CRITERIA", "Criterion", "criteria_for", "get_criterion"],
     "gradients": ["GradientStats", "collect_gradient_stats"],
     "granularity": ["GRANULARITIES", "PruneMasks", "nm_mask"],

@@ -2,10 +2,12 @@
 
 A criterion scores one layer's weight tensor. ``score`` gives one value per weight (unstructured and
 n:m granularities), ``channel_score`` one value per output channel / neuron (channel granularity).
-Data-driven criteria (``needs_gradients``) read ``GradientStats`` gathered over a few training
-batches by ``trainers.pruning.gradients``. Adding a criterion touches its class, one registry line
-below and the contract-test list in ``tests/trainers/pruning``. Torch is imported where a score
-is computed, so the registry (names, granularities) is read without it when a config is checked.
+Data-driven criteria (``needs_gradients``, ``needs_activations``) read ``GradientStats`` gathered
+over a few training batches by ``trainers.pruning.gradients`` (gradients) and
+``trainers.pruning.calibration`` (input activations). Adding a criterion touches its class, one
+registry line below and the contract-test list in ``tests/trainers/pruning``. Torch is imported
+where a score is computed, so the registry (names, granularities) is read without it when a config
+is checked.
 """
 from __future__ import annotations
 
@@ -28,13 +30,20 @@ class Criterion:
 
     Attributes:
         name: registry key.
-        needs_gradients: True when scoring reads ``GradientStats`` (taylor, snip, movement).
+        needs_gradients: True when scoring reads gradient statistics (taylor, snip, movement).
+        needs_activations: True when scoring reads input-activation statistics (wanda).
         granularities: the granularities this criterion is defined for.
     """
 
     name: ClassVar[str] = ""
     needs_gradients: ClassVar[bool] = False
+    needs_activations: ClassVar[bool] = False
     granularities: ClassVar[tuple[str, ...]] = PER_WEIGHT
+
+    @property
+    def needs_data(self) -> bool:
+        """True when scoring needs batches of training data (gradients or activations)."""
+        return self.needs_gradients or self.needs_activations
 
     def score(self, weight: torch.Tensor, *, layer_name: str, seed: int,
               stats: GradientStats | None = None) -> torch.Tensor:
@@ -50,7 +59,8 @@ class Criterion:
 
     def _require(self, stats: GradientStats | None) -> GradientStats:
         if stats is None:
-            raise ValueError(f"criterion '{self.name}' needs gradient statistics "
+            what = "activation" if self.needs_activations else "gradient"
+            raise ValueError(f"criterion '{self.name}' needs {what} statistics "
                              "(pass batches of training data)")
         return stats
 
@@ -149,9 +159,28 @@ class FPGMCriterion(Criterion):
         return torch.cdist(rows, rows, p=2).sum(dim=1)
 
 
+class WandaCriterion(Criterion):
+    """Wanda (Sun et al. 2024): |w_ij| times the L2 norm of input feature j over a few calibration
+    batches (every sample and position). A weight on an input that is always small matters
+    little, however large the weight. A convolution's input feature is its input channel (the
+    norm over positions, applied at every kernel position). Ranked per layer like every criterion
+    here (the paper also compares within each output row)."""
+
+    name = "wanda"
+    needs_activations = True
+
+    def score(self, weight, *, layer_name, seed, stats=None):
+        norms = self._require(stats).input_sq[layer_name].sqrt().to(weight.device)
+        rows, per_group = weight.shape[0], weight.shape[1]
+        groups = norms.numel() // per_group       # > 1: a grouped convolution
+        norms = norms.reshape(groups, 1, per_group).expand(groups, rows // groups, per_group)
+        norms = norms.reshape(rows, per_group, *([1] * (weight.dim() - 2)))
+        return weight.detach().abs() * norms
+
+
 CRITERIA: dict[str, Callable[[], Criterion]] = {
     cls.name: cls for cls in (MagnitudeCriterion, L2Criterion, RandomCriterion, TaylorCriterion,
-                              SnipCriterion, MovementCriterion, FPGMCriterion)
+                              SnipCriterion, MovementCriterion, FPGMCriterion, WandaCriterion)
 }
 
 

@@ -1,4 +1,5 @@
-"""Gradient statistics over a few training batches, for data-driven criteria (taylor, snip, movement).
+"""Gradient statistics over a few training batches, for data-driven criteria (taylor, snip, movement);
+``GradientStats`` also holds the activation statistics of ``trainers.pruning.calibration`` (wanda).
 
 Gradients are taken with respect to the effective weight (masked, fake-quantized): for a
 parametrized layer the gradient of the underlying parameter equals it on surviving weights (the
@@ -22,12 +23,15 @@ class GradientStats:
         grad_sum: sum over batches of dL/dw (weight-shaped).
         taylor_abs: sum over batches of |w * dL/dw| (weight-shaped).
         taylor_channel: sum over batches of (sum over each output channel of w * dL/dw)^2.
+        input_sq: sum of squares of each input feature (a Linear's input feature, a convolution's
+            input channel) over every sample and position (``trainers.pruning.calibration``).
         batches: number of batches summed.
     """
 
     grad_sum: dict[str, torch.Tensor] = field(default_factory=dict)
     taylor_abs: dict[str, torch.Tensor] = field(default_factory=dict)
     taylor_channel: dict[str, torch.Tensor] = field(default_factory=dict)
+    input_sq: dict[str, torch.Tensor] = field(default_factory=dict)
     batches: int = 0
 
 

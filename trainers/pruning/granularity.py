@@ -14,8 +14,8 @@ import torch
 
 from trainers.pruning.criteria import Criterion
 from trainers.pruning.gradients import GradientStats
-from trainers.pruning.masks import mask_from_scores, mask_lowest
-from trainers.pruning.structured import ChannelCoupling, channel_masks, channels_to_remove
+from trainers.pruning.masks import mask_from_scores
+from trainers.pruning.structured import ChannelCoupling, channel_masks, lowest_channels
 
 PRUNED = float("-inf")
 
@@ -106,7 +106,8 @@ class NM(Granularity):
 
 class Channel(Granularity):
     """Whole output channels of Conv2d / neurons of Linear, with their coupled channels (batch norm,
-    residual partners) masked too; ``round(sparsity * channels)`` of each named layer go."""
+    residual partners) masked too; ``round(sparsity * channels)`` of each named layer go (of an
+    attention projection: ``round(sparsity * heads)`` whole heads)."""
 
     name = "channel"
 
@@ -125,8 +126,7 @@ class Channel(Granularity):
                                              stats=stats).float().clone()
             if previous is not None and name in previous.channels:
                 scores[~previous.channels[name].to(scores.device)] = PRUNED
-            keep = mask_lowest(scores, channels_to_remove(weight.shape[0], s))
-            requested[name] = (~keep).nonzero().flatten().tolist()
+            requested[name] = lowest_channels(scores, s, self.coupling.heads.get(name))
         removed = self.coupling.expand(requested)
         for name in sparsity:
             if name == self.coupling.classifier:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from spaces.candidate import Candidate
+from trainers.pruning.calibration import collect_activation_stats
 from trainers.pruning.criteria import get_criterion
 from trainers.pruning.gradients import GradientStats, collect_gradient_stats
 from trainers.pruning.granularity import NM, Channel, PruneMasks, Unstructured, check_granularity
@@ -24,7 +25,7 @@ class Pruner:
         candidate: sparsity per layer, bits, criterion, granularity, seed.
         input_shape: one sample's shape (needed for channel granularity: dependency tracing).
         settings: fixed pruning settings (N:M block size, ...).
-        batches: returns training batches for data-driven criteria (taylor, snip, movement).
+        batches: returns training batches for data-driven criteria (taylor, snip, movement, wanda).
         coupling: a prebuilt ``ChannelCoupling`` of this architecture (built when missing).
         loss_fn: the task loss, for gradient statistics.
     """
@@ -60,7 +61,7 @@ class Pruner:
         if pruned:
             modules = dict(model.named_modules())
             weights = {name: modules[name].weight.detach() for name in pruned}
-            stats = self._stats(model, list(pruned)) if self.criterion.needs_gradients else None
+            stats = self._stats(model, list(pruned)) if self.criterion.needs_data else None
             masks = self._granularity(model).masks(weights, pruned, self.criterion,
                                                    seed=self.candidate.seed, stats=stats,
                                                    previous=self.last)
@@ -92,6 +93,8 @@ class Pruner:
     def _stats(self, model: nn.Module, names: list[str]) -> GradientStats:
         if self.batches is None:
             raise ValueError(f"criterion '{self.candidate.criterion}' needs training batches")
+        if self.criterion.needs_activations:
+            return collect_activation_stats(model, names, self.batches())
         return collect_gradient_stats(model, names, self.batches(), self.loss_fn)
 
 

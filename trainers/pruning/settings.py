@@ -13,7 +13,8 @@ class PruningSettings:
     """Fixed settings of the pruning methods.
 
     Attributes:
-        score_batches: training batches whose gradients feed taylor / snip / movement scores.
+        score_batches: training batches whose gradients (taylor, snip, movement) or input
+            activations (wanda) feed the scores.
         gradual_steps: pruning steps of the ``gradual`` schedule (AGP, cubic).
         gradual_end: fraction of the fine-tune steps by which the final sparsity is reached.
         during_epochs: total epochs of ``during_training`` (0: the dense reference's epochs).

@@ -14,6 +14,12 @@ two ways and keep the two exactly equivalent:
 The indices to remove come from our own criteria (not torch-pruning's importances) so that the
 exported model is the searched one. The first layer of a coupled group (in execution order) with a
 nonzero request decides the group's channels; later requests for coupled layers are ignored.
+
+Attention heads: the q / k / v projections of a module that declares its heads (``head_layout()``,
+as ``trainers.models.attention.SplitAttention`` does) lose whole heads: a sparsity ``s`` removes
+``round(s * heads)`` heads (at least one kept), ranked by the sum of their channels' scores.
+torch-pruning's graph couples a head's rows of q, k and v with its columns of ``out_proj``, so the
+masked head outputs exactly zero during the search and is removed physically at export.
 """
 from __future__ import annotations
 
@@ -43,6 +49,39 @@ def channels_to_remove(out_channels: int, ratio: float) -> int:
     return min(int(round(ratio * out_channels)), out_channels - 1)
 
 
+def head_dims(model: nn.Module) -> tuple[dict[str, int], set[str]]:
+    """For every module declaring ``head_layout()``: projection layer name -> channels per head,
+    and the names of the output projections (whose output is the residual stream)."""
+    heads, outputs = {}, set()
+    for name, module in model.named_modules():
+        layout = getattr(module, "head_layout", None)
+        if callable(layout):
+            head_dim, projections, output = layout()
+            prefix = f"{name}." if name else ""
+            heads.update({prefix + projection: int(head_dim) for projection in projections})
+            outputs.add(prefix + output)
+    return heads, outputs
+
+
+def _blocked(found: Mapping[str, Sequence[int]], classifier: str, residual: set[str]) -> bool:
+    """A group that must not be pruned: it would change the model's output (the classifier's
+    outputs), or a transformer's residual width, which model code hard-codes (torchvision's ViT
+    reshapes its patches to ``hidden_dim``)."""
+    return classifier in found or bool(residual.intersection(found))
+
+
+def lowest_channels(scores: torch.Tensor, ratio: float, head_dim: int | None = None) -> list[int]:
+    """Indices of the ``round(ratio * n)`` lowest-scoring channels (at least one kept); with
+    ``head_dim``, of whole heads: a head scores the sum of its channels, ``ratio`` counts heads."""
+    if not head_dim:
+        keep = mask_lowest(scores, channels_to_remove(scores.shape[0], ratio))
+        return (~keep).nonzero().flatten().tolist()
+    heads = scores.reshape(-1, head_dim).sum(dim=1)
+    gone = (~mask_lowest(heads, channels_to_remove(heads.shape[0], ratio))).nonzero().flatten()
+    offsets = torch.arange(head_dim, device=gone.device)
+    return (gone[:, None] * head_dim + offsets).flatten().tolist()
+
+
 class ChannelCoupling:
     """The model's channel dependencies, built once per architecture (weights are not read).
 
@@ -57,6 +96,7 @@ class ChannelCoupling:
         layers = discover_layers(self._plain, tuple(example_input.shape[1:]))
         self.layer_order = [layer.name for layer in layers]
         self.classifier = next(layer.name for layer in layers if layer.is_classifier)
+        self.heads, self._residual = head_dims(self._plain)
         self._graph = None
 
     def _build(self) -> tp.DependencyGraph:
@@ -80,7 +120,8 @@ class ChannelCoupling:
         """Output channels removed per module (layers and norms) once couplings are followed.
 
         ``removed`` maps prunable layer names to channel indices. Requests for the classifier, and
-        groups that would reach the model's output, are ignored (the output shape must not change).
+        groups that would reach the model's output or a transformer's residual stream, are ignored
+        (the output shape and the embedding width must not change).
         """
         graph = self._build()
         result: dict[str, set[int]] = {}
@@ -91,7 +132,8 @@ class ChannelCoupling:
             module = self._modules[name]
             group = graph.get_pruning_group(module, _out_channel_fn(module), idxs)
             found = _out_targets(graph, self._names, group)
-            if self.classifier in found or not graph.check_pruning_group(group):
+            if (_blocked(found, self.classifier, self._residual)
+                    or not graph.check_pruning_group(group)):
                 continue
             for target, target_idxs in found.items():
                 result.setdefault(target, set()).update(target_idxs)
@@ -149,9 +191,11 @@ def removal_indices(model: nn.Module, request: ChannelRequest, *, criterion: str
 
     A mask is a boolean keep-mask over output channels (1-D) or over the weight (a channel goes when
     all its weights are masked). A ratio removes the ``round(ratio * channels)`` lowest-scoring
-    channels by ``criterion`` (data-free criteria only: magnitude, l2, random, fpgm).
+    channels by ``criterion`` (data-free criteria only: magnitude, l2, random, fpgm); for an
+    attention projection, whole heads (``lowest_channels``).
     """
     modules = dict(model.named_modules())
+    heads = head_dims(model)[0]
     scorer = None
     removed: dict[str, list[int]] = {}
     for name, value in request.items():
@@ -169,12 +213,11 @@ def removal_indices(model: nn.Module, request: ChannelRequest, *, criterion: str
             continue
         if scorer is None:
             scorer = get_criterion(criterion)
-            if scorer.needs_gradients:
+            if scorer.needs_data:
                 raise ValueError(f"shrink_model with ratios needs a data-free criterion; "
                                  f"'{criterion}' needs gradients: pass channel masks instead")
         scores = scorer.channel_score(weight, layer_name=name, seed=seed)
-        k = channels_to_remove(weight.shape[0], float(value))
-        removed[name] = (~mask_lowest(scores, k)).nonzero().flatten().tolist()
+        removed[name] = lowest_channels(scores, float(value), heads.get(name))
     return removed
 
 
@@ -202,6 +245,7 @@ def shrink_model(model: nn.Module, example_input: torch.Tensor, channel_masks_or
         shape_before = tuple(target(example_input).shape)
     layers = discover_layers(target, tuple(example_input.shape[1:]))
     classifier = next(layer.name for layer in layers if layer.is_classifier)
+    residual = head_dims(target)[1]
     graph = tp.DependencyGraph().build_dependency(target, example_inputs=example_input, verbose=False)
     modules = dict(target.named_modules())
     names = {id(module): name for name, module in modules.items()}
@@ -214,7 +258,7 @@ def shrink_model(model: nn.Module, example_input: torch.Tensor, channel_masks_or
         module = modules[name]
         group = graph.get_pruning_group(module, _out_channel_fn(module), sorted(set(idxs)))
         touched = _out_targets(graph, names, group)
-        if classifier in touched or not graph.check_pruning_group(group):
+        if _blocked(touched, classifier, residual) or not graph.check_pruning_group(group):
             continue
         done.update(touched)
         group.prune()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import signal
 from multiprocessing.process import BaseProcess
 from typing import Callable, Iterable
 
@@ -23,6 +24,7 @@ from search.run.backends.base import Backend, ContextInputs
 from search.run.context import set_threads
 from search.run.progress import StudyStopped
 from search.run.starting import enqueue_starting_points
+from search.run.study import count_finished
 from search.run.trials import run_trials
 from search.run.worker import spawned_worker_main
 from search.schema import ConfigError
@@ -58,7 +60,16 @@ class LocalBackend(Backend):
             raise
         finally:
             torch.set_num_threads(threads)
-        join_worker_processes(processes)
+        try:
+            join_worker_processes(processes)
+        except StudyStopped as lost:
+            # A killed worker's trial is swept by the others (marked interrupted, retried once):
+            # when they finished the budget, the study is complete; say what happened.
+            done = count_finished(study)
+            if done < config.search.n_trials:
+                raise
+            log(f"{lost}; the other workers retried its trial and finished the budget "
+                f"({done}/{config.search.n_trials})")
 
 
 def check_picklable(inputs: ContextInputs) -> None:
@@ -104,4 +115,14 @@ def join_worker_processes(processes: list[BaseProcess]) -> None:
     failed = [(p.name, p.exitcode) for p in processes if p.exitcode != 0]
     if failed:
         raise StudyStopped("worker processes failed: " + ", ".join(
-            f"{name} (exit code {code})" for name, code in failed) + "; see their output above")
+            f"{name} ({exit_reason(code)})" for name, code in failed) + "; see their output above")
+
+
+def exit_reason(code: int | None) -> str:
+    """``exit code 3`` or ``killed by SIGKILL`` (a negative exit code is the signal)."""
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

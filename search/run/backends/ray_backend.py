@@ -10,7 +10,8 @@ trial (actors are reused): other nodes need no copy of the study folder, only th
 URL, or a journal / SQLite file on a shared file system).
 
 Resume: rerunning the command reads the storage, not ``Tuner.restore`` (see the README): the
-remaining budget is ``n_trials`` minus the finished trials, whoever ran them.
+remaining budget is ``n_trials`` minus the finished trials, whoever ran them. What runs inside one
+Ray trial (and what a lost node leaves behind) is ``search.run.backends.ray_trial``.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,11 +37,10 @@ except ImportError as exc:  # the optional extra is missing (or broken)
     raise MissingExtra(f"the Ray backend needs Ray Tune, which cannot be imported here ({exc}); "
                        f"install it with: pip install 'sparsity-search[ray]'") from exc
 
-import torch
-
 from search.config import ExperimentConfig
-from search.run.budget import PROCESS_ATTRS, process_token
-from search.run.objective import InvalidCandidate, make_objective
+from search.run.backends.ray_trial import (DRIVER_ATTR, TRIAL_NUMBER_KEY, RayTrialJob,
+                                           run_ray_trial)
+from search.run.budget import FINISHED_STATES, process_token
 from search.run.progress import StudyStopped, progress_line
 from search.run.reliability import INTERRUPTED
 from search.run.samplers import make_sampler
@@ -50,11 +50,6 @@ from search.run.study import count_finished
 from search.run.trial_writes import BufferedWrites
 from spaces.space import SearchSpace
 from trainers.eval_context import EvalContext
-
-TRIAL_NUMBER_KEY = "optuna_trial_number"
-OUTCOME_KEY = "outcome"   # in Ray's results: complete | pruned | invalid
-DRIVER_ATTR = PROCESS_ATTRS[1]  # "ray_driver"
-
 
 class DefineByRun:
     """``OptunaSearch``'s space: ``SearchSpace.suggest`` on the asked trial (a picklable class,
@@ -70,68 +65,6 @@ class DefineByRun:
             self.space.suggest(trial)
             trial.set_user_attr(DRIVER_ATTR, self.driver)
         return {TRIAL_NUMBER_KEY: trial.number}
-
-
-@dataclass(frozen=True)
-class RayTrialJob:
-    """What every Ray trial needs: the config (absolute paths), and the driver's context and
-    space, put in Ray's object store once and fetched once per worker (``_trial_state``)."""
-
-    config: ExperimentConfig
-    context: Any            # ObjectRef of (EvalContext.portable(), SearchSpace)
-    storage_url: str
-    threads: int
-
-
-_PROCESS_CACHE: dict[str, tuple[Callable, optuna.Study]] = {}
-
-
-def _trial_state(job: RayTrialJob) -> tuple[Callable, optuna.Study]:
-    """Objective and study of this Ray worker process, built once (actors are reused)."""
-    key = f"{job.storage_url}|{job.config.study}|{job.context.hex()}"
-    if key not in _PROCESS_CACHE:
-        context, space = ray.get(job.context)
-        # A cheap sampler: the trial's parameters are already in the storage, nothing is sampled.
-        study = optuna.load_study(study_name=job.config.study,
-                                  sampler=optuna.samplers.RandomSampler(),
-                                  storage=open_storage(job.storage_url, heartbeat=False))
-        objective = make_objective(space, context, job.config, guard_budget=False)
-        _PROCESS_CACHE.clear()
-        _PROCESS_CACHE[key] = (objective, study)
-    return _PROCESS_CACHE[key]
-
-
-def run_ray_trial(params: dict[str, Any], job: RayTrialJob) -> None:
-    """Ray Tune function trainable: evaluate the Optuna trial named in ``params``, report values.
-
-    A candidate stopped early (or rejected before training) is a normal outcome, not an error:
-    the trial records it in the storage itself and returns without a result, so Ray neither logs
-    an error nor retries it nor restarts the worker (``StudySearch`` sees it already finished).
-    """
-    torch.set_num_threads(job.threads)
-    objective, study = _trial_state(job)
-    storage = study._storage  # noqa: SLF001 -- Study exposes no public storage accessor
-    number = int(params[TRIAL_NUMBER_KEY])
-    trial_id = storage.get_trial_id_from_study_id_trial_number(
-        storage.get_study_id_from_name(job.config.study), number)
-    try:
-        values = objective(optuna.Trial(study, trial_id))
-    except optuna.TrialPruned:
-        study.tell(number, state=TrialState.PRUNED)
-        _report_outcome(job, "pruned")
-        return
-    except InvalidCandidate:
-        study.tell(number, state=TrialState.FAIL)
-        _report_outcome(job, "invalid")
-        return
-    tune.report({**dict(zip(job.config.search.objectives.metrics, values)), OUTCOME_KEY: "complete"})
-
-
-def _report_outcome(job: RayTrialJob, outcome: str) -> None:
-    """Ray's result of a trial that ended without objective values (its figures are in the
-    storage): the metric names are present (Tune requires them), as NaN."""
-    tune.report({**{m: float("nan") for m in job.config.search.objectives.metrics},
-                 OUTCOME_KEY: outcome})
 
 
 class StudySearch(OptunaSearch):
@@ -158,6 +91,7 @@ class ProgressLog(tune.Callback):
         self.log = log
         self.started = time.perf_counter()
         self.study_id = study._storage.get_study_id_from_name(config.study)  # noqa: SLF001
+        self.done = count_finished(study)   # this driver sees every trial end, in order
 
     def __getstate__(self) -> dict:
         # The Tuner pickles its run config for Tuner.restore, which we do not use (see the README):
@@ -177,8 +111,14 @@ class ProgressLog(tune.Callback):
         # Ray calls this after the searcher told the storage: the stored state is final.
         number, stored = self._stored(trial)
         if stored is not None:
-            self.log(progress_line(self.study, stored, count_finished(self.study), self.budget,
-                                   self.started))
+            self.done += stored.state in FINISHED_STATES
+            self.log(progress_line(self.study, stored, self.done, self.budget, self.started))
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # A Ray trial whose worker or node was lost runs again on the same Optuna trial.
+        number, _ = self._stored(trial)
+        self.log(f"trial {number} lost its Ray worker or node; Ray runs it again (attempt "
+                 f"{getattr(trial, 'num_failures', 0) + 1}, ray.max_failures)")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         number, stored = self._stored(trial)
@@ -205,7 +145,8 @@ def results_dir(config: ExperimentConfig) -> str:
 
 
 def connect(config: ExperimentConfig, log: Callable[[str], None]) -> bool:
-    """Join the configured cluster or start a local runtime; True if this call started Ray."""
+    """Join the configured cluster or start a local runtime; True if this call started Ray. Worker
+    output stays in Ray's logs: trials report through the storage and the driver's lines."""
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -214,14 +155,14 @@ def connect(config: ExperimentConfig, log: Callable[[str], None]) -> bool:
     if settings.address:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         log(f"connecting to the Ray cluster at {settings.address}")
-        ray.init(address=settings.address, logging_level=logging.WARNING)
+        ray.init(address=settings.address, logging_level=logging.WARNING, log_to_driver=False)
     else:
         log("starting a local Ray runtime")
         # Ray's default (token authentication on) is kept; its notice about it is not actionable.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR)
         ray.init(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, include_dashboard=False,
-                 logging_level=logging.WARNING)
+                 logging_level=logging.WARNING, log_to_driver=False)
     return True
 
 
@@ -298,3 +239,6 @@ class RayBackend(Backend):
             # ``optimize``-only feature; the driver owns its trials): nothing to act on.
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             tuner.fit()
+
+
+__all__ = ["DRIVER_ATTR", "RayBackend"]

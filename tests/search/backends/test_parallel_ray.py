@@ -6,9 +6,7 @@ here is stopped by pid when the module ends; the session checks that nothing of 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import yaml
 from optuna.trial import TrialState
 
 from conftest import REPO_ROOT, cli_command, cli_env, tiny_config_dict
-from ray_processes import ray_pids, stop_ray_processes
+from ray_processes import free_port, ray_pids, start_node, stop_ray_processes
 from search.run.backends.ray_backend import DRIVER_ATTR
 from search.run.budget import WORKER_ATTR
 from search.run.storage import open_storage
@@ -28,24 +26,13 @@ pytestmark = pytest.mark.slow
 RAY_ENV = {**cli_env(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_head():
     """A one-node Ray cluster (the settings these machines need: docs ENVIRONMENT.md)."""
     temp = Path(os.environ["RAY_TMPDIR"]) / "head"
-    port = _free_port()
-    command = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--num-cpus=2",
-               f"--port={port}", "--include-dashboard=false", "--node-ip-address=127.0.0.1",
-               "--disable-usage-stats", f"--temp-dir={temp}"]
+    port = free_port()
     try:
-        started = subprocess.run(command, env={**RAY_ENV, "RAY_AUTH_MODE": "disabled"},
-                                 capture_output=True, text=True, timeout=120)
-        assert started.returncode == 0, started.stderr[-2000:]
+        start_node(temp, cpus=2, head_port=port)
         yield f"127.0.0.1:{port}"
     finally:
         stop_ray_processes(temp)

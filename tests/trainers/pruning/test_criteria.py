@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainers.pruning import CRITERIA, GradientStats, collect_gradient_stats, get_criterion
+from trainers.pruning import (CRITERIA, GradientStats, collect_activation_stats,
+                              collect_gradient_stats, get_criterion)
 from trainers.pruning.masks import mask_from_scores, mask_lowest
 
 LAYERS = {"conv": lambda: nn.Conv2d(3, 6, 3), "linear": lambda: nn.Linear(10, 8)}
@@ -17,7 +18,8 @@ def _stats_for(module: nn.Module, name: str) -> GradientStats:
     model(x)
     batches = [(x, torch.tensor([0, 1, 2, 0])), (x * 0.5, torch.tensor([1, 1, 0, 2]))]
     stats = collect_gradient_stats(model, ["0"], batches)
-    for store in (stats.grad_sum, stats.taylor_abs, stats.taylor_channel):
+    stats.input_sq = collect_activation_stats(model, ["0"], batches).input_sq
+    for store in (stats.grad_sum, stats.taylor_abs, stats.taylor_channel, stats.input_sq):
         store[name] = store.pop("0")
     return stats
 
@@ -36,7 +38,7 @@ CASES = [(c, g, kind) for c in CRITERIA for g in CRITERIA[c].granularities
 def test_contract_exact_sparsity_deterministic_lowest_first(name, granularity, kind):
     torch.manual_seed(0)
     module = LAYERS[kind]()
-    stats = _stats_for(module, "layer") if CRITERIA[name].needs_gradients else None
+    stats = _stats_for(module, "layer") if get_criterion(name).needs_data else None
     criterion = get_criterion(name)
     weight = module.weight.detach()
     scores = _scores(criterion, weight, "layer", 3, stats, granularity)
@@ -134,3 +136,45 @@ def test_fpgm_hand_computed():
 def test_data_criteria_need_stats():
     with pytest.raises(ValueError, match="needs gradient statistics"):
         get_criterion("taylor").score(W, layer_name="l", seed=0)
+
+
+def test_wanda_hand_computed():
+    # Inputs x1 = [1, 0], x2 = [2, 1] (one batch of two samples): feature norms sqrt(5), 1.
+    layer = nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, -3.0], [-2.0, 1.0], [0.5, 2.0]]))
+    model = nn.Sequential(layer)
+    stats = collect_activation_stats(model, ["0"], [(torch.tensor([[1.0, 0.0], [2.0, 1.0]]), None)])
+    assert stats.input_sq["0"].tolist() == [5.0, 1.0]
+    got = get_criterion("wanda").score(layer.weight, layer_name="0", seed=0, stats=stats)
+    root5 = 5 ** 0.5
+    assert got.flatten().tolist() == pytest.approx([root5, 3.0, 2 * root5, 1.0, 0.5 * root5, 2.0])
+    # Magnitude would prune the 0.5 first; on the large input (norm sqrt 5) it scores 1.12, above
+    # the 1.0 on the small input, which wanda prunes first.
+    assert mask_lowest(got, 1).tolist() == [[True, True], [True, False], [True, True]]
+
+
+def test_wanda_grouped_convolution_reads_each_groups_channels():
+    conv = nn.Conv2d(4, 4, 1, groups=2, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    x = torch.zeros(1, 4, 1, 1)
+    x[0, :, 0, 0] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    stats = collect_activation_stats(nn.Sequential(conv), ["0"], [(x, None)])
+    got = get_criterion("wanda").score(conv.weight, layer_name="0", seed=0, stats=stats)
+    # Output channels 0, 1 read input channels 0, 1; outputs 2, 3 read inputs 2, 3.
+    assert got.reshape(4, 2).tolist() == [[1, 2], [1, 2], [3, 4], [3, 4]]
+
+
+def test_wanda_sees_weights_used_functionally():
+    class Functional(nn.Module):     # Swin-style: the Linear's weight goes to F.linear directly
+        def __init__(self):
+            super().__init__()
+            self.qkv = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return nn.functional.linear(x, self.qkv.weight, self.qkv.bias)
+
+    model = Functional()
+    stats = collect_activation_stats(model, ["qkv"], [(torch.ones(2, 3), None)])
+    assert stats.input_sq["qkv"].tolist() == [2.0, 2.0, 2.0]

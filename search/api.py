@@ -162,6 +162,8 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
                                     "data": _describe(train, "config")})
     if study.user_attrs.get("n_trials") != config.search.n_trials:
         study.set_user_attr("n_trials", config.search.n_trials)   # a resume may change the budget
+    if study.user_attrs.get("budget_epochs") != config.search.budget_epochs:
+        study.set_user_attr("budget_epochs", config.search.budget_epochs)
     if "dense_reference" not in study.user_attrs:
         study.set_user_attr("dense_reference", reference_metrics(space.dense_candidate(), context))
     save_study_config(config)

@@ -32,6 +32,10 @@ class SearchSettings:
     """The ``search:`` section: budget, sampler, objectives, storage."""
 
     n_trials: int = 60
+    # A budget in training (null: none): fine-tune epochs over the whole study. A candidate
+    # screened out at rung 0 spends none, so the search looks at many more candidates; n_trials
+    # still caps how many it looks at. Whichever budget is reached first ends the study.
+    budget_epochs: int | None = None
     sampler: str = "tpe"               # measured best at the default budget (benchmarks/README.md)
     population_size: int = 16
     objectives: Objectives = field(default_factory=Objectives)
@@ -50,6 +54,10 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if self.n_trials < 1:
             raise ConfigError(f"search.n_trials must be >= 1, got {self.n_trials}")
+        if self.budget_epochs is not None and (isinstance(self.budget_epochs, bool)
+                                               or self.budget_epochs < 1):
+            raise ConfigError(f"search.budget_epochs must be an integer >= 1 (or null), "
+                              f"got {self.budget_epochs!r}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"search.sampler must be one of {list(SAMPLERS)}, got '{self.sampler}'")
         if self.population_size < 2:
@@ -156,6 +164,12 @@ class ExperimentConfig:
         """Hash of everything that defines the dense reference."""
         parts = {k: to_dict(getattr(self, k)) for k in ("data", "model", "dense", "seed")}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+    def reserve_epochs(self) -> int:
+        """The most fine-tune epochs one candidate may train (what a running trial holds of
+        ``search.budget_epochs``)."""
+        searched = self.space.finetune_epochs
+        return max(1, max(searched) if searched else self.finetune.epochs)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

@@ -75,8 +75,9 @@ class StudyResult:
 
         objectives = self.config.search.objectives
         budget = int(self.study.user_attrs.get("n_trials", self.config.search.n_trials))
+        epochs = self.study.user_attrs.get("budget_epochs", self.config.search.budget_epochs)
         return study_status(self.study, objectives.metrics, objectives.directions, budget,
-                            self.dense_reference())
+                            self.dense_reference(), epochs)
 
     def pick(self, settings: "PickSettings | None" = None, **constraints: Any) -> "PickResult":
         """One trial by constraints (``max_flops=2e6, min_accuracy=0.95``, ``knee=True``, ...)."""

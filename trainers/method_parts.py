@@ -106,6 +106,12 @@ def prepare_candidate(candidate: Candidate, context: EvalContext) -> PreparedCan
     return PreparedCandidate(candidate, model, masks, rng_state())
 
 
+def previews_final(candidate: Candidate) -> bool:
+    """Whether the candidate's accuracy part-way (pruned, before or during fine-tuning) previews
+    its final one: the ``oneshot`` schedule, whose fine-tuning starts from the pruned model."""
+    return candidate.schedule == "oneshot"
+
+
 def rng_state() -> tuple:
     """The global random state (CPU, and every CUDA device already in use)."""
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None

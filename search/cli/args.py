@@ -35,6 +35,8 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
         search = replace(search, storage=args.storage)
     if getattr(args, "n_trials", None) is not None:
         search = replace(search, n_trials=args.n_trials)
+    if getattr(args, "budget_epochs", None) is not None:
+        search = replace(search, budget_epochs=args.budget_epochs)
     if getattr(args, "sampler", None):
         search = replace(search, sampler=args.sampler)
     config = replace(config, search=search)

@@ -38,6 +38,9 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run or resume a study")
     add_study_args(run)
     run.add_argument("--n-trials", type=int, help="trial budget (overrides the config)")
+    run.add_argument("--budget-epochs", type=int, metavar="N",
+                     help="budget in fine-tune epochs over the study (search.budget_epochs); "
+                          "candidates screened out before fine-tuning spend none")
     run.add_argument("--sampler", choices=list(SAMPLERS), help="the study's sampler")
     run.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
     run.add_argument("--workers", type=int, help="worker processes on this machine (optuna backend)")

@@ -30,13 +30,16 @@ class StudyStatus:
     best_accuracy: float | None
     finetune_epochs: int = 0      # fine-tune epochs actually trained (stopped trials: up to the rung)
     duplicates: int = 0           # trials that reused a finished twin's result (no training)
+    screened: int = 0             # pruned at rung 0: screened out before any fine-tuning
+    budget_epochs: int | None = None   # the study's budget in fine-tune epochs (None: none)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def study_status(study: optuna.Study, metrics: Sequence[str], directions: Sequence[str],
-                 budget: int, dense: Mapping[str, float] | None = None) -> StudyStatus:
+                 budget: int, dense: Mapping[str, float] | None = None,
+                 budget_epochs: int | None = None) -> StudyStatus:
     """Count trials by state and measure the front of ``study`` (read-only)."""
     trials = study.get_trials(deepcopy=False)
     count = {state: sum(1 for t in trials if t.state == state) for state in TrialState}
@@ -62,7 +65,10 @@ def study_status(study: optuna.Study, metrics: Sequence[str], directions: Sequen
         front_size=front_size,
         hypervolume=study_hypervolume(frame, metrics, directions, dense),
         best_accuracy=best, finetune_epochs=_column_sum(frame, "finetune_epochs_done"),
-        duplicates=int(frame["duplicate_of"].notna().sum()) if "duplicate_of" in frame else 0)
+        duplicates=int(frame["duplicate_of"].notna().sum()) if "duplicate_of" in frame else 0,
+        screened=sum(1 for t in trials if t.state == TrialState.PRUNED
+                     and t.user_attrs.get("pruned_rung") == 0),
+        budget_epochs=budget_epochs)
 
 
 def _column_sum(frame: Any, column: str) -> int:
@@ -76,10 +82,14 @@ def format_status(status: StudyStatus) -> str:
         ("study", status.study),
         ("trials", f"{status.complete} complete, {status.running} running, {status.failed} failed,"
                    f" {status.pruned} pruned, {status.waiting} waiting"),
-        ("budget", f"{status.budget} trials, {status.budget_left} left"),
+        ("budget", f"{status.budget} trials, {status.budget_left} left" + (
+            "" if status.budget_epochs is None else
+            f"; {status.budget_epochs} fine-tune epochs, "
+            f"{max(0, status.budget_epochs - status.finetune_epochs)} left")),
         ("time", f"{status.trial_seconds:.1f} s in trials, {status.wall_seconds:.1f} s elapsed"),
-        ("training", f"{status.finetune_epochs} fine-tune epochs; {status.pruned} trials stopped "
-                     f"early, {status.duplicates} duplicates reused untrained"),
+        ("training", f"{status.finetune_epochs} fine-tune epochs; {status.screened} candidates "
+                     f"screened out before fine-tuning, {status.pruned - status.screened} "
+                     f"stopped early, {status.duplicates} duplicates reused untrained"),
         ("front", f"{status.front_size} trials"),
         ("hypervolume", f"{status.hypervolume:.4f} (normalised; reference: accuracy 0, "
                         f"costs 1.1 x dense)"),

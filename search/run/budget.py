@@ -109,3 +109,46 @@ def budget_open(study: optuna.Study, budget: int,
 
 def is_surplus(trial: FrozenTrial) -> bool:
     return bool(trial.user_attrs.get(SURPLUS_ATTR))
+
+
+# A budget in training: ``search.budget_epochs`` fine-tune epochs over the whole study. A trial
+# starts only if the epochs spent (finished trials' ``finetune_epochs_done``: a screened-out or
+# duplicate candidate spent 0, one stopped at rung N spent N) plus the epochs reserved by the
+# running trials before it (each the most a candidate may train, ``reserve``) leave room for its
+# own full fine-tune: the budget is never overshot, whatever the workers.
+EPOCHS_ATTR = "finetune_epochs_done"
+
+
+def epochs_spent(trials: Iterable[FrozenTrial]) -> int:
+    """Fine-tune epochs the finished trials trained."""
+    return sum(int(t.user_attrs.get(EPOCHS_ATTR, 0) or 0) for t in trials
+               if t.state in FINISHED_STATES)
+
+
+def epochs_taken(trials: Sequence[FrozenTrial], reserve: int,
+                 me: FrozenTrial | None = None) -> int:
+    """Spent plus reserved: by every running trial, or (``me`` given) by those before ``me``."""
+    running = [t for t in trials if t.state == TrialState.RUNNING and is_live(t)]
+    if me is not None:
+        running = [t for t in running if t.number != me.number
+                   and slots_taken_before(me, [t]) == 1]
+    return epochs_spent(trials) + reserve * len(running)
+
+
+def claim_epochs(trial: optuna.Trial, budget_epochs: int, reserve: int,
+                 trials: Sequence[FrozenTrial]) -> None:
+    """Raise ``BudgetReached`` (marking the trial as surplus) if its full fine-tune of
+    ``reserve`` epochs would overshoot ``budget_epochs``."""
+    me = next((t for t in trials if t.number == trial.number), None)
+    if me is None:
+        raise BudgetReached(f"trial {trial.number} is no longer running")
+    if epochs_taken(trials, reserve, me) + reserve > budget_epochs:
+        trial.set_user_attr(SURPLUS_ATTR, True)
+        raise BudgetReached(f"budget of {budget_epochs} fine-tune epochs spent or held by running "
+                            f"trials; trial {trial.number} was not run")
+
+
+def epochs_open(trials: Sequence[FrozenTrial], budget_epochs: int | None, reserve: int) -> bool:
+    """Whether the epoch budget (None: none) leaves room for one more full fine-tune."""
+    return budget_epochs is None or epochs_taken(trials, reserve) + reserve <= budget_epochs
+

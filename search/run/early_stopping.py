@@ -1,6 +1,9 @@
 """Early stopping with several objectives: stop a candidate that cannot reach the front.
 
-FLOPs, size and energy of a candidate are known before training; only accuracy needs it. At each
+FLOPs, size and energy of a candidate are known before training; only accuracy needs it. Rung 0
+(screening, before any fine-tuning: ``screen``) predicts the final accuracy from the candidate's
+figures right after pruning, through a map learned on the study's finished trials
+(``search.run.screening``). At each later
 rung (after 1, then 2, ... fine-tune epochs) the candidate's optimistic final accuracy (its
 validation accuracy plus a ``margin``, or, learned from finished trials, the best final accuracy
 of one that was no more accurate at the same rung) is placed with its known costs; if a completed
@@ -10,6 +13,7 @@ do this with several objectives.
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import optuna
@@ -17,7 +21,10 @@ from optuna.trial import TrialState
 from trainers.rungs import StopCandidate
 
 from search.pareto import dominates
-from search.run.early_stopping_settings import EarlyStoppingSettings
+from search.run.early_stopping_settings import EarlyStoppingSettings, ScreeningSettings
+from search.run.screening import fit_rung0_map
+
+SCREENING_NOTE = "rung0_note"   # user attr: whether rung 0 screened the candidate, or why not
 
 
 class FrontRungCheck:
@@ -58,13 +65,42 @@ class FrontRungCheck:
             self.trial.set_user_attr(rung_key(epoch), float(accuracy))
         finished = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         bound = self.optimistic(epoch, accuracy, finished)
+        other = self.dominating(bound, finished)
+        if other is not None:
+            raise StopCandidate(
+                epoch, accuracy,
+                f"after {epoch} fine-tune epoch(s) val accuracy {accuracy:.4f}, optimistic "
+                f"final {bound:.4f}, is dominated by trial {other.number}")
+
+    def screen(self, rung0: Mapping[str, float], settings: ScreeningSettings) -> None:
+        """Rung 0, before any fine-tuning: record the figures, and stop the candidate when the
+        final accuracy they predict (``search.run.screening``) cannot reach the front."""
+        if self.trial is not None:
+            for key, value in rung0.items():
+                self.trial.set_user_attr(key, float(value))
+        finished = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        fitted, note = fit_rung0_map(finished, self.metrics.index("accuracy"), settings)
+        if self.trial is not None:
+            self.trial.set_user_attr(SCREENING_NOTE, note)
+        bound = fitted.optimistic(rung0) if fitted is not None else None
+        if bound is None:
+            return
+        other = self.dominating(bound, finished)
+        if other is not None:
+            raise StopCandidate(
+                0, float(rung0.get("rung0_accuracy", math.nan)),
+                f"screened out before fine-tuning: {fitted.feature} "
+                f"{rung0[fitted.feature]:.4f} predicts a final val accuracy <= {bound:.4f}, "
+                f"dominated by trial {other.number}")
+
+    def dominating(self, bound: float, finished: Sequence[optuna.trial.FrozenTrial]
+                   ) -> optuna.trial.FrozenTrial | None:
+        """A completed trial dominating (``bound`` accuracy, this candidate's known costs)."""
         point = [bound if m == "accuracy" else self.costs[m] for m in self.metrics]
         for other in finished:
             if other.values is not None and dominates(other.values, point, self.directions):
-                raise StopCandidate(
-                    epoch, accuracy,
-                    f"after {epoch} fine-tune epoch(s) val accuracy {accuracy:.4f}, optimistic "
-                    f"final {bound:.4f}, is dominated by trial {other.number}")
+                return other
+        return None
 
 
 def rung_key(epoch: int) -> str:

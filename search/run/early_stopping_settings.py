@@ -2,11 +2,40 @@
 the config reads it without loading the trial loop)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from search.schema import ConfigError
 from trainers.costs.metrics import known_before_training
+
+
+@dataclass(frozen=True)
+class ScreeningSettings:
+    """The ``search.early_stopping.screening`` section: rung 0, before any fine-tuning."""
+
+    enabled: bool = True
+    # Fine-tuned trials with rung-0 figures needed before anything is stopped at rung 0.
+    min_trials: int = 10
+    # Rung 0 stops candidates only while its rank correlation with the final accuracy (over the
+    # study's fine-tuned trials) is at least this; below it, rungs 1.. decide alone.
+    min_correlation: float = 0.5
+    # The predicted final accuracy is the monotone fit plus this quantile of its residuals.
+    quantile: float = 0.9
+    bn_batches: int = 4                # training batches re-estimating batch-norm statistics
+
+    def __post_init__(self) -> None:
+        if self.min_trials < 2:
+            raise ConfigError("search.early_stopping.screening.min_trials must be >= 2, "
+                              f"got {self.min_trials}")
+        if not -1.0 <= self.min_correlation <= 1.0:
+            raise ConfigError("search.early_stopping.screening.min_correlation must be in "
+                              f"[-1, 1], got {self.min_correlation}")
+        if not 0.0 <= self.quantile <= 1.0:
+            raise ConfigError("search.early_stopping.screening.quantile must be in [0, 1], "
+                              f"got {self.quantile}")
+        if self.bn_batches < 0:
+            raise ConfigError("search.early_stopping.screening.bn_batches must be >= 0, "
+                              f"got {self.bn_batches}")
 
 
 @dataclass(frozen=True)
@@ -21,15 +50,20 @@ class EarlyStoppingSettings:
     # Also learn from finished trials: a candidate's optimistic final accuracy is at least the
     # best final accuracy of a finished trial that looked no better at the same rung.
     learned_bound: bool = True
+    screening: ScreeningSettings = field(default_factory=ScreeningSettings)
 
     def describe(self) -> str:
         """One line for the start of a run: when a candidate stops."""
         learned = (", or the best final accuracy of a finished trial that looked no better"
                    if self.learned_bound else "")
+        screening = ("; rung 0: once " f"{self.screening.min_trials} trials are fine-tuned, a "
+                     "candidate whose final accuracy predicted right after pruning is dominated "
+                     "is screened out before fine-tuning (search.early_stopping.screening."
+                     "enabled: false turns rung 0 off)" if self.screening.enabled else "")
         return (f"early stopping on: a candidate stops after {'/'.join(map(str, self.rungs))} "
                 f"fine-tune epoch(s) when its optimistic final accuracy (val accuracy + "
-                f"{self.margin:g}{learned}) is dominated (search.early_stopping.enabled: false "
-                f"turns it off)")
+                f"{self.margin:g}{learned}) is dominated{screening} "
+                f"(search.early_stopping.enabled: false turns it all off)")
 
     def active(self, metrics: Sequence[str]) -> bool:
         """Whether trials with these objectives are stopped early."""

@@ -11,14 +11,16 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.config import ExperimentConfig
-from search.run.budget import PROCESS_ATTRS, WORKER_ATTR, claim_slot, process_token
+from search.run.budget import (PROCESS_ATTRS, WORKER_ATTR, claim_epochs, claim_slot,
+                               process_token)
 from search.run.early_stopping import FrontRungCheck
 from search.run.reliability import INTERRUPTED, RetryInterruptedTrial
 from search.run.trial_writes import BufferedWrites
 from spaces.candidate import Candidate
 from spaces.space import SearchSpace
 from trainers.eval_context import EvalContext
-from trainers.method_parts import finetune_settings, prepare_candidate
+from trainers.method_parts import finetune_settings, prepare_candidate, previews_final
+from trainers.rung0 import measure_rung0
 from trainers.rungs import StopCandidate
 from trainers.trial import evaluate_candidate, known_costs
 
@@ -38,6 +40,8 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         trials = trial.study.get_trials(deepcopy=False)   # read once: budget and duplicates
         if guard_budget:
             claim_slot(trial, config.search.n_trials, trials)
+            if config.search.budget_epochs is not None:
+                claim_epochs(trial, config.search.budget_epochs, config.reserve_epochs(), trials)
         candidate = space.suggest(trial)
         flat = json.loads(json.dumps(candidate.to_flat_dict()))   # as the storage returns it
         trial.set_user_attr("candidate", flat)
@@ -61,6 +65,10 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
                 check = FrontRungCheck(trial.study, metrics, config.search.objectives.directions,
                                        known_costs(candidate, context, prepared),
                                        config.search.early_stopping, trial=trial)
+                screening = config.search.early_stopping.screening
+                if screening.enabled and previews_final(candidate):
+                    check.screen(measure_rung0(prepared.model, context, candidate.seed,
+                                               screening.bn_batches).attrs(), screening)
             result = evaluate_candidate(candidate, context, check, prepared)
         except StopCandidate as stop:
             trial.set_user_attr("pruned_rung", stop.epoch)

@@ -11,7 +11,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.config import ExperimentConfig
 from search.pareto import dominated_by, dominated_rows, to_minimization
-from search.run.budget import FINISHED_STATES, budget_open, is_surplus
+from search.run.budget import (FINISHED_STATES, budget_open, epochs_open, epochs_spent,
+                               is_surplus)
+from search.run.early_stopping import SCREENING_NOTE
 from search.run.study import count_finished
 
 CONSTRAINTS_KEY = "constraints"   # Optuna's system attr of a trial's constraint values
@@ -38,6 +40,7 @@ class BudgetAndProgress:
         self.started = time.perf_counter()
         self.stop_reason: str | None = None
         self.front = FrontSize(config.search.objectives.directions)
+        self.screening = ""
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         budget = self.config.search.n_trials
@@ -46,8 +49,9 @@ class BudgetAndProgress:
         done = sum(1 for t in trials if t.state in FINISHED_STATES)
         reason = str(trial.user_attrs.get("fail_reason", "unknown"))
         if is_surplus(trial):
-            if not budget_open(study, budget, trials):  # others hold the rest of the budget
-                study.stop()
+            if not budget_open(study, budget, trials) or not epochs_open(
+                    trials, self.config.search.budget_epochs, self.config.reserve_epochs()):
+                study.stop()    # others hold the rest of the budget
             return
         if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
             self.invalid += 1
@@ -59,7 +63,11 @@ class BudgetAndProgress:
             self.failures = 0
             self.invalid = 0
         self.log(progress_line(study, trial, done, budget, self.started,
-                               self.front.size(trials)))
+                               self.front.size(trials), self.epochs(trials)))
+        note = trial.user_attrs.get(SCREENING_NOTE)
+        if note and note.split(" (")[0] != self.screening:   # screening changed its mind: say so
+            self.screening = note.split(" (")[0]
+            self.log(f"  {note}")
         if self.failures >= limit:
             self.stop_reason = (f"{self.failures} consecutive trials failed "
                                 f"(search.max_consecutive_failures: {limit}); last reason: {reason}")
@@ -68,8 +76,15 @@ class BudgetAndProgress:
                                 f"(10 x search.max_consecutive_failures); last: {reason}")
         if self.stop_reason:
             study.stop()
-        elif done >= budget or not budget_open(study, budget, trials):
+        elif done >= budget or not budget_open(study, budget, trials) \
+                or not epochs_open(trials, self.config.search.budget_epochs,
+                                   self.config.reserve_epochs()):
             study.stop()
+
+    def epochs(self, trials: Sequence[FrozenTrial]) -> str | None:
+        """``spent/budget`` fine-tune epochs, when the study has an epoch budget."""
+        budget = self.config.search.budget_epochs
+        return None if budget is None else f"{epochs_spent(trials)}/{budget}"
 
     def summary(self, study: optuna.Study) -> str:
         """One line: why the study stopped, how far it got, failures by kind."""
@@ -107,18 +122,22 @@ class FrontSize:
 
 
 def progress_line(study: optuna.Study, trial: FrozenTrial, done: int, budget: int,
-                  started: float, front_size: int | None = None) -> str:
+                  started: float, front_size: int | None = None,
+                  epochs: str | None = None) -> str:
     """The line every backend prints when a trial ends: ``[done/budget] trial N ...`` with its
     figures (complete), the early-stopping reason (pruned), or why it was not trained or failed.
-    ``front_size``: counted by the caller already (else read from the study)."""
-    head = f"[{done}/{budget}] trial {trial.number}"
+    ``front_size``: counted by the caller already (else read from the study); ``epochs``:
+    ``spent/budget`` fine-tune epochs of a study with an epoch budget."""
+    head = f"[{done}/{budget}{f' | {epochs} epochs' if epochs else ''}] trial {trial.number}"
     reason = str(trial.user_attrs.get("fail_reason", "unknown"))
     if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
         return f"{head} INVALID (not trained): {reason}"
     if trial.state == TrialState.FAIL:
         return f"{head} FAILED: {reason}"
     if trial.state == TrialState.PRUNED:
-        return f"{head} stopped early: {trial.user_attrs.get('pruned_reason', '')}"
+        why = str(trial.user_attrs.get("pruned_reason", ""))
+        return f"{head} {why}" if trial.user_attrs.get("pruned_rung") == 0 else \
+            f"{head} stopped early: {why}"
     return (f"{head}: {trial_figures(trial.user_attrs, study.user_attrs.get('metric'))}"
             f" | front size {len(study.best_trials) if front_size is None else front_size}"
             f" | {time.perf_counter() - started:.0f}s")

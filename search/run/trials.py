@@ -6,7 +6,7 @@ from typing import Callable
 import optuna
 
 from search.config import ExperimentConfig
-from search.run.budget import budget_open
+from search.run.budget import budget_open, epochs_open
 from search.run.objective import make_objective
 from search.run.progress import BudgetAndProgress, StudyStopped
 from search.run.reliability import sweep_interrupted
@@ -28,6 +28,11 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
         return
     if not budget_open(study, budget):
         log(f"study '{config.study}': {done}/{budget} finished, the rest is running elsewhere")
+        return
+    epochs = config.search.budget_epochs
+    if not epochs_open(study.get_trials(deepcopy=False), epochs, config.reserve_epochs()):
+        log(f"study '{config.study}': its budget of {epochs} fine-tune epochs is spent or held by "
+            f"running trials ({done} trials finished)")
         return
     enqueue_starting_points(study, space, context, config)
     log(f"study '{config.study}': {done}/{budget} finished, running up to {budget - done} more")

@@ -99,7 +99,8 @@ def gather(result: Any, picks: Sequence[PickSettings] = (), trials: Sequence[int
     return ReportData(
         study=config.study, metrics=list(metrics), directions=list(directions), trials=frame,
         done=completed(frame, metrics), front=front_of(frame, metrics, directions),
-        dense=dense, status=study_status(result.study, metrics, directions, budget, dense),
+        dense=dense, status=study_status(result.study, metrics, directions, budget, dense,
+                                         result.study.user_attrs.get("budget_epochs")),
         history=hypervolume_history(frame, metrics, directions, dense),
         picks=list(unique.values()), importances=importances, importance_note=note,
         sensitivity=load_sensitivity(config.study_dir), notes=notes)

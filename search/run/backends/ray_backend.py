@@ -40,7 +40,7 @@ except ImportError as exc:  # the optional extra is missing (or broken)
 from search.config import ExperimentConfig
 from search.run.backends.ray_trial import (DRIVER_ATTR, TRIAL_NUMBER_KEY, RayTrialJob,
                                            run_ray_trial)
-from search.run.budget import FINISHED_STATES, process_token
+from search.run.budget import FINISHED_STATES, epochs_spent, process_token
 from search.run.progress import StudyStopped, progress_line
 from search.run.reliability import INTERRUPTED
 from search.run.samplers import make_sampler
@@ -126,6 +126,17 @@ class ProgressLog(tune.Callback):
         self.log(f"trial {number} FAILED after retries: {reason}")
 
 
+def round_size(study: optuna.Study, config: ExperimentConfig) -> int:
+    """Trials the next Ray round may run: what is left of ``n_trials``, and with an epoch budget
+    no more than could each train a full fine-tune within what is left of it (Ray's trials do
+    not claim budget themselves; the driver sizes the round)."""
+    left = config.search.n_trials - count_finished(study)
+    if config.search.budget_epochs is not None:
+        spent = epochs_spent(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+        left = min(left, (config.search.budget_epochs - spent) // config.reserve_epochs())
+    return max(0, left)
+
+
 def absolute_config(config: ExperimentConfig) -> ExperimentConfig:
     """The config with every local path absolute, as trials in other folders need it."""
     search = replace(config.search, storage=absolute_url(storage_url(config)))
@@ -195,12 +206,13 @@ class RayBackend(Backend):
         try:
             job = RayTrialJob(config, ray.put((context.portable(), space)), config.search.storage,
                               threads)
-            while (done := count_finished(study)) < budget:
-                log(f"study '{config.study}': {done}/{budget} finished, running {budget - done} "
+            while (done := count_finished(study)) < budget \
+                    and (more := round_size(study, config)):
+                log(f"study '{config.study}': {done}/{budget} finished, running {more} "
                     f"more through Ray Tune")
-                self._fit(config, study, space, job, driver, budget - done, log)
+                self._fit(config, study, space, job, driver, more, log)
                 if count_finished(study) == done:
-                    raise StudyStopped(f"a Ray round of {budget - done} trials finished none of "
+                    raise StudyStopped(f"a Ray round of {more} trials finished none of "
                                        f"them; see fail_reason in trials.csv")
         finally:
             # The same reason the stale-trial sweep gives (search.reliability).

@@ -1,0 +1,78 @@
+"""Screening: what rung 0 (a candidate before any fine-tuning) says about its final accuracy.
+
+Fitted on the study's fine-tuned trials that have rung-0 figures: of the two rung-0 figures
+(validation accuracy, and the KL divergence from the dense model, which still ranks candidates
+when pruning leaves all of them near chance), the one whose rank correlation with the final
+accuracy is higher predicts it, through a monotone (isotonic) fit plus a quantile of the fit's
+residuals: a candidate's optimistic final accuracy. ``search.run.early_stopping`` stops the
+candidate at rung 0 when that point, with its known costs, is dominated. The fit is honest about
+itself: below ``min_trials`` fine-tuned trials, or when the rank correlation is weak (a model
+whose pruned candidates all sit at chance), nothing is stopped at rung 0, and the note says why.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+from optuna.trial import FrozenTrial, TrialState
+
+from search.run.early_stopping_settings import ScreeningSettings
+
+# Rung-0 figure -> sign that makes larger better (a small divergence from dense is good).
+FEATURES = {"rung0_accuracy": 1.0, "rung0_kl": -1.0}
+
+
+@dataclass(frozen=True)
+class Rung0Map:
+    """Predicted final accuracy from one rung-0 figure."""
+
+    feature: str
+    correlation: float            # Spearman, over ``trials`` fine-tuned trials
+    trials: int
+    fit: "IsotonicRegression"  # noqa: F821 -- sklearn is imported when a map is fitted
+    slack: float                  # ``quantile`` of the fit's residuals (>= 0)
+
+    def optimistic(self, rung0: Mapping[str, float]) -> float | None:
+        """The final accuracy this candidate may still reach (None: its figure is missing)."""
+        value = rung0.get(self.feature)
+        if value is None or not math.isfinite(value):
+            return None
+        x = FEATURES[self.feature] * float(value)
+        return float(self.fit.predict([x])[0]) + self.slack
+
+
+def fit_rung0_map(trials: Sequence[FrozenTrial], accuracy_index: int,
+                  settings: ScreeningSettings) -> tuple[Rung0Map | None, str]:
+    """The map fitted on ``trials``' fine-tuned ones, or None; and one line saying which (or why
+    not)."""
+    from scipy.stats import spearmanr                 # imported here: the CLI starts without them
+    from sklearn.isotonic import IsotonicRegression
+    rows = [(t.user_attrs, t.values[accuracy_index]) for t in trials
+            if t.state == TrialState.COMPLETE and t.values is not None
+            and "duplicate_of" not in t.user_attrs and "rung0_accuracy" in t.user_attrs]
+    if len(rows) < settings.min_trials:
+        return None, (f"rung 0 waits for {settings.min_trials} fine-tuned trials "
+                      f"({len(rows)} so far)")
+    final = np.array([y for _, y in rows], dtype=float)
+    best: tuple[float, str, np.ndarray, np.ndarray] | None = None
+    for feature, sign in FEATURES.items():
+        x = np.array([sign * float(attrs.get(feature, math.nan)) for attrs, _ in rows])
+        keep = np.isfinite(x)
+        if keep.sum() < settings.min_trials or np.ptp(x[keep]) == 0 or np.ptp(final[keep]) == 0:
+            continue
+        rho = float(spearmanr(x[keep], final[keep]).statistic)
+        if math.isfinite(rho) and (best is None or rho > best[0]):
+            best = (rho, feature, x[keep], final[keep])
+    if best is None or best[0] < settings.min_correlation:
+        rho = "undefined" if best is None else f"{best[0]:.2f}"
+        return None, (f"rung 0 says little here (rank correlation with the final accuracy "
+                      f"{rho} < {settings.min_correlation:g} over {len(rows)} trials): "
+                      f"candidates are judged from rung 1 on")
+    rho, feature, x, y = best
+    fit = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x, y)
+    slack = max(0.0, float(np.quantile(y - fit.predict(x), settings.quantile)))
+    return (Rung0Map(feature, rho, len(x), fit, slack),
+            f"rung 0 screens: final accuracy predicted from {feature} (rank correlation "
+            f"{rho:.2f} over {len(x)} trials)")

@@ -56,6 +56,8 @@ def run_pair(args: argparse.Namespace, seed: int, out: Path) -> tuple[dict, pd.D
         else:
             spent = int(runs["before"][0]["finetune_epochs_done"].fillna(0).sum())
             change = {"search": {"budget_epochs": spent, "n_trials": args.cap * args.trials}}
+            if args.share is not None:
+                change["search"]["early_stopping"] = {"screening": {"fine_tune_share": args.share}}
         config = config_from_dict(merge_options(base, change))
         if dense_file is not None:
             config.study_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=int, default=10,
                         help="screening may look at cap x trials candidates")
     parser.add_argument("--epochs", type=int, default=4, help="fine-tune epochs per trial")
+    parser.add_argument("--share", type=float,
+                        help="screening.fine_tune_share of the screening run (default: the config's)")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/results/screening")
     parser.add_argument("--tiny", action="store_true", help="smoke test: synthetic data")
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, curves = [], []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         row, curve = run_pair(args, seed, out)
         rows.append(row)
         curves.append(curve)

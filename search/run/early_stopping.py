@@ -22,8 +22,9 @@ from trainers.rungs import StopCandidate
 
 from search.pareto import dominates
 from search.run.early_stopping_settings import EarlyStoppingSettings, ScreeningSettings
-from search.run.screening import fit_rung0_map
+from search.run.screening import fit_rung0_map, hypervolume_gain, ranked_out
 
+GAIN_KEY = "rung0_gain"         # user attr: predicted hypervolume gain at rung 0
 SCREENING_NOTE = "rung0_note"   # user attr: whether rung 0 screened the candidate, or why not
 
 
@@ -85,13 +86,26 @@ class FrontRungCheck:
         bound = fitted.optimistic(rung0) if fitted is not None else None
         if bound is None:
             return
+        seen = float(rung0.get("rung0_accuracy", math.nan))
         other = self.dominating(bound, finished)
         if other is not None:
             raise StopCandidate(
-                0, float(rung0.get("rung0_accuracy", math.nan)),
-                f"screened out before fine-tuning: {fitted.feature} "
+                0, seen, f"screened out before fine-tuning: {fitted.feature} "
                 f"{rung0[fitted.feature]:.4f} predicts a final val accuracy <= {bound:.4f}, "
                 f"dominated by trial {other.number}")
+        if settings.fine_tune_share >= 1.0:
+            return
+        expected = [fitted.predicted(rung0) if m == "accuracy" else self.costs[m]
+                    for m in self.metrics]
+        gain = hypervolume_gain(expected, finished, self.metrics, self.directions,
+                                self.study.user_attrs.get("dense_reference"))
+        recent = [t.user_attrs[GAIN_KEY] for t in self.study.get_trials(deepcopy=False)
+                  if GAIN_KEY in t.user_attrs][-settings.window:]
+        if self.trial is not None:
+            self.trial.set_user_attr(GAIN_KEY, gain)
+        out, why = ranked_out(gain, recent, settings)
+        if out:
+            raise StopCandidate(0, seen, f"screened out before fine-tuning: {why}")
 
     def dominating(self, bound: float, finished: Sequence[optuna.trial.FrozenTrial]
                    ) -> optuna.trial.FrozenTrial | None:

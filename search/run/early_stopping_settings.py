@@ -22,6 +22,12 @@ class ScreeningSettings:
     # The predicted final accuracy is the monotone fit plus this quantile of its residuals.
     quantile: float = 0.9
     bn_batches: int = 4                # training batches re-estimating batch-norm statistics
+    # Of the candidates that could still reach the front, fine-tune only those whose predicted
+    # hypervolume gain (median prediction) is in this top share of the last ``window`` such
+    # candidates (1: fine-tune every one that could reach the front).
+    fine_tune_share: float = 1.0
+    window: int = 20
+
 
     def __post_init__(self) -> None:
         if self.min_trials < 2:
@@ -33,6 +39,12 @@ class ScreeningSettings:
         if not 0.0 <= self.quantile <= 1.0:
             raise ConfigError("search.early_stopping.screening.quantile must be in [0, 1], "
                               f"got {self.quantile}")
+        if not 0.0 < self.fine_tune_share <= 1.0:
+            raise ConfigError("search.early_stopping.screening.fine_tune_share must be in (0, 1], "
+                              f"got {self.fine_tune_share}")
+        if self.window < 2:
+            raise ConfigError(f"search.early_stopping.screening.window must be >= 2, "
+                              f"got {self.window}")
         if self.bn_batches < 0:
             raise ConfigError("search.early_stopping.screening.bn_batches must be >= 0, "
                               f"got {self.bn_batches}")

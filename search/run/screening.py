@@ -34,13 +34,45 @@ class Rung0Map:
     fit: "IsotonicRegression"  # noqa: F821 -- sklearn is imported when a map is fitted
     slack: float                  # ``quantile`` of the fit's residuals (>= 0)
 
-    def optimistic(self, rung0: Mapping[str, float]) -> float | None:
-        """The final accuracy this candidate may still reach (None: its figure is missing)."""
+    def predicted(self, rung0: Mapping[str, float]) -> float | None:
+        """The final accuracy the fit expects (None: the candidate's figure is missing)."""
         value = rung0.get(self.feature)
         if value is None or not math.isfinite(value):
             return None
-        x = FEATURES[self.feature] * float(value)
-        return float(self.fit.predict([x])[0]) + self.slack
+        return float(self.fit.predict([FEATURES[self.feature] * float(value)])[0])
+
+    def optimistic(self, rung0: Mapping[str, float]) -> float | None:
+        """The final accuracy this candidate may still reach (None: its figure is missing)."""
+        expected = self.predicted(rung0)
+        return None if expected is None else expected + self.slack
+
+
+def hypervolume_gain(point: Sequence[float], finished: Sequence[FrozenTrial],
+                     metrics: Sequence[str], directions: Sequence[str],
+                     dense: Mapping[str, float] | None) -> float:
+    """How much ``point`` (values of ``metrics``) would add to the hypervolume of the finished
+    trials' values (normalised as ``search.decide.hypervolume`` does: costs by the dense model's)."""
+    import pandas as pd
+
+    from search.decide.hypervolume import hypervolume, normalised_losses
+
+    rows = [list(t.values) for t in finished if t.values is not None]
+    frame = pd.DataFrame(rows + [list(point)], columns=list(metrics))
+    losses, reference = normalised_losses(frame, metrics, directions, dense)
+    return max(0.0, hypervolume(losses, reference) - hypervolume(losses[:-1], reference))
+
+
+def ranked_out(gain: float, recent: Sequence[float], settings: ScreeningSettings
+               ) -> tuple[bool, str]:
+    """Whether a candidate's predicted gain falls outside the top ``fine_tune_share`` of the
+    ``recent`` candidates' (nothing is ranked out until half the window is known)."""
+    if settings.fine_tune_share >= 1.0 or len(recent) < settings.window // 2:
+        return False, ""
+    threshold = float(np.quantile(recent, 1.0 - settings.fine_tune_share))
+    out = gain <= 0.0 or gain < threshold
+    return out, (f"predicted hypervolume gain {gain:.2e} below the top "
+                 f"{settings.fine_tune_share:.0%} of the last {len(recent)} candidates' "
+                 f"({threshold:.2e})")
 
 
 def fit_rung0_map(trials: Sequence[FrozenTrial], accuracy_index: int,

@@ -96,3 +96,46 @@ def test_screen_stops_a_dominated_candidate_and_records_its_figures():
 def test_bad_screening_settings_name_the_field(field, value):
     with pytest.raises(ConfigError, match=f"search.early_stopping.screening.{field} must"):
         ScreeningSettings(**{field: value})
+
+
+def test_hypervolume_gain_is_what_a_point_adds_to_the_front():
+    from search.run.screening import hypervolume_gain
+
+    study = study_of([(0.9, 50.0, 0.5, 1.0)])
+    dense = {"flops": 100.0}
+    # Normalised: trial 0 is (loss -0.9, 0.5) against the reference (0, 1.1): 0.9 x 0.6.
+    inside = hypervolume_gain([0.8, 60.0], study.trials, METRICS, DIRECTIONS, dense)
+    assert inside == pytest.approx(0.0)                           # dominated: adds nothing
+    cheaper = hypervolume_gain([0.5, 20.0], study.trials, METRICS, DIRECTIONS, dense)
+    assert cheaper == pytest.approx(0.5 * (0.5 - 0.2))            # the box left of trial 0
+
+
+def test_ranking_keeps_the_top_share_once_half_the_window_is_known():
+    from search.run.screening import ranked_out
+
+    settings = ScreeningSettings(fine_tune_share=0.25, window=8)
+    assert ranked_out(0.0, [1.0, 2.0, 3.0], settings)[0] is False           # 3 < 8 // 2 known
+    recent = [0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    out, why = ranked_out(1.5, recent, settings)
+    assert out and "below the top 25% of the last 8 candidates'" in why
+    assert ranked_out(6.0, recent, settings)[0] is False
+    assert ranked_out(0.0, [0.0] * 8, settings)[0] is True                 # no gain: never kept
+    assert ranked_out(0.0, recent, ScreeningSettings())[0] is False        # share 1: no ranking
+
+
+def test_screen_ranks_candidates_by_predicted_gain(tmp_path):
+    study = study_of(monotone_rows(12))
+    study.set_user_attr("dense_reference", {"flops": 200.0})
+    settings = ScreeningSettings(fine_tune_share=0.5, window=4, quantile=1.0)
+    gains = []
+    for flops in (90.0, 80.0, 70.0, 60.0):        # cheaper and cheaper: ever larger gains
+        stop = FrontRungCheck(study, METRICS, DIRECTIONS, {"flops": flops},
+                              EarlyStoppingSettings(enabled=True), trial=study.ask())
+        stop.screen({"rung0_accuracy": 0.6, "rung0_kl": 0.8}, settings)
+        gains.append(study.trials[-1].user_attrs["rung0_gain"])
+        study.tell(study.trials[-1].number, state=optuna.trial.TrialState.PRUNED)
+    assert gains == sorted(gains) and gains[0] > 0
+    worse = FrontRungCheck(study, METRICS, DIRECTIONS, {"flops": 95.0},
+                           EarlyStoppingSettings(enabled=True), trial=study.ask())
+    with pytest.raises(StopCandidate, match="predicted hypervolume gain"):
+        worse.screen({"rung0_accuracy": 0.6, "rung0_kl": 0.8}, settings)

@@ -12,6 +12,7 @@ person would write. Measured in one run, interleaved; the table prints the ratio
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min) after the run")
     print(f"\nmedian overhead of a trial in our framework vs the bare loop: "
           f"{100 * table['overhead'].median():.1f}% (target <= 10%)")
     return 0

@@ -203,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="synthetic data, 4 trials (smoke test)")
     parser.add_argument("--n-trials", type=int, help="budget of every path (default: the study's)")
-    parser.add_argument("--paths", default=",".join(PATHS),
-                        help=f"comma-separated subset of: {', '.join(PATHS)}")
+    parser.add_argument("--paths", help=f"comma-separated subset of: {', '.join(PATHS)} "
+                        "(default: all; ray-2-nodes only with --two-nodes or --address)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads per worker (default: cores / workers)")
     parser.add_argument("--journal", action="store_true",
@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", help="where the study folders go (default: a temp folder)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    if args.paths is None:   # every path this machine can run as asked
+        args.paths = ",".join(p for p in PATHS if p != "ray-2-nodes"
+                              or args.two_nodes or args.address)
     names = [n.strip() for n in args.paths.split(",") if n.strip()]
     unknown = [n for n in names if n not in PATHS]
     if unknown:

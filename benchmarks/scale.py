@@ -21,6 +21,7 @@ For each model (built-in CNN and MLP on 8x8 inputs; torchvision resnet18 and mob
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import resource
 import statistics
@@ -196,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     table.to_csv(args.out, index=False)
     pd.set_option("display.width", 250)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min) after the run")
     return 0
 
 

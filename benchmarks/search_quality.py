@@ -34,6 +34,7 @@ below 50% accuracy or costlier than 1.1 x dense adds nothing). Prints a table an
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                .median().sort_values("hypervolume", ascending=False))
     pd.set_option("display.width", 200)
     print("\nPer run:\n" + table.to_string(index=False))
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min) after the runs")
     print(f"\nMedian over {args.seeds} seed(s) ({args.model}, {args.trials} trials, "
           f"{args.epochs} fine-tune epochs each; HV reference: accuracy {ACCURACY_FLOOR}, "
           f"1.1 x dense FLOPs and energy):\n" + summary.to_string())

@@ -12,6 +12,7 @@ the classifier keeps its outputs. Weights are random: latency does not depend on
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(path, index=False)
     print(f"\nCSV: {path}")
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min) after the run")
     return 0
 
 

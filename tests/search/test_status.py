@@ -31,8 +31,8 @@ def test_status_cli_table_and_json(study_cli, finished_study):
     assert "7 complete, 0 running, 0 failed" in out
     assert "7 trials, 0 left" in out
     status = finished_study.status()
-    assert (f"{status.finetune_epochs} fine-tune epochs; 0 trials stopped early, "
-            f"{status.duplicates} duplicates reused untrained") in out
+    assert (f"{status.finetune_epochs} fine-tune epochs; 0 candidates screened out before "
+            f"fine-tuning, 0 stopped early, {status.duplicates} duplicates reused untrained") in out
     code, out, _ = study_cli("status", "--json")
     data = json.loads(out)
     assert data["front_size"] == len(finished_study.front())

@@ -21,7 +21,7 @@ import optuna
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from trainers.data import DataBundle, bundle_from_splits
+from trainers.data import DataBundle, bundle_from_splits, prediction_count
 from trainers.errors import SetupError
 from trainers.selection_metrics import get_metric, metric_name
 from trainers.training import LossFn, MetricFn
@@ -166,6 +166,8 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         study.set_user_attr("budget_epochs", config.search.budget_epochs)
     if "dense_reference" not in study.user_attrs:
         study.set_user_attr("dense_reference", reference_metrics(space.dense_candidate(), context))
+    if "val_samples" not in study.user_attrs:   # what the accuracy is a fraction of (intervals)
+        study.set_user_attr("val_samples", prediction_count(context.data.val))
     save_study_config(config)
     try:
         custom = any(x is not None for x in (data, factory, loss, metric_fn))

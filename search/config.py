@@ -24,7 +24,8 @@ from trainers.models import MODELS, ModelSettings, is_known_model_name
 from trainers.pruning import CRITERIA, PruningSettings
 from trainers.train_settings import TrainSettings
 
-BASELINES = ("uniform", "global_magnitude")
+# The hand-made allocation rules ``search.baselines`` may name (``search.run.starting.ALLOCATIONS``).
+BASELINES = ("uniform", "global_magnitude", "lamp", "erk")
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class SearchSettings:
     storage: str | None = None        # default: sqlite:///<study folder>/study.db
     enqueue_dense: bool = True        # first trial = the dense reference (32 bits, no pruning)
     # Hand-made baselines enqueued first: the same sparsity in every layer, magnitude criterion,
-    # at each of ``baseline_bits``. An empty list turns them off.
+    # at each of ``baseline_bits``. An empty list turns them off. "lamp" and "erk" (allocation
+    # rules from the literature) are available but not in the default list.
     baseline_sparsities: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
     baseline_bits: tuple[int, ...] = (32, 8)
     baselines: tuple[str, ...] = ("uniform", "global_magnitude")

@@ -13,6 +13,8 @@ import optuna
 import pandas as pd
 
 from search.config import ExperimentConfig
+from search.decide.display import DEFAULT_FLOOR, FrontDisplay
+from search.decide.noise import first_cost, interval_samples
 from search.decide.tables import front_frame, trials_frame
 from search.run.storage import open_storage, sqlite_path, storage_url
 from search.schema import ConfigError
@@ -56,6 +58,21 @@ class StudyResult:
         """Name of the selection metric stored in the ``accuracy`` column (default: accuracy)."""
         return str(self.study.user_attrs.get("metric", "accuracy"))
 
+    @property
+    def val_samples(self) -> int | None:
+        """How many validation predictions the accuracy is a fraction of (the n of its binomial
+        interval); ``None`` when the study did not record it (run before it was; a resume
+        records it) or its metric is not such a fraction (``f1_macro``, a custom metric)."""
+        return interval_samples(self.study.user_attrs.get("val_samples"), self.metric)
+
+    def front_display(self, floor: float | None = DEFAULT_FLOOR) -> FrontDisplay:
+        """How this study's front is printed: its objectives, accuracy intervals, noise notes in
+        its first cost, and the points within ``floor`` of the dense accuracy (``None``: all)."""
+        objectives = self.config.search.objectives
+        return FrontDisplay(tuple(objectives.metrics), self.val_samples,
+                            first_cost(objectives.metrics, objectives.directions),
+                            self.dense_reference().get("accuracy"), floor)
+
     def front(self) -> pd.DataFrame:
         """Pareto-optimal completed trials over the configured objectives."""
         objectives = self.config.search.objectives
@@ -85,7 +102,8 @@ class StudyResult:
 
         settings = settings or PickSettings(**constraints)
         objectives = self.config.search.objectives
-        return pick_trial(self.trials(), settings, objectives.metrics, objectives.directions)
+        return pick_trial(self.trials(), settings, objectives.metrics, objectives.directions,
+                          self.val_samples)
 
     def export(self, trial: int | None = None, *, pick: "PickSettings | None" = None,
                folder: str | Path | None = None, log: Callable[[str], None] = print,

@@ -8,7 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from search.config import ExperimentConfig, load_config
-from search.decide.constraints import PickSettings, pick_bounds
+from search.decide.constraints import ACCURACY_BOUNDS, PickSettings, pick_bounds
+from search.decide.display import DEFAULT_FLOOR
+from search.schema import ConfigError
 
 
 def add_study_args(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +62,24 @@ def apply_parallel_args(config: ExperimentConfig, args: argparse.Namespace) -> E
     return replace(config, parallel=parallel, ray=ray)
 
 
+def add_floor_args(parser: argparse.ArgumentParser) -> None:
+    """``--floor F`` / ``--all``: which front points the printed table shows."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--floor", type=float, default=DEFAULT_FLOOR, metavar="F",
+                       help="print the front points with validation accuracy >= dense accuracy "
+                            f"- F (default {DEFAULT_FLOOR}; 1 shows all; csv and json hold all)")
+    group.add_argument("--all", action="store_true", help="print every front point")
+
+
+def floor_of(args: argparse.Namespace) -> float | None:
+    """The display floor the arguments ask for (``None``: every point)."""
+    if args.all:
+        return None
+    if not args.floor >= 0:
+        raise ConfigError(f"--floor must be >= 0 (an accuracy drop from dense), got {args.floor}")
+    return args.floor
+
+
 class _BoundInOrder(argparse.Action):
     """Stores the bound and also records it in ``pick_bounds``, in command-line order (messages
     list the constraints as the user wrote them)."""
@@ -76,6 +96,10 @@ def add_pick_args(parser: argparse.ArgumentParser) -> None:
     for bound in pick_bounds().values():
         group.add_argument(bound.flag, type=float, action=_BoundInOrder,
                            metavar=bound.name.upper(), help=bound.help)
+    group.add_argument("--accuracy-bound", choices=list(ACCURACY_BOUNDS),
+                       default=ACCURACY_BOUNDS[0],
+                       help="what --min-accuracy bounds: the measured accuracy (point, default) "
+                            "or the lower end of its 95%% binomial interval (lower)")
     group.add_argument("--knee", action="store_true", help="the knee of the feasible front")
     group.add_argument("--prefer", metavar="METRIC",
                        help="best feasible trial in METRIC (default: accuracy; with only "
@@ -83,4 +107,5 @@ def add_pick_args(parser: argparse.ArgumentParser) -> None:
 
 
 def pick_settings(args: argparse.Namespace) -> PickSettings:
-    return PickSettings(getattr(args, "pick_bounds", None), knee=args.knee, prefer=args.prefer)
+    return PickSettings(getattr(args, "pick_bounds", None), knee=args.knee, prefer=args.prefer,
+                        accuracy_bound=args.accuracy_bound)

@@ -9,7 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
-from search.cli.args import add_pick_args, add_study_args, pick_settings, resolve_config
+from search.cli.args import (add_floor_args, add_pick_args, add_study_args, floor_of,
+                             pick_settings, resolve_config)
 from search.schema import ConfigError
 
 EXIT_NOTHING_FITS = 1
@@ -99,6 +100,7 @@ def add_decide_commands(sub: argparse._SubParsersAction) -> None:
     add_study_args(pareto)
     pareto.add_argument("--format", default="table", choices=["table", "csv", "json", "markdown"])
     pareto.add_argument("--sort", metavar="METRIC", help="sort by a metric, best first")
+    add_floor_args(pareto)
     pareto.set_defaults(func=cmd_pareto)
     status = sub.add_parser("status", help="trials by state, budget, time, front, hypervolume")
     add_study_args(status)
@@ -145,7 +147,8 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     from search.study_result import open_existing
 
     result = open_existing(resolve_config(args))
+    display = result.front_display(floor_of(args))
     objectives = result.config.search.objectives
     front = sort_front(result.front(), args.sort, objectives.metrics, objectives.directions)
-    print(render_front(front, args.format, objectives.metrics))
+    print(render_front(front, args.format, display))
     return 0

@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import argparse
 
-from search.cli.args import add_study_args, resolve_config
+from search.cli.args import add_floor_args, add_study_args, floor_of, resolve_config
 from search.run.backends.registry import BACKENDS
 from search.run.samplers import SAMPLERS
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from search.api import run_search
-    from search.decide.tables import format_front, headline_figures
+    from search.decide.front_formats import render_front
+    from search.decide.tables import headline_figures
 
     config = resolve_config(args)
+    floor = floor_of(args)
     result = run_search(config)
     front = result.front()
     dense = result.dense_reference()
@@ -21,7 +23,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\nPareto front of study '{config.study}' ({len(front)} trials; FLOPs (effective, "
           f"sparsity-aware) and size are counted per sample, energy_uJ is an analytic estimate, "
           f"(meas) is measured on this machine, train_J says its source):")
-    print(format_front(front, config.search.objectives.metrics))
+    print(render_front(front, "table", result.front_display(floor)))
     print(f"\nTables: {config.study_dir / 'trials.csv'}, {config.study_dir / 'pareto.csv'}")
     return 0
 
@@ -47,6 +49,7 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--backend", choices=list(BACKENDS), help="who runs the trials")
     run.add_argument("--address", help="Ray cluster HOST:PORT or 'auto' (implies --backend ray)")
     run.add_argument("--threads", type=int, help="torch threads per worker (default cores/workers)")
+    add_floor_args(run)
     run.set_defaults(func=cmd_run)
     worker = sub.add_parser("worker", help="join an existing study and run its trials until the "
                                            "budget is reached (on this or another machine)")

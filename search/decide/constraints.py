@@ -17,6 +17,10 @@ from trainers.costs.metrics import MAXIMIZE, METRICS, objective_metrics
 if TYPE_CHECKING:
     import pandas as pd
 
+# What ``min_accuracy`` bounds: the measured validation accuracy, or the lower end of its 95%
+# binomial interval (``search.decide.noise``), which a lucky draw of the split cannot pass.
+ACCURACY_BOUNDS = ("point", "lower")
+
 
 @dataclass(frozen=True)
 class Constraint:
@@ -109,15 +113,18 @@ class PickSettings:
     ``PickSettings(max_flops=2e6, min_accuracy=0.95, knee=True)``: one keyword per bound of
     ``pick_bounds()`` (``settings.max_flops`` reads it back, ``None`` when not given); or the
     bounds as one mapping, ``PickSettings({"max_flops": 2e6})``. Bounds keep the order given:
-    messages list them as the user wrote them.
+    messages list them as the user wrote them. ``accuracy_bound="lower"`` makes ``min_accuracy``
+    bound the lower end of the accuracy's 95% interval instead of the accuracy itself.
     """
 
     bounds: Mapping[str, float]
     knee: bool
     prefer: str | None
+    accuracy_bound: str
 
     def __init__(self, bounds: Mapping[str, float | None] | None = None, *, knee: bool = False,
-                 prefer: str | None = None, **limits: float | None) -> None:
+                 prefer: str | None = None, accuracy_bound: str = "point",
+                 **limits: float | None) -> None:
         known = pick_bounds()
         given = {**(bounds or {}), **limits}
         unknown = [k for k in given if k not in known]
@@ -129,9 +136,16 @@ class PickSettings:
             known[keyword].check(value)
         if knee and prefer:
             raise ConfigError(f"choose either knee or prefer, got knee=True and prefer='{prefer}'")
+        if accuracy_bound not in ACCURACY_BOUNDS:
+            raise ConfigError(f"accuracy_bound must be one of {list(ACCURACY_BOUNDS)}, "
+                              f"got '{accuracy_bound}'")
+        if accuracy_bound == "lower" and "min_accuracy" not in values:
+            raise ConfigError("accuracy_bound 'lower' applies to min_accuracy (--min-accuracy), "
+                              "which was not given")
         object.__setattr__(self, "bounds", values)
         object.__setattr__(self, "knee", knee)
         object.__setattr__(self, "prefer", prefer)
+        object.__setattr__(self, "accuracy_bound", accuracy_bound)
 
     def __getattr__(self, name: str) -> Any:
         if name in pick_bounds():
@@ -139,7 +153,7 @@ class PickSettings:
         raise AttributeError(f"'PickSettings' object has no attribute '{name}'")
 
     def __hash__(self) -> int:
-        return hash((tuple(self.bounds.items()), self.knee, self.prefer))
+        return hash((tuple(self.bounds.items()), self.knee, self.prefer, self.accuracy_bound))
 
     def constraints(self) -> list[Constraint]:
         known = pick_bounds()

@@ -1,4 +1,9 @@
-"""The Pareto front rendered as a table, CSV, JSON or Markdown, sorted by any recorded metric."""
+"""The Pareto front rendered as a table, CSV, JSON or Markdown, sorted by any recorded metric.
+
+The printed forms (table, Markdown) show each accuracy with its 95% interval and, by default,
+only the useful part of the front (``search.decide.display``), saying so in a title line. CSV
+and JSON hold every point.
+"""
 from __future__ import annotations
 
 import json
@@ -6,8 +11,9 @@ from typing import Sequence
 
 import pandas as pd
 
+from search.decide.display import FrontDisplay
 from search.decide.pick import direction_of
-from search.decide.tables import format_front, front_table
+from search.decide.tables import front_table
 from search.pareto import MINIMIZE
 from search.schema import ConfigError
 from spaces.plain import jsonable
@@ -39,13 +45,30 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def render_front(front: pd.DataFrame, fmt: str, metrics: Sequence[str] = ()) -> str:
-    """``table`` and ``markdown``: headline columns (plus any objective in ``metrics`` not among
-    them); ``csv`` and ``json``: every column."""
+def shown_part(front: pd.DataFrame, display: FrontDisplay) -> tuple[pd.Series, str]:
+    """Which points the printed forms show, and the title line saying so ("" with no floor)."""
+    threshold = display.threshold
+    if threshold is None or front.empty or "accuracy" not in front:
+        return pd.Series(True, index=front.index), ""
+    shown = front["accuracy"].astype(float) >= threshold - 1e-12
+    floor = f"{display.floor:.2f}" if round(display.floor, 2) == display.floor else \
+        f"{display.floor:g}"
+    title = (f"{int(shown.sum())} of {len(front)} front points shown: accuracy >= "
+             f"{threshold:.4f} (dense {display.dense_accuracy:.4f} - {floor}); "
+             f"--all shows every point")
+    return shown, title
+
+
+def render_front(front: pd.DataFrame, fmt: str,
+                 display: FrontDisplay | Sequence[str] = ()) -> str:
+    """``table`` and ``markdown``: headline columns (plus any objective of the display's metrics
+    not among them), the points above the display floor under a title line saying so;
+    ``csv`` and ``json``: every column and every point. ``display`` may be the metrics alone
+    (no intervals, no floor)."""
+    if not isinstance(display, FrontDisplay):
+        display = FrontDisplay(tuple(display), floor=None)
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {list(FORMATS)}, got '{fmt}'")
-    if fmt == "table":
-        return format_front(front, metrics)
     if fmt == "csv":
         return front.to_csv(index=False).rstrip("\n")
     if fmt == "json":
@@ -54,4 +77,11 @@ def render_front(front: pd.DataFrame, fmt: str, metrics: Sequence[str] = ()) -> 
         return json.dumps(records, indent=2)
     if front.empty:
         return "(no completed trials yet)"
-    return markdown_table(front_table(front, metrics))
+    table = front_table(front, display.metrics, display.val_samples, display.cost)
+    shown, title = shown_part(front, display)
+    table = table[shown.to_numpy()]
+    if table.empty:
+        text = "(no front point reaches the floor)"
+    else:
+        text = table.to_string(index=False) if fmt == "table" else markdown_table(table)
+    return f"{title}\n\n{text}" if title else text

@@ -9,16 +9,19 @@ The rule, printed with every pick:
    objective (the cheapest model that is accurate enough).
 
 Selection reads validation accuracy (``accuracy``); the test accuracy is shown, never used.
+With ``accuracy_bound="lower"`` the accuracy floor is checked against the lower end of each
+accuracy's 95% binomial interval over the validation samples (``search.decide.noise``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from search.decide.constraints import Constraint, PickSettings
+from search.decide.noise import wilson_interval
 from search.decide.tables import headline_figures
 from search.pareto import MAXIMIZE, MINIMIZE, pareto_front, to_minimization
 from search.schema import ConfigError
@@ -82,8 +85,9 @@ def default_preference(settings: PickSettings, metrics: Sequence[str],
 
 
 def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[str],
-               directions: Sequence[str]) -> PickResult:
-    """Apply ``settings`` to a ``trials_frame`` (see the module docstring for the rule)."""
+               directions: Sequence[str], val_samples: int | None = None) -> PickResult:
+    """Apply ``settings`` to a ``trials_frame`` (see the module docstring for the rule);
+    ``val_samples``: the n of the accuracy intervals (needed by ``accuracy_bound="lower"``)."""
     metrics, directions = list(metrics), list(directions)
     needed = set(metrics) | {c.metric for c in settings.constraints()}
     if frame.empty or "state" not in frame or not needed <= set(frame.columns):
@@ -92,6 +96,8 @@ def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[st
     if done.empty:
         return PickResult(None, None, "the study has no completed trials yet", 0, 0)
     constraints = settings.constraints()
+    if settings.accuracy_bound == "lower":
+        done, constraints = on_lower_bound(done, constraints, val_samples)
     ok = pd.Series(True, index=done.index)
     for constraint in constraints:
         ok &= constraint.holds(done[constraint.metric].astype(float))
@@ -122,6 +128,25 @@ def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[st
               f" ({len(feasible)} of {len(done)} completed trials meet the constraints"
               f"{': ' + met if met else ''})")
     return PickResult(int(chosen["trial"]), chosen.to_dict(), reason, len(feasible), len(done))
+
+
+LOWER_COLUMN = "accuracy_lower95"
+
+
+def on_lower_bound(done: pd.DataFrame, constraints: Sequence[Constraint],
+                   val_samples: int | None) -> tuple[pd.DataFrame, list[Constraint]]:
+    """``done`` with each accuracy's 95% lower bound added, and the accuracy constraints moved
+    onto it."""
+    if val_samples is None:
+        raise ConfigError("--accuracy-bound lower needs the number of validation samples the "
+                          "accuracy is a fraction of: this study did not record it (run before "
+                          "it was: resume it with `sparsity-search run` to record it) or its "
+                          "metric is not such a fraction")
+    low, _ = wilson_interval(done["accuracy"].astype(float), val_samples)
+    moved = [replace(c, metric=LOWER_COLUMN, shown_as="accuracy 95% lower bound",
+                     label=f"{c.label} --accuracy-bound lower")
+             if c.metric == "accuracy" else c for c in constraints]
+    return done.assign(**{LOWER_COLUMN: low}), moved
 
 
 def _numeric(frame: pd.DataFrame) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 import optuna
 import pandas as pd
 
+from search.decide.noise import INTERVAL_COLUMN, NOISE_COLUMN, interval_texts, noise_notes
 from search.pareto import pareto_front
 from search.run.budget import is_surplus
 from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX
@@ -82,24 +83,34 @@ def headline_figures(row: Mapping[str, Any]) -> list[tuple[str, str]]:
             if key in row and pd.notna(row[key])]
 
 
-def format_front(front: pd.DataFrame, metrics: Sequence[str] = ()) -> str:
+def format_front(front: pd.DataFrame, metrics: Sequence[str] = (), val_samples: int | None = None,
+                 cost: str | None = None) -> str:
     """The front as a fixed-width text table: accuracy, costs (each labelled counted / est / meas),
-    layers, bits; plus a column for any objective in ``metrics`` not already shown."""
+    layers, bits; plus a column for any objective in ``metrics`` not already shown (and the
+    accuracy intervals and noise notes of ``front_table``)."""
     if front.empty:
         return "(no completed trials yet)"
-    return front_table(front, metrics).to_string(index=False)
+    return front_table(front, metrics, val_samples, cost).to_string(index=False)
 
 
-def front_table(front: pd.DataFrame, metrics: Sequence[str] = ()) -> pd.DataFrame:
+def front_table(front: pd.DataFrame, metrics: Sequence[str] = (), val_samples: int | None = None,
+                cost: str | None = None) -> pd.DataFrame:
     """The front's columns as display strings (the text table, Markdown and the report's table):
     the registry's headline metrics (``trainers.costs.metrics``, e.g. ``MFLOPs``), then any
-    objective in ``metrics`` without a headline column, as recorded (``bops(counted)``)."""
+    objective in ``metrics`` without a headline column, as recorded (``bops(counted)``).
+
+    With ``val_samples`` (the n of ``search.decide.noise``) each accuracy's 95% interval follows
+    it (``acc 95% CI``); with ``cost`` too, a last column notes the points whose edge over a
+    cheaper one is within that noise (``noise``: ``within noise of #N``).
+    """
     sources = front.get("energy_source", pd.Series(dtype=str)).dropna()
     table = pd.DataFrame({"trial": front["trial"].astype(int)})
     for metric in headline_metrics():
         if metric in front:
             table[column_name(metric, sources)] = front[metric].map(
                 lambda value, name=metric: format_value(name, value))
+        if metric == "accuracy" and val_samples and metric in front:
+            table[INTERVAL_COLUMN] = interval_texts(front[metric], val_samples)
     for metric in metrics:
         if metric not in headline_metrics() and metric in front:
             table[column_name(metric)] = front[metric].map("{:.4g}".format)
@@ -107,4 +118,6 @@ def front_table(front: pd.DataFrame, metrics: Sequence[str] = ()) -> pd.DataFram
                                           axis=1)
     table["bits/layer"] = front.apply(lambda r: _layer_summary(r, BITS_PREFIX, "{:.0f}"), axis=1)
     table["criterion"] = front.get("criterion", "")
+    if val_samples and cost and "accuracy" in front:
+        table[NOISE_COLUMN] = noise_notes(front, cost, val_samples)
     return table

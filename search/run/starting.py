@@ -7,13 +7,14 @@ from search.config import ExperimentConfig
 from spaces.candidate import Candidate
 from spaces.space import SearchSpace
 from trainers.eval_context import EvalContext
-from trainers.pruning.global_threshold import global_magnitude_sparsity
+from trainers.pruning.allocation import ALLOCATIONS
 
 
 def starting_candidates(space: SearchSpace, context: EvalContext, config: ExperimentConfig
                         ) -> list[tuple[str, Candidate]]:
     """(origin, candidate): the dense reference and the hand-made sweeps a user would try first
-    (the same sparsity in every layer; one global magnitude threshold), at each baseline bit-width.
+    (the same sparsity in every layer; one global magnitude threshold; the LAMP and ERK allocation
+    rules: ``ALLOCATIONS``), at each baseline bit-width.
     Enqueued before the sampler's own trials, so the front is never worse than the by-hand result.
     """
     found: list[tuple[str, Candidate]] = []
@@ -23,10 +24,7 @@ def starting_candidates(space: SearchSpace, context: EvalContext, config: Experi
     for bits in config.search.baseline_bits:
         for sparsity in config.search.baseline_sparsities:
             for origin in config.search.baselines:
-                if origin == "uniform":
-                    per_layer = {name: sparsity for name in searched}
-                else:
-                    per_layer = global_magnitude_sparsity(context.dense_state, searched, sparsity)
+                per_layer = ALLOCATIONS[origin](context.dense_state, searched, sparsity)
                 candidate = space.candidate_for(per_layer, {n: bits for n in space.layer_names})
                 if all(candidate != c for _, c in found):
                     found.append((origin, candidate))

@@ -28,10 +28,16 @@ def test_json_sorted_by_accuracy_descending(study_cli, finished_study):
 
 
 def test_markdown_and_table(study_cli, finished_study):
-    code, out, _ = study_cli("pareto", "--format", "markdown")
+    code, out, _ = study_cli("pareto", "--format", "markdown", "--all")
     lines = out.strip().splitlines()
-    assert lines[0].startswith("| trial | val_acc |") and lines[1].startswith("|---|")
+    assert lines[0].startswith("| trial | val_acc | acc 95% CI |") and lines[1].startswith("|---|")
     assert len(lines) == 2 + len(finished_study.front())
+    code, out, _ = study_cli("pareto", "--format", "markdown")     # the floor's title line first
+    title, blank, header, *_ = out.strip().splitlines()
+    dense = finished_study.dense_reference()["accuracy"]
+    assert title.endswith(f"front points shown: accuracy >= {dense - 0.1:.4f} (dense {dense:.4f} "
+                          f"- 0.10); --all shows every point")
+    assert blank == "" and header.startswith("| trial |")
     code, out, _ = study_cli("pareto")
     assert "val_acc" in out and "MFLOPs" in out
 

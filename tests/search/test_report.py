@@ -35,6 +35,9 @@ def test_report_writes_every_figure_and_links_only_local_files(report, finished_
     for section in ("status", "front", "picks", "hypervolume", "importances"):
         assert f'<section id="{section}">' in page
     assert f"Trial {knee}" in page and "Trial 3" in page and "knee" in page
+    # accuracy intervals: the front table's column, the picks' rows, the sample count
+    assert page.count("acc 95% CI") >= 3 and "<th>noise</th>" in page
+    assert f"{finished_study.val_samples:,} (accuracy intervals: 95% Wilson score)" in page
 
 
 @pytest.mark.slow

@@ -86,3 +86,15 @@ def test_user_value_forms():
     assert len(two.test) == 10 and len(two.train) + len(two.val) == 40
     mapping = bundle_from_user_value({"train": tensors(50), "num_classes": 7}, settings, "m:f")
     assert mapping.num_classes == 7 and len(mapping.test) == 10 and mapping.name == "m:f"
+
+
+def test_prediction_count_is_samples_times_targets_per_sample():
+    from trainers.data import prediction_count
+
+    assert prediction_count(tensors(30)) == 30                         # one label each
+    assert prediction_count(DataLoader(tensors(30), batch_size=8)) == 30
+    windows = TensorDataset(torch.zeros(5, 8, dtype=torch.long), torch.zeros(5, 8,
+                                                                             dtype=torch.long))
+    assert prediction_count(windows) == 40                             # every position of a window
+    assert prediction_count(PlainDataset(7)) == 7
+    assert prediction_count(tensors(0)) == 0

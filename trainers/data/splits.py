@@ -56,6 +56,20 @@ def infer_input_shape(data: Split) -> tuple[int, ...]:
     return tuple(torch.as_tensor(sample[0]).shape)
 
 
+def prediction_count(data: Split) -> int | None:
+    """How many predictions a metric over this split averages: samples x targets per sample (1
+    for a class label; the positions of a text window). ``None`` when the split has no length.
+
+    Reads one sample's target only, so a large image set costs one image.
+    """
+    dataset = data.dataset if isinstance(data, DataLoader) else data
+    try:
+        size = len(dataset)
+        return size * (torch.as_tensor(dataset[0][1]).numel() if size else 1)
+    except (TypeError, NotImplementedError, IndexError):
+        return None
+
+
 def infer_num_classes(*splits: Split) -> int:
     """Number of classes: ``classes`` attribute, else the largest label + 1 over the splits."""
     for split in splits:

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from search.decide.hypervolume import completed, hypervolume_history
+from search.decide.noise import first_cost
 from search.decide.pick import PickResult, PickSettings, pick_trial
 from search.decide.report.importance import objective_importances
 from search.decide.status import StudyStatus, study_status
@@ -55,6 +56,8 @@ class ReportData:
     importance_note: str = ""
     sensitivity: SensitivityResult | None = None
     notes: list[str] = field(default_factory=list)
+    val_samples: int | None = None      # the n of the accuracy intervals (None: not shown)
+    cost: str | None = None             # the cost "cheaper" is read in (noise notes)
 
 
 def _export_manifest(study_dir: Path, trial: int) -> dict[str, Any] | None:
@@ -85,7 +88,7 @@ def gather(result: Any, picks: Sequence[PickSettings] = (), trials: Sequence[int
         chosen.append(Picked(number, "requested by trial number", by_number[number]))
     settings = list(picks) or ([] if trials else [PickSettings(knee=True)])
     for setting in settings:
-        found: PickResult = pick_trial(frame, setting, metrics, directions)
+        found: PickResult = pick_trial(frame, setting, metrics, directions, result.val_samples)
         if found:
             chosen.append(Picked(found.trial, found.reason, found.row or {}))
         else:
@@ -103,4 +106,5 @@ def gather(result: Any, picks: Sequence[PickSettings] = (), trials: Sequence[int
                                          result.study.user_attrs.get("budget_epochs")),
         history=hypervolume_history(frame, metrics, directions, dense),
         picks=list(unique.values()), importances=importances, importance_note=note,
-        sensitivity=load_sensitivity(config.study_dir), notes=notes)
+        sensitivity=load_sensitivity(config.study_dir), notes=notes,
+        val_samples=result.val_samples, cost=first_cost(metrics, directions))

@@ -13,11 +13,12 @@ if TYPE_CHECKING:
     from search.decide.report.data import ReportData
 
 
-def _hover(frame: pd.DataFrame) -> list[str]:
-    """Per trial: its headline figures (as in the front table), three to a line, and layers."""
+def _hover(frame: pd.DataFrame, val_samples: int | None = None) -> list[str]:
+    """Per trial: its headline figures (as in the front table, with the accuracy's interval),
+    three to a line, and layers."""
     if frame.empty:
         return []
-    table = front_table(frame)
+    table = front_table(frame, val_samples=val_samples)
     figures = [c for c in table.columns if c not in LAYER_COLUMNS]
     texts = []
     for _, r in table.iterrows():
@@ -36,7 +37,8 @@ def front_figure(data: "ReportData", x: str, colour: str) -> go.Figure:
     if not done.empty:
         figure.add_trace(go.Scatter(
             x=done[x] / x_scale, y=done["accuracy"], mode="markers", name="all trials",
-            marker=dict(color="#bbbbbb", size=6), text=_hover(done), hoverinfo="text"))
+            marker=dict(color="#bbbbbb", size=6), text=_hover(done, data.val_samples),
+            hoverinfo="text"))
     if not front.empty:
         ordered = front.sort_values(x)
         figure.add_trace(go.Scatter(
@@ -45,7 +47,7 @@ def front_figure(data: "ReportData", x: str, colour: str) -> go.Figure:
             marker=dict(size=10, color=ordered[colour] / c_scale, colorscale="Viridis",
                         showscale=True, colorbar=dict(title=c_label.split(",")[0]),
                         line=dict(color="black", width=0.5)),
-            text=_hover(ordered), hoverinfo="text"))
+            text=_hover(ordered, data.val_samples), hoverinfo="text"))
     if data.dense and x in data.dense:
         figure.add_trace(go.Scatter(
             x=[data.dense[x] / x_scale], y=[data.dense["accuracy"]], mode="markers",

@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from search.decide.noise import INTERVAL_COLUMN, interval_texts
 from search.decide.tables import front_table, headline_figures
 from search.objectives import short_direction
 from trainers.costs.metrics import METRICS, format_value
@@ -70,14 +71,23 @@ def _status_section(data: "ReportData") -> str:
         ("front", f"{s.front_size} trials"),
         ("hypervolume", f"{s.hypervolume:.4f}"),
     ]
+    if data.val_samples:
+        rows.append(("validation samples", f"{data.val_samples:,} (accuracy intervals: 95% "
+                                           "Wilson score)"))
     if dense:
         rows.append(("dense reference", ", ".join(f"{c} {v}" for c, v in headline_figures(dense))))
     return f'<section id="status"><h2>Status</h2>{_table(rows)}</section>'
 
 
-def _pick_section(pick: "Picked", dense: dict, folder: Path, png: str) -> str:
+def _pick_section(pick: "Picked", dense: dict, folder: Path, png: str,
+                  val_samples: int | None = None) -> str:
     def shown(key: str, value: float | None) -> str:
         return "-" if value is None or pd.isna(value) else format_value(key, value)
+
+    def interval(value: float | None) -> str:
+        if value is None or pd.isna(value) or not val_samples:
+            return "-"
+        return interval_texts(pd.Series([float(value)]), val_samples).iloc[0]
 
     rows = []
     for key, info in METRICS.items():      # every recorded metric, labelled by the registry
@@ -85,6 +95,9 @@ def _pick_section(pick: "Picked", dense: dict, folder: Path, png: str) -> str:
         if (before, after) != ("-", "-"):
             rows.append(f"<tr><td>{html.escape(info.label or key)}</td><td>{before}</td>"
                         f"<td>{after}</td></tr>")
+        if key == "accuracy" and val_samples:
+            rows.append(f"<tr><td>{INTERVAL_COLUMN}</td><td>{interval(dense.get(key))}</td>"
+                        f"<td>{interval(pick.row.get(key))}</td></tr>")
     table = ("<table><tr><th>metric</th><th>dense</th><th>trial "
              f"{pick.trial}</th></tr>{''.join(rows)}</table>")
     export = '<p class="note">not exported yet: <code>sparsity-search export ' \
@@ -116,8 +129,8 @@ def render_index(data: "ReportData", figures: dict[str, go.Figure], pngs: dict[s
                     'reference; red rings are the picked models. FLOPs are effective '
                     '(sparsity-aware), energy is an analytic estimate.</p>'
                     + "".join(front_parts) + "</section>")
-    picks = "".join(_pick_section(p, data.dense, folder, pngs[f"layers_{p.trial}"])
-                    for p in data.picks)
+    picks = "".join(_pick_section(p, data.dense, folder, pngs[f"layers_{p.trial}"],
+                                  data.val_samples) for p in data.picks)
     if data.picks and "compression" in pngs:
         picks += _img(folder, pngs["compression"], "before and after")
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in data.notes)
@@ -140,7 +153,8 @@ def render_index(data: "ReportData", figures: dict[str, go.Figure], pngs: dict[s
                         + _img(folder, pngs["sensitivity"], "layer sensitivity") + "</section>")
     if not data.front.empty:
         sections.append('<section id="front-table"><h2>Front as a table</h2>'
-                        + _frame_table(front_table(data.front)) + "</section>")
+                        + _frame_table(front_table(data.front, data.metrics, data.val_samples,
+                                                   data.cost)) + "</section>")
     sections.append('<section id="files"><h2>Files</h2><p class="files">'
                     '<a href="../trials.csv">trials.csv</a> <a href="../pareto.csv">pareto.csv</a> '
                     + " ".join(f'<a href="{name}">{name}</a>' for name in sorted(pngs.values()))

@@ -75,7 +75,7 @@ def test_study_through_a_ray_cluster_is_read_by_the_same_commands(tmp_path, ray_
     assert first["flops"] == first["flops_dense"]                     # the queued dense one first
     assert any((tmp_path / "runs" / "tiny" / "ray_results").iterdir())
 
-    pareto = _run("pareto", "--study", "tiny", "--output-dir", str(tmp_path / "runs"))
+    pareto = _run("pareto", "--study", "tiny", "--output-dir", str(tmp_path / "runs"), "--all")
     rows = [line.split() for line in pareto.stdout.splitlines()[1:] if line.strip()]
     assert {int(row[0]) for row in rows} == {t.number for t in study.best_trials}
 

@@ -1,0 +1,36 @@
+"""The LAMP and ERK baselines in a study: enqueued first, run, recorded in ``origin``."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import tiny_config_dict
+from search.api import run_search
+from search.config import config_from_dict
+from search.schema import ConfigError
+
+
+def test_a_study_with_lamp_and_erk_baselines_runs_and_records_their_origin(tmp_path):
+    data = tiny_config_dict(tmp_path, n_trials=3, baselines=["lamp", "erk"],
+                            baseline_sparsities=[0.8])
+    result = run_search(config_from_dict(data), log=lambda _: None)
+    trials = pd.read_csv(result.folder / "trials.csv")
+    assert list(trials["origin"]) == ["dense", "lamp", "erk"]
+    assert set(trials["state"]) == {"COMPLETE"}
+    searched = trials.filter(like="sparsity.").drop(columns="sparsity.classifier.3")  # excluded
+    sparsity = searched.iloc[1:]
+    assert sparsity.nunique(axis=1).min() > 1      # each rule sets layers apart, unlike uniform
+    assert not sparsity.iloc[0].equals(sparsity.iloc[1])    # and the two rules differ
+
+
+def test_default_baselines_stay_uniform_and_global_magnitude():
+    from search.config import SearchSettings
+
+    assert SearchSettings().baselines == ("uniform", "global_magnitude")
+
+
+def test_an_unknown_baseline_names_the_field_and_the_choices():
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"search": {"baselines": ["lamp", "erk2"]}})
+    assert str(info.value) == ("search.baselines must be values from ['uniform', "
+                               "'global_magnitude', 'lamp', 'erk'], got 'erk2'")

@@ -88,7 +88,7 @@ def test_a_study_on_two_nodes_survives_losing_one_mid_trial(tmp_path, two_nodes,
     address, node2 = two_nodes
     data = tiny_config_dict(tmp_path, n_trials=BUDGET, storage=postgres_url,
                             early_stopping={"enabled": False})
-    data["finetune"]["epochs"] = 6          # trials of a few seconds: time to catch one running
+    data["finetune"]["epochs"] = 40         # trials of a few seconds: time to catch one running
     data["ray"] = {"max_concurrent": 2, "cpus_per_trial": 1, "max_failures": 1}
     config = tmp_path / "study.yaml"
     config.write_text(yaml.safe_dump(data))

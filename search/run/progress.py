@@ -65,8 +65,9 @@ class BudgetAndProgress:
         self.log(progress_line(study, trial, done, budget, self.started,
                                self.front.size(trials), self.epochs(trials)))
         note = trial.user_attrs.get(SCREENING_NOTE)
-        if note and note.split(" (")[0] != self.screening:   # screening changed its mind: say so
-            self.screening = note.split(" (")[0]
+        kind = note.split(" (")[0].split(":")[0] if note else None   # waits / screens / says little
+        if kind and kind != self.screening:   # screening changed its state: say so
+            self.screening = kind
             self.log(f"  {note}")
         if self.failures >= limit:
             self.stop_reason = (f"{self.failures} consecutive trials failed "

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +34,12 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from search.api import merge_options, run_search  # noqa: E402
+from search.api import merge_options  # noqa: E402
 from search.config import config_from_dict  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_quality import base_config, front_hypervolume, hypervolume_by_epochs  # noqa: E402
+from search_quality import (base_config, front_hypervolume, hypervolume_by_epochs,  # noqa: E402
+                            run_sharing_dense)
 
 WITHIN = 0.01   # "within 1 point of dense accuracy"
 
@@ -59,13 +58,7 @@ def run_pair(args: argparse.Namespace, seed: int, out: Path) -> tuple[dict, pd.D
             if args.share is not None:
                 change["search"]["early_stopping"] = {"screening": {"fine_tune_share": args.share}}
         config = config_from_dict(merge_options(base, change))
-        if dense_file is not None:
-            config.study_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copy(dense_file, config.study_dir / "dense.pt")
-        started = time.perf_counter()
-        result = run_search(config, log=lambda _: None)
-        seconds = time.perf_counter() - started
-        dense_file = dense_file or config.study_dir / "dense.pt"
+        result, seconds, dense_file = run_sharing_dense(config, dense_file)
         trials, dense = result.trials(), result.dense_reference()
         runs[method] = (trials, dense, seconds)
         curve = hypervolume_by_epochs(trials, dense).assign(method=method, seed=seed)

@@ -155,6 +155,17 @@ def base_config(args: argparse.Namespace, seed: int, out: Path) -> dict:
     return config
 
 
+def run_sharing_dense(config, dense_file: Path | None) -> tuple[object, float, Path]:
+    """Run one study on ``dense_file``'s dense reference (None: train it, and return its file):
+    one dense reference per seed, shared by the methods. (result, seconds, dense file)."""
+    if dense_file is not None:
+        config.study_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(dense_file, config.study_dir / "dense.pt")
+    started = time.perf_counter()
+    result = run_search(config, log=lambda _: None)
+    return result, time.perf_counter() - started, dense_file or config.study_dir / "dense.pt"
+
+
 def run(args: argparse.Namespace) -> pd.DataFrame:
     out = Path(args.out)
     rows, curves = [], []
@@ -165,13 +176,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
             study = f"{args.model}-s{seed}-{method}"
             base = merge_options(base_config(args, seed, out), {"study": study})
             config = config_from_dict(merge_options(base, method_overrides(method, args.trials)))
-            if dense_file is not None:     # one dense reference per seed, shared by the methods
-                config.study_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copy(dense_file, config.study_dir / "dense.pt")
-            started = time.perf_counter()
-            result = run_search(config, log=lambda _: None)
-            seconds = time.perf_counter() - started
-            dense_file = dense_file or config.study_dir / "dense.pt"
+            result, seconds, dense_file = run_sharing_dense(config, dense_file)
             trials = result.trials()
             dense = result.dense_reference()
             if method == "uniform_sweep":

@@ -110,6 +110,18 @@ def test_stopped_and_failed_trials_are_never_parents():
     assert {optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL} <= states
 
 
+def test_with_constraints_only_trials_within_them_are_parents():
+    study = run_study(make_space(), seed=2, n_trials=30)
+    limit = float(np.median([t.values[1] for t in study.get_trials(states=(
+        optuna.trial.TrialState.COMPLETE,))]))
+    within = lambda trial: [trial.values[1] - limit]
+    pool = EvolutionarySampler(population_size=WARMUP, seed=2,
+                               constraints_func=within).parent_pool(study)
+    assert pool and all(t.values[1] <= limit for t in pool)
+    unconstrained = EvolutionarySampler(population_size=WARMUP, seed=2).parent_pool(study)
+    assert any(t.values[1] > limit for t in unconstrained)
+
+
 def test_same_seed_same_proposals_and_another_seed_others():
     space = make_space()
     params = lambda seed: [t.params for t in run_study(space, seed, n_trials=30).trials]

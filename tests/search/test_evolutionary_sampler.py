@@ -72,6 +72,23 @@ def test_mutations_stay_inside_every_distribution(sparsity):
             assert child != trial.params
 
 
+def test_a_level_switch_moves_two_layers_by_equal_and_opposite_steps():
+    space = make_space()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=4))
+    sampler = EvolutionarySampler(seed=0, shift_probability=0.0, choice_probability=0.0)
+    sizes = set()
+    for _ in range(100):
+        trial = study.ask()
+        space.suggest(trial)
+        study.tell(trial, 0.0)
+        child = sampler.mutate(trial.params, trial.distributions)
+        moved = {n: round((child[n] - v) / 0.05) for n, v in trial.params.items() if child[n] != v}
+        assert len(moved) == 2 and all(is_layer_sparsity(n) for n in moved), moved
+        assert sum(moved.values()) == 0
+        sizes |= {abs(m) for m in moved.values()}
+    assert sizes == set(range(1, sampler.max_steps + 1))
+
+
 def test_step_value_respects_step_low_high_and_log():
     grid = optuna.distributions.FloatDistribution(-2.0, 0.0, step=0.05)
     assert step_value(-1.0, grid, +1) == pytest.approx(-0.95)
@@ -132,6 +149,8 @@ def test_same_seed_same_proposals_and_another_seed_others():
 def test_bad_probabilities_are_refused_with_the_rule():
     with pytest.raises(ValueError, match=r"shift_probability must be in \[0, 1\], got 1.5"):
         EvolutionarySampler(shift_probability=1.5)
+    with pytest.raises(ValueError, match="max_steps must be >= 1, got 0"):
+        EvolutionarySampler(max_steps=0)
 
 
 def test_a_tiny_study_runs_with_the_evo_sampler_end_to_end(tmp_path, capsys):

@@ -21,9 +21,10 @@ DIRECTIONS = ["maximize", "minimize"]
 WARMUP = 8
 
 
-def make_space(**sparsity) -> SearchSpace:
+def make_space(parametrization: str = "per_layer", **sparsity) -> SearchSpace:
     return SearchSpace(LAYERS, SpaceSettings(sparsity=SparsityRange(**sparsity), bits=(4, 8, 32),
-                                             criteria=("magnitude", "random")))
+                                             criteria=("magnitude", "random"),
+                                             parametrization=parametrization))
 
 
 def run_study(space: SearchSpace, seed: int, n_trials: int = 60) -> optuna.Study:
@@ -55,7 +56,8 @@ def contained(dist: optuna.distributions.BaseDistribution, value) -> bool:
 
 
 @pytest.mark.parametrize("sparsity", [{}, {"scale": "linear", "step": 0.1, "high": 0.9},
-                                      {"high": 0.999, "log_step": 0.1}])
+                                      {"high": 0.999, "log_step": 0.1},
+                                      {"parametrization": "global_offset"}])
 def test_mutations_stay_inside_every_distribution(sparsity):
     space = make_space(**sparsity)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))

@@ -14,6 +14,8 @@ dense reference (trained once per seed and shared), for several seeds:
 - global_offsetR default-es with one global sparsity + per-layer offsets within R
                  (space.parametrization; global_offset = the default max_offset)
 - nsga2          the shaped space of default-es with the NSGA-II sampler
+- evo            the shaped space of default-es with the evolutionary sampler (search.sampler: evo;
+                 not in the default list: pass --methods)
 - random         random search over the same space, no baselines
 - plain_nsga2    NSGA-II over a flat space (sparsity uniform on a 0.05 grid in [0, 0.95]),
                  no baselines: a search that only hands a space to a sampler
@@ -83,6 +85,7 @@ def _method(name: str, n_trials: int) -> dict:
     return {
         "default-es": {},
         "nsga2": {"search": {"sampler": "nsga2"}},
+        "evo": {"search": {"sampler": "evo"}},
         "random": {"search": {"sampler": "random", **no_baselines}},
         "plain_nsga2": {"space": {"sparsity": {"scale": "linear", "high": 0.95, "step": 0.05}},
                         "search": no_baselines},

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from search.config import ExperimentConfig
 
 
-
 def _tpe(seed: int, search: Any, constraints: Any) -> "optuna.samplers.BaseSampler":
     import optuna
 
@@ -35,10 +34,18 @@ def _random(seed: int, search: Any, constraints: Any) -> "optuna.samplers.BaseSa
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+def _evo(seed: int, search: Any, constraints: Any) -> "optuna.samplers.BaseSampler":
+    from search.run.evolutionary import EvolutionarySampler
+
+    return EvolutionarySampler(population_size=search.population_size, seed=seed,
+                               constraints_func=constraints)
+
+
 SAMPLERS: dict[str, Callable[[int, Any, Any], "optuna.samplers.BaseSampler"]] = {
     "nsga2": _nsga2,
     "tpe": _tpe,        # the default: largest hypervolume at 60 trials (benchmarks/README.md)
     "random": _random,
+    "evo": _evo,        # parents from the front, level-switch mutations (search.run.evolutionary)
 }
 
 

@@ -21,6 +21,8 @@ dense reference (trained once per seed and shared), for several seeds:
                  no baselines: a search that only hands a space to a sampler
 - uniform_sweep  the same sparsity in every layer, 0.1 ... 0.95, magnitude, at 8 and 32 bits
 - global_sweep   one global magnitude threshold at the same sizes and bits
+- lamp_sweep     LAMP's per-layer allocation (Lee et al., ICLR 2021) at the same sizes and bits
+- erk_sweep      ERK's per-layer allocation (RigL) at the same sizes and bits
 
 Every method but ``default`` runs without early stopping, so spaces and samplers compare at equal
 trials and epochs; ``default`` against ``default-es`` shows what early stopping saves.
@@ -48,7 +50,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from search.api import merge_options, run_search  # noqa: E402
-from search.config import config_from_dict  # noqa: E402
+from search.config import BASELINES, config_from_dict  # noqa: E402
 from search.pareto import dominates  # noqa: E402
 from search.decide.hypervolume import hypervolume, normalised_losses  # noqa: E402
 
@@ -91,9 +93,9 @@ def _method(name: str, n_trials: int) -> dict:
                         "search": no_baselines},
         "uniform_sweep": {"space": linear, "search": {
             "baselines": ["uniform"], "baseline_sparsities": sweep, "baseline_bits": [8, 32]}},
-        "global_sweep": {"space": linear, "search": {
-            "baselines": ["global_magnitude"], "baseline_sparsities": sweep,
-            "baseline_bits": [8, 32]}},
+        **{f"{rule}_sweep": {"space": linear, "search": {
+            "baselines": [origin], "baseline_sparsities": sweep, "baseline_bits": [8, 32]}}
+           for rule, origin in (("global", "global_magnitude"), ("lamp", "lamp"), ("erk", "erk"))},
     }[name]
 
 
@@ -129,7 +131,7 @@ def baseline_fates(trials: pd.DataFrame) -> str:
     done = trials[trials["state"] == "COMPLETE"].dropna(subset=METRICS)
     if "origin" not in done:
         return ""
-    baselines = done[done["origin"].isin(["uniform", "global_magnitude"])]
+    baselines = done[done["origin"].isin(BASELINES)]
     searched = done[done["origin"] == "sampler"]
 
     def dominated_by(points: pd.DataFrame, point) -> bool:
@@ -246,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4, help="fine-tune epochs per trial")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--methods", nargs="+", default=["uniform_sweep", "global_sweep",
+                        "lamp_sweep", "erk_sweep",
                         "default", "default-es", "nsga2", "random", "plain_nsga2"])
     parser.add_argument("--out", default="benchmarks/results/search_quality")
     parser.add_argument("--tiny", action="store_true", help="smoke test: synthetic data, 6 trials")

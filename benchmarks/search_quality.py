@@ -9,6 +9,8 @@ dense reference (trained once per seed and shared), for several seeds:
 - default-es     the same without early stopping
 - default+fixed_margin  early stopping with the fixed margin only (no bound learned from
                  finished trials)
+- default+keptK  default with each layer bounded by keeping K weights per output unit
+                 (space.min_kept_per_output) instead of sparsity.high 0.99
 - default+sensD  default-es with per-layer bounds from the sensitivity analysis for an accuracy
                  drop D (e.g. default+sens0.02; not in the default list: pass --methods)
 - global_offsetR default-es with one global sparsity + per-layer offsets within R
@@ -61,6 +63,7 @@ ACCURACY_FLOOR = 0.5
 
 SENSITIVITY = "default+sens"
 GLOBAL_OFFSET = "global_offset"
+KEPT = "default+kept"
 
 
 def method_overrides(name: str, n_trials: int) -> dict:
@@ -69,6 +72,8 @@ def method_overrides(name: str, n_trials: int) -> dict:
         return {}
     if name == "default+fixed_margin":    # early stopping without the learned bound
         return {"search": {"early_stopping": {"learned_bound": False}}}
+    if name.startswith(KEPT):            # e.g. default+kept2: bounds from 2 weights per output
+        return {"space": {"min_kept_per_output": float(name[len(KEPT):] or 2)}}
     no_stopping = {"search": {"early_stopping": {"enabled": False}}}
     return merge_options(_method(name, n_trials), no_stopping)
 

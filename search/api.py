@@ -158,6 +158,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
                                              dense_key=dense_key)
         study = open_study(config, space)
         _check_metric(study, config, metric_name(metric))
+    log(space.describe_bounds())
     study.set_user_attr("sources", {"model": _describe(model, "config"),
                                     "data": _describe(train, "config")})
     if study.user_attrs.get("n_trials") != config.search.n_trials:

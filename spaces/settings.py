@@ -41,8 +41,15 @@ class SpaceSettings:
     # Tolerated accuracy drop: per-layer upper bounds from the study's sensitivity analysis
     # (measured once when missing), merged into ``max_sparsity``. None = off.
     sensitivity_max_drop: float | None = None
+    # Bound each layer by what it must keep instead of by one flat ``sparsity.high``: at least
+    # this many weights per output unit (row / output channel) survive, so a 235k-weight layer
+    # may go far beyond 0.99 while a small one stops earlier. None = off (``sparsity.high``).
+    min_kept_per_output: float | None = None
 
     def __post_init__(self) -> None:
+        if self.min_kept_per_output is not None and not self.min_kept_per_output > 0:
+            raise ValueError("space.min_kept_per_output must be > 0 (or null), "
+                             f"got {self.min_kept_per_output}")
         for value in self.bits:
             if value not in (2, 3, 4, 5, 6, 7, 8, 16, 32):
                 raise ValueError(

@@ -58,7 +58,8 @@ class SearchSpace:
         rng = self.settings.sparsity
         if layer.is_classifier and self.settings.classifier == "exclude":
             return (0.0, 0.0)
-        high = rng.high
+        high = rng.high if self.settings.min_kept_per_output is None else kept_bound(
+            layer, self.settings.min_kept_per_output, rng.low)
         if layer.is_classifier and self.settings.classifier == "cap":
             high = min(high, self.settings.classifier_max_sparsity)
         for bound in self._caps(layer):
@@ -102,6 +103,16 @@ class SearchSpace:
     def sparsity_bounds(self) -> dict[str, tuple[float, float]]:
         """(low, high) sparsity of every layer (equal when the layer is not searched)."""
         return dict(self._sparsity_bounds)
+
+    def describe_bounds(self) -> str:
+        """One line for the start of a run: each searched layer's sparsity upper bound."""
+        highs = [(n, hi) for n, (lo, hi) in self._sparsity_bounds.items() if hi > lo]
+        rule = (f"space.min_kept_per_output: {self.settings.min_kept_per_output:g} weights per "
+                "output unit" if self.settings.min_kept_per_output is not None
+                else f"space.sparsity.high {self.settings.sparsity.high:g}")
+        shown = ", ".join(f"{n} {hi:.4g}" for n, hi in highs[:8])
+        more = f", ... ({len(highs)} layers)" if len(highs) > 8 else ""
+        return f"sparsity upper bounds ({rule}, per-layer caps applied): {shown}{more}"
 
     @property
     def layer_names(self) -> list[str]:
@@ -249,3 +260,15 @@ class _FixedTrial:
 
     def suggest_categorical(self, name, choices):
         return self._get(name)
+
+
+MAX_BOUND = 0.9999   # the highest per-layer bound ``min_kept_per_output`` gives (1 - 1e-4)
+
+
+def kept_bound(layer: LayerInfo, kept_per_output: float, low: float = 0.0) -> float:
+    """The sparsity that leaves ``kept_per_output`` weights per output unit of ``layer`` (its
+    weight's first dimension), within [low, MAX_BOUND]."""
+    outputs = layer.weight_shape[0] if layer.weight_shape else 1
+    bound = 1.0 - kept_per_output * outputs / max(1, layer.params)
+    return min(MAX_BOUND, max(low, bound))
+

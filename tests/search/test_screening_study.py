@@ -48,6 +48,7 @@ def test_screened_candidates_are_stored_and_counted(tmp_path, capsys):
         assert trial.user_attrs["pruned_reason"].startswith("screened out before fine-tuning")
         assert f"trial {trial.number} screened out before fine-tuning" in out
     assert "rung 0 waits for 4 fine-tuned trials" in out and "rung 0 screens" in out
+    assert "sparsity upper bounds (space.sparsity.high 0.99, per-layer caps applied): " in out
     fine_tuned = [t for t in trials if t.state.name == "COMPLETE"]
     assert all("rung0_kl" in t.user_attrs for t in fine_tuned if "duplicate_of" not in t.user_attrs
                and t.user_attrs.get("origin") != "dense")

@@ -170,3 +170,27 @@ def test_bad_parametrization_names_the_field():
         SpaceSettings(parametrization="global")
     with pytest.raises(ValueError, match=r"space.max_offset must be in \[0, 3\].*got -1"):
         SpaceSettings(max_offset=-1)
+
+
+def test_min_kept_per_output_bounds_each_layer_by_what_it_must_keep():
+    big = LayerInfo("big", "linear", (128, 1840), 235_520, 235_520)       # 235k weights
+    small = LayerInfo("small", "conv2d", (16, 1, 3, 3), 144, 9216)
+    settings = SpaceSettings(classifier="include", min_kept_per_output=2)
+    space = SearchSpace([big, small], settings)
+    bounds = space.sparsity_bounds()
+    assert bounds["big"][1] == pytest.approx(1 - 2 * 128 / 235_520)      # 0.9989: beyond 0.99
+    assert bounds["small"][1] == pytest.approx(1 - 2 * 16 / 144)          # 0.78: it keeps 2 of 9
+    assert "space.min_kept_per_output: 2 weights per output unit" in space.describe_bounds()
+    assert "big 0.9989" in space.describe_bounds()
+    # What the sampler draws stays inside; the largest draw keeps at least 2 weights per row.
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = [space.suggest(study.ask()).sparsity["big"] for _ in range(300)]
+    assert max(drawn) <= bounds["big"][1] + 1e-9 and max(drawn) > 0.99
+    # A per-layer cap still applies on top; off (None) is the flat sparsity.high.
+    capped = SearchSpace([big, small], SpaceSettings(classifier="include", min_kept_per_output=2,
+                                                     max_sparsity={"big": 0.9}))
+    assert capped.sparsity_bounds()["big"][1] == 0.9
+    flat = SearchSpace([big, small], SpaceSettings(classifier="include"))
+    assert flat.sparsity_bounds()["big"][1] == 0.99
+    with pytest.raises(ValueError, match="space.min_kept_per_output must be > 0"):
+        SpaceSettings(min_kept_per_output=0)

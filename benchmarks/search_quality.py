@@ -4,9 +4,9 @@ Every method gets the same number of trials and the same fine-tune epochs per tr
 dense reference (trained once per seed and shared), for several seeds:
 
 - default        what `sparsity-search run` does: TPE over the shaped space (log-density sparsity,
-                 hand-made baselines first, duplicates reused) with multi-objective early
-                 stopping (rungs after 1 and 2 epochs)
-- default-es     the same without early stopping
+                 hand-made baselines first, duplicates reused) with rung-0 screening and
+                 multi-objective early stopping (rungs after 1 and 2 epochs)
+- default-es     the same without early stopping (and so without screening)
 - default+fixed_margin  early stopping with the fixed margin only (no bound learned from
                  finished trials)
 - default+keptK  default with each layer bounded by keeping K weights per output unit
@@ -26,7 +26,7 @@ dense reference (trained once per seed and shared), for several seeds:
 - lamp_sweep     LAMP's per-layer allocation (Lee et al., ICLR 2021) at the same sizes and bits
 - erk_sweep      ERK's per-layer allocation (RigL) at the same sizes and bits
 
-Every method but ``default`` runs without early stopping, so spaces and samplers compare at equal
+Every method but ``default`` (and its ``default+`` variants) runs without early stopping, so spaces and samplers compare at equal
 trials and epochs; ``default`` against ``default-es`` shows what early stopping saves.
 
 Hypervolume of (validation accuracy, FLOPs, energy), normalised: FLOPs and energy divided by the

@@ -66,16 +66,17 @@ def live_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in trials if is_live(t)]
 
 
+def comes_before(other: FrozenTrial, me: FrozenTrial) -> bool:
+    """Whether live ``other`` holds its share of the budget before ``me`` (the rule in the
+    module doc)."""
+    return (other.number != me.number and is_live(other)
+            and (is_enqueued(me) or other.state != TrialState.RUNNING
+                 or other.number < me.number or is_enqueued(other)))
+
+
 def slots_taken_before(me: FrozenTrial, trials: Iterable[FrozenTrial]) -> int:
-    """How many live trials other than ``me`` come before it (the rule in the module doc)."""
-    count = 0
-    for other in trials:
-        if other.number == me.number or not is_live(other):
-            continue
-        if (is_enqueued(me) or other.state != TrialState.RUNNING or other.number < me.number
-                or is_enqueued(other)):
-            count += 1
-    return count
+    """How many live trials other than ``me`` come before it."""
+    return sum(1 for other in trials if comes_before(other, me))
 
 
 def claim_slot(trial: optuna.Trial, budget: int,
@@ -128,10 +129,8 @@ def epochs_spent(trials: Iterable[FrozenTrial]) -> int:
 def epochs_taken(trials: Sequence[FrozenTrial], reserve: int,
                  me: FrozenTrial | None = None) -> int:
     """Spent plus reserved: by every running trial, or (``me`` given) by those before ``me``."""
-    running = [t for t in trials if t.state == TrialState.RUNNING and is_live(t)]
-    if me is not None:
-        running = [t for t in running if t.number != me.number
-                   and slots_taken_before(me, [t]) == 1]
+    running = [t for t in trials if t.state == TrialState.RUNNING and is_live(t)
+               and (me is None or comes_before(t, me))]
     return epochs_spent(trials) + reserve * len(running)
 
 

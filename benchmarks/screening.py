@@ -28,7 +28,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
@@ -39,10 +38,7 @@ from search.config import config_from_dict  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_quality import (base_config, front_hypervolume, hypervolume_by_epochs,  # noqa: E402
-                            run_sharing_dense)
-
-WITHIN = 0.01   # "within 1 point of dense accuracy"
-
+                            run_sharing_dense, smallest_within)
 
 def run_pair(args: argparse.Namespace, seed: int, out: Path) -> tuple[dict, pd.DataFrame]:
     """``before`` then ``screening`` on one dense reference; their row and curves."""
@@ -99,18 +95,6 @@ def compare(model: str, seed: int, runs: dict, curves: pd.DataFrame) -> dict:
         "rho_rung0_kl": rank(tuned, "rung0_kl", -1.0),
         "seconds": round(seconds, 1),
     }
-
-
-def smallest_within(trials: pd.DataFrame, dense: dict) -> tuple[float, float]:
-    """(dense FLOPs / FLOPs, test accuracy drop in points) of the smallest completed trial whose
-    validation accuracy is within ``WITHIN`` of the dense model's (selected on validation)."""
-    done = trials[(trials["state"] == "COMPLETE")
-                  & (trials["accuracy"] >= dense["accuracy"] - WITHIN)].dropna(subset=["flops"])
-    if done.empty:
-        return float("nan"), float("nan")
-    best = done.sort_values(["flops", "accuracy"], ascending=[True, False]).iloc[0]
-    drop = 100 * (dense["test_accuracy"] - best.get("test_accuracy", np.nan))
-    return float(dense["flops"] / best["flops"]), float(drop)
 
 
 def rank(trials: pd.DataFrame, column: str, sign: float) -> float:

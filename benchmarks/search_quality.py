@@ -1,40 +1,47 @@
 """Search quality: does the default search beat what a user would do by hand, at equal budget?
 
-Every method gets the same number of trials and the same fine-tune epochs per trial, on the same
-dense reference (trained once per seed and shared), for several seeds:
+Per seed, one dense reference (trained once and shared by the methods). The default runs first;
+every other method then gets the fine-tune epochs the default spent (``search.budget_epochs``; a
+sweep gets as many sizes as those epochs afford), so all methods are compared at equal fine-tune
+epochs. ``--equal-trials`` gives every method ``--trials`` trials instead (the old protocol).
 
-- default        what `sparsity-search run` does: TPE over the shaped space (log-density sparsity,
+Tasks (``--model``): digits with the built-in CNN (``cnn``) or MLP (``mlp``), and ``vit``: the
+tiny vision transformer of ``examples/vit_digits.yaml`` on digits (its space: magnitude and wanda,
+unstructured and channel/head pruning, 4/8/32 bits).
+
+Methods (``--methods``; the default list is marked *):
+
+- default*       what `sparsity-search run` does: TPE over the shaped space (log-density sparsity,
                  hand-made baselines first, duplicates reused) with rung-0 screening and
                  multi-objective early stopping (rungs after 1 and 2 epochs)
-- default-es     the same without early stopping (and so without screening)
-- default+fixed_margin  early stopping with the fixed margin only (no bound learned from
-                 finished trials)
+- nsga2*, random*, gp*, evo*   the shaped space of default-es with another sampler: NSGA-II,
+                 random (no baselines), Optuna's GPSampler (logEHVI), the evolutionary sampler
+- uniform_sweep* the same sparsity in every layer, 0.1 ... 0.95, magnitude, at 8 and 32 bits
+- global_sweep*  one global magnitude threshold at the same sizes and bits
+- lamp_sweep*    LAMP's per-layer allocation (Lee et al., ICLR 2021) at the same sizes and bits
+- erk_sweep*     ERK's per-layer allocation (RigL) at the same sizes and bits
+- default-es     the default without early stopping (and so without screening)
+- default+fixed_margin  early stopping with the fixed margin only (no learned bound)
 - default+keptK  default with each layer bounded by keeping K weights per output unit
-                 (space.min_kept_per_output) instead of sparsity.high 0.99
-- default+sensD  default-es with per-layer bounds from the sensitivity analysis for an accuracy
-                 drop D (e.g. default+sens0.02; not in the default list: pass --methods)
+- default+sensD  default-es with per-layer bounds from the sensitivity analysis for a drop D
 - global_offsetR default-es with one global sparsity + per-layer offsets within R
-                 (space.parametrization; global_offset = the default max_offset)
-- nsga2          the shaped space of default-es with the NSGA-II sampler
-- evo            the shaped space of default-es with the evolutionary sampler (search.sampler: evo;
-                 not in the default list: pass --methods)
-- random         random search over the same space, no baselines
 - plain_nsga2    NSGA-II over a flat space (sparsity uniform on a 0.05 grid in [0, 0.95]),
                  no baselines: a search that only hands a space to a sampler
-- uniform_sweep  the same sparsity in every layer, 0.1 ... 0.95, magnitude, at 8 and 32 bits
-- global_sweep   one global magnitude threshold at the same sizes and bits
-- lamp_sweep     LAMP's per-layer allocation (Lee et al., ICLR 2021) at the same sizes and bits
-- erk_sweep      ERK's per-layer allocation (RigL) at the same sizes and bits
 
-Every method but ``default`` (and its ``default+`` variants) runs without early stopping, so spaces and samplers compare at equal
-trials and epochs; ``default`` against ``default-es`` shows what early stopping saves.
+Every method but ``default`` (and its ``default+`` variants) runs without early stopping.
 
-Hypervolume of (validation accuracy, FLOPs, energy), normalised: FLOPs and energy divided by the
-dense reference's; reference point accuracy 0.5, FLOPs 1.1 x dense, energy 1.1 x dense (a model
-below 50% accuracy or costlier than 1.1 x dense adds nothing). Prints a table and writes CSVs.
+Figures per run: hypervolume of (validation accuracy, FLOPs, energy), normalised: FLOPs and energy
+divided by the dense reference's; reference point fixed before the runs: accuracy 0.5, FLOPs
+1.1 x dense, energy 1.1 x dense (a model below 50% accuracy or costlier than 1.1 x dense adds
+nothing). IGD+ of the method's front against the union front of all methods of the seed (same
+normalisation, points at or above accuracy 0.5; lower is better). The smallest model within 1
+point of the dense validation accuracy (selected on validation): its compression (dense FLOPs /
+its FLOPs) and its test-accuracy drop. Hypervolume after every trial against fine-tune epochs
+spent: a CSV and a PNG of the medians over seeds.
 
-    python benchmarks/search_quality.py                 # digits + built-in CNN, 60 trials, 3 seeds
+    python benchmarks/search_quality.py                 # digits + built-in CNN, 5 seeds
     python benchmarks/search_quality.py --model mlp     # the second model
+    python benchmarks/search_quality.py --model vit     # the third task
     python benchmarks/search_quality.py --tiny          # smoke test (seconds)
 """
 from __future__ import annotations
@@ -48,17 +55,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from search.api import merge_options, run_search  # noqa: E402
 from search.config import BASELINES, config_from_dict  # noqa: E402
-from search.pareto import dominates  # noqa: E402
+from search.pareto import MINIMIZE, dominates, pareto_front  # noqa: E402
 from search.decide.hypervolume import hypervolume, normalised_losses  # noqa: E402
 
 METRICS = ["accuracy", "flops", "energy_uj"]
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 ACCURACY_FLOOR = 0.5
+WITHIN = 0.01   # "within 1 point of the dense accuracy"
+REPO = Path(__file__).resolve().parents[1]
+TASK_CONFIGS = {"vit": "examples/vit_digits.yaml"}   # tasks beyond the built-in CNN and MLP
 
 
 SENSITIVITY = "default+sens"
@@ -157,6 +168,13 @@ def base_config(args: argparse.Namespace, seed: int, out: Path) -> dict:
     # two spinning OpenMP threads per process slow training by up to 9x (measured here).
     config = {"output_dir": str(out), "seed": seed, "model": {"name": args.model}, "threads": 1,
               "search": {"n_trials": args.trials}, "finetune": {"epochs": args.epochs}}
+    if args.model in TASK_CONFIGS:    # a task with its own model, data and space (an example)
+        task = yaml.safe_load((REPO / TASK_CONFIGS[args.model]).read_text())
+        task.pop("study", None)
+        task.get("search", {}).pop("n_trials", None)
+        task.get("finetune", {}).pop("epochs", None)
+        config = merge_options(task, config)
+        config["model"] = task["model"]
     if args.tiny:
         config.update({"data": {"name": "synthetic", "options": {"samples": 240, "classes": 4}},
                        "model": {"name": args.model, "options": {"width": 4}
@@ -176,23 +194,50 @@ def run_sharing_dense(config, dense_file: Path | None) -> tuple[object, float, P
     return result, time.perf_counter() - started, dense_file or config.study_dir / "dense.pt"
 
 
-def run(args: argparse.Namespace) -> pd.DataFrame:
+def equal_epochs_overrides(method: str, epochs_budget: int, args: argparse.Namespace) -> dict:
+    """What makes ``method`` spend the fine-tune epochs the default spent: a budget in epochs for
+    the samplers; for a sweep, as many sizes (x 2 bit-widths, + the dense trial) as it affords."""
+    per_trial = max(1, args.epochs)
+    if method.endswith("_sweep"):
+        affordable = max(3, epochs_budget // per_trial)
+        return merge_options(_method(method, affordable),
+                             {"search": {"n_trials": affordable, "budget_epochs": epochs_budget}})
+    return {"search": {"budget_epochs": epochs_budget, "n_trials": 20 * args.trials}}
+
+
+def ordered_methods(args: argparse.Namespace) -> list[str]:
+    """The default first when the others get its epochs (they need to know how many)."""
+    if args.equal_trials or "default" not in args.methods:
+        return list(args.methods)
+    return ["default"] + [m for m in args.methods if m != "default"]
+
+
+def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     out = Path(args.out)
     rows, curves = [], []
     for seed in range(args.seeds):
         dense_file = None
         sweep_trials = None
-        for method in args.methods:
+        spent = None
+        seed_trials: dict[str, tuple[pd.DataFrame, dict]] = {}
+        for method in ordered_methods(args):
             study = f"{args.model}-s{seed}-{method}"
             base = merge_options(base_config(args, seed, out), {"study": study})
-            config = config_from_dict(merge_options(base, method_overrides(method, args.trials)))
+            change = method_overrides(method, args.trials)
+            if spent is not None and not method.startswith("default"):
+                change = merge_options(change, equal_epochs_overrides(method, spent, args))
+            config = config_from_dict(merge_options(base, change))
             result, seconds, dense_file = run_sharing_dense(config, dense_file)
             trials = result.trials()
             dense = result.dense_reference()
+            seed_trials[method] = (trials, dense)
+            if method == "default" and not args.equal_trials:
+                spent = int(trials["finetune_epochs_done"].fillna(0).sum())
             if method == "uniform_sweep":
                 sweep_trials = trials[(trials["state"] == "COMPLETE") &
                                       (trials.get("origin") == "uniform")]
             states = trials["state"].value_counts()
+            compression, test_drop = smallest_within(trials, dense)
             row = {
                 "model": args.model, "seed": seed, "method": method,
                 "hypervolume": front_hypervolume(trials, dense),
@@ -201,6 +246,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                 "duplicates": int(trials["duplicate_of"].notna().sum())
                 if "duplicate_of" in trials else 0,
                 "finetune_epochs": int(trials["finetune_epochs_done"].fillna(0).sum()),
+                "compression_1pt": compression, "test_drop_1pt": test_drop,
                 "front_size": len(result.front()), "seconds": round(seconds, 1),
                 "best_acc_under_20pct_flops": best_accuracy_under(trials, dense, 0.2),
                 "baselines_front/searched/other": baseline_fates(trials),
@@ -211,18 +257,65 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
             curves.append(curve)
             result.front().assign(method=method, seed=seed).to_csv(
                 out / f"front-{study}.csv", index=False)
-            print(f"  seed {seed} {method:14s} HV={row['hypervolume']:.4f} "
-                  f"epochs={row['finetune_epochs']} {seconds:.0f}s", flush=True)
+            print(f"  {args.model} seed {seed} {method:14s} HV={row['hypervolume']:.4f} "
+                  f"epochs={row['finetune_epochs']} {compression:.1f}x at 1 point "
+                  f"{seconds:.0f}s", flush=True)
+        distances = igd_plus_by_method(seed_trials)
+        for row in rows:
+            if row["seed"] == seed:
+                row["igd_plus"] = distances.get(row["method"], float("nan"))
         if sweep_trials is not None and "default" in args.methods:
-            default = pd.read_csv(out / f"{args.model}-s{seed}-default" / "trials.csv")
+            default = seed_trials["default"][0]
             hits, total = covers_sweep(default, sweep_trials)
             for row in rows:
                 if row["seed"] == seed and row["method"] == "default":
                     row["sweep_points_matched"] = f"{hits}/{total}"
     table = pd.DataFrame(rows)
-    table.to_csv(out / "search_quality.csv", index=False)
-    pd.concat(curves).to_csv(out / "search_quality_curves.csv", index=False)
     return table, pd.concat(curves)
+
+
+def front_losses(trials: pd.DataFrame, dense: dict) -> np.ndarray:
+    """Normalised losses (as for the hypervolume) of the non-dominated completed trials at or
+    above the accuracy floor."""
+    done = trials[trials["state"] == "COMPLETE"].dropna(subset=METRICS)
+    done = done[done["accuracy"] >= ACCURACY_FLOOR]
+    if done.empty:
+        return np.zeros((0, len(METRICS)))
+    losses, _ = normalised_losses(done, METRICS, DIRECTIONS, dense)
+    return losses[pareto_front(losses, [MINIMIZE] * len(METRICS))]
+
+
+def igd_plus(points: np.ndarray, reference: np.ndarray) -> float:
+    """IGD+ (Ishibuchi et al., 2015) of ``points`` against the ``reference`` front, all objectives
+    minimised: the mean over reference points of the distance to the nearest point, counting only
+    the objectives in which the point is worse. 0 = covers the reference front; lower is better."""
+    if len(reference) == 0:
+        return float("nan")
+    if len(points) == 0:
+        return float("inf")
+    worse = np.maximum(points[None, :, :] - reference[:, None, :], 0.0)
+    return float(np.sqrt((worse ** 2).sum(axis=2)).min(axis=1).mean())
+
+
+def igd_plus_by_method(runs: dict[str, tuple[pd.DataFrame, dict]]) -> dict[str, float]:
+    """Each method's IGD+ against the union front of all methods of one seed (one dense reference,
+    so one normalisation)."""
+    fronts = {method: front_losses(trials, dense) for method, (trials, dense) in runs.items()}
+    union = np.concatenate([f for f in fronts.values() if len(f)] or [np.zeros((0, 3))])
+    reference = np.unique(union[pareto_front(union, [MINIMIZE] * len(METRICS))], axis=0)
+    return {method: igd_plus(front, reference) for method, front in fronts.items()}
+
+
+def smallest_within(trials: pd.DataFrame, dense: dict) -> tuple[float, float]:
+    """(dense FLOPs / FLOPs, test accuracy drop in points) of the smallest completed trial whose
+    validation accuracy is within ``WITHIN`` of the dense model's (selected on validation)."""
+    done = trials[(trials["state"] == "COMPLETE")
+                  & (trials["accuracy"] >= dense["accuracy"] - WITHIN)].dropna(subset=["flops"])
+    if done.empty:
+        return float("nan"), float("nan")
+    best = done.sort_values(["flops", "accuracy"], ascending=[True, False]).iloc[0]
+    drop = 100 * (dense.get("test_accuracy", np.nan) - best.get("test_accuracy", np.nan))
+    return float(dense["flops"] / best["flops"]), float(drop)
 
 
 def best_accuracy_under(trials: pd.DataFrame, dense: dict, fraction: float) -> float:
@@ -246,35 +339,118 @@ def epochs_to_reach(curves: pd.DataFrame, method: str, target_method: str) -> pd
     return pd.DataFrame(rows)
 
 
+def median_curves(curves: pd.DataFrame, points: int = 60) -> pd.DataFrame:
+    """Per method, the median over seeds of hypervolume against fine-tune epochs (step curves
+    read on one grid)."""
+    grid = np.linspace(0, curves["epochs"].max(), points)
+    rows = []
+    for method, group in curves.groupby("method", sort=False):
+        per_seed = []
+        for _, run in group.groupby("seed"):
+            at = np.searchsorted(run["epochs"].to_numpy(), grid, side="right") - 1
+            values = run["hypervolume"].to_numpy()
+            per_seed.append(np.where(at >= 0, values[np.clip(at, 0, None)], 0.0))
+        rows.append(pd.DataFrame({"method": method, "epochs": grid,
+                                  "hypervolume": np.median(per_seed, axis=0)}))
+    return pd.concat(rows)
+
+
+def plot_curves(curves: pd.DataFrame, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for method, group in median_curves(curves).groupby("method", sort=False):
+        axis.step(group["epochs"], group["hypervolume"], where="post", label=method,
+                  linewidth=2.4 if method == "default" else 1.2)
+    axis.set_xlabel("fine-tune epochs spent")
+    axis.set_ylabel("hypervolume (median over seeds)")
+    axis.set_title(title, fontsize=10)
+    top = curves["hypervolume"].max()
+    axis.set_ylim(max(0.0, top - 0.15), top + 0.01)
+    axis.legend(fontsize=8, loc="lower right")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def verdict(summary: pd.DataFrame) -> list[str]:
+    """Does the default beat every other method in median hypervolume, IGD+ and compression?"""
+    if "default" not in summary.index or len(summary) < 2:
+        return []
+    others = summary.drop(index="default")
+    mine = summary.loc["default"]
+    lines = []
+    for column, better, label in (("hypervolume", max, "hypervolume (higher is better)"),
+                                  ("igd_plus", min, "IGD+ (lower is better)"),
+                                  ("compression_1pt", max, "compression at 1 point (higher)")):
+        best_other = better(others[column].dropna()) if others[column].notna().any() else None
+        leader = others[column].idxmax() if better is max else others[column].idxmin()
+        beats = best_other is None or (mine[column] > best_other if better is max
+                                       else mine[column] < best_other)
+        lines.append(f"default {'beats' if beats else 'does NOT beat'} every other method in "
+                     f"median {label}: {mine[column]:.4g} vs best other {leader} "
+                     f"{best_other if best_other is None else f'{best_other:.4g}'}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="cnn", choices=["cnn", "mlp"])
-    parser.add_argument("--trials", type=int, default=60)
+    parser.add_argument("--model", default="cnn", choices=["cnn", "mlp", *TASK_CONFIGS],
+                        help="the task: digits with the built-in CNN or MLP, or vit (the tiny "
+                             "ViT of examples/vit_digits.yaml on digits)")
+    parser.add_argument("--trials", type=int, default=60, help="the default search's trials")
     parser.add_argument("--epochs", type=int, default=4, help="fine-tune epochs per trial")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--methods", nargs="+", default=["uniform_sweep", "global_sweep",
-                        "lamp_sweep", "erk_sweep",
-                        "default", "default-es", "nsga2", "random", "plain_nsga2"])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--methods", nargs="+", default=[
+        "default", "uniform_sweep", "global_sweep", "lamp_sweep", "erk_sweep",
+        "nsga2", "random", "gp", "evo"])
+    parser.add_argument("--equal-trials", action="store_true",
+                        help="every method runs --trials trials (the old protocol); by default "
+                             "the others get the fine-tune epochs the default spent")
     parser.add_argument("--out", default="benchmarks/results/search_quality")
+    parser.add_argument("--results", default="benchmarks/results",
+                        help="where the tables, curves and the PNG are kept")
     parser.add_argument("--tiny", action="store_true", help="smoke test: synthetic data, 6 trials")
     args = parser.parse_args(argv)
     if args.tiny:
         args.trials, args.seeds, args.epochs = 6, 1, 2
-    Path(args.out).mkdir(parents=True, exist_ok=True)
+        args.results = args.out
+    out, results = Path(args.out), Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
     table, curves = run(args)
-    summary = (table.groupby("method")[["hypervolume", "finetune_epochs", "seconds"]]
-               .median().sort_values("hypervolume", ascending=False))
+    name = f"search_quality_{args.model}"
+    table.to_csv(results / f"{name}.csv", index=False)
+    curves.to_csv(results / f"{name}_curves.csv", index=False)
+    protocol = ("equal trials" if args.equal_trials
+                else "every method gets the fine-tune epochs the default spent")
+    plot_curves(curves, f"{args.model}: {args.seeds} seed(s), {protocol}",
+                results / f"{name}.png")
+    columns = ["hypervolume", "igd_plus", "compression_1pt", "test_drop_1pt", "finetune_epochs",
+               "trials", "seconds"]
+    summary = (table.groupby("method", sort=False)[columns].median()
+               .sort_values("hypervolume", ascending=False))
     pd.set_option("display.width", 200)
     print("\nPer run:\n" + table.to_string(index=False))
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) after the runs")
-    print(f"\nMedian over {args.seeds} seed(s) ({args.model}, {args.trials} trials, "
-          f"{args.epochs} fine-tune epochs each; HV reference: accuracy {ACCURACY_FLOOR}, "
-          f"1.1 x dense FLOPs and energy):\n" + summary.to_string())
+    print(f"\nMedian over {args.seeds} seed(s) ({args.model}, default {args.trials} trials, "
+          f"{args.epochs} fine-tune epochs each; {protocol}; HV reference: accuracy "
+          f"{ACCURACY_FLOOR}, 1.1 x dense FLOPs and energy; IGD+ against the union front of all "
+          f"methods of a seed; compression = dense FLOPs / FLOPs of the smallest model within "
+          f"{WITHIN * 100:.0f} point of the dense val accuracy, test drop in points):\n"
+          + summary.to_string(float_format=lambda v: f"{v:.4f}"))
+    for line in verdict(summary):
+        print(line)
+    print(f"curves: {results / (name + '.png')}")
     if {"default", "plain_nsga2"} <= set(args.methods):
         reach = epochs_to_reach(curves, "default", "plain_nsga2")
         print("\nFine-tune epochs default needed to reach plain_nsga2's final hypervolume:\n"
               + reach.to_string(index=False))
-        reach.to_csv(Path(args.out) / "early_stopping_reach.csv", index=False)
+        reach.to_csv(results / f"early_stopping_reach_{args.model}.csv", index=False)
     return 0
 
 

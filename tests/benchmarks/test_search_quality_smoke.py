@@ -1,5 +1,7 @@
 """Smoke test: the search-quality benchmark runs end to end at a tiny size and reports numbers."""
+import numpy as np
 import pandas as pd
+import pytest
 
 from conftest import load_benchmark
 
@@ -7,11 +9,19 @@ from conftest import load_benchmark
 def test_search_quality_tiny(tmp_path, capsys):
     bench = load_benchmark("search_quality.py")
     assert bench.main(["--tiny", "--out", str(tmp_path), "--methods", "uniform_sweep",
-                       "default"]) == 0
-    table = pd.read_csv(tmp_path / "search_quality.csv")
-    assert list(table["method"]) == ["uniform_sweep", "default"]
-    assert (table["hypervolume"] >= 0).all() and (table["trials"] == 6).all()
-    assert "Median over 1 seed" in capsys.readouterr().out
+                       "default", "random"]) == 0
+    table = pd.read_csv(tmp_path / "search_quality_cnn.csv")
+    # the default runs first; the others get the fine-tune epochs it spent, and keep to them
+    assert list(table["method"]) == ["default", "uniform_sweep", "random"]
+    by = table.set_index("method")
+    assert by.loc["default", "trials"] == 6
+    assert (by["finetune_epochs"] <= by.loc["default", "finetune_epochs"]).all()
+    assert (table["hypervolume"] >= 0).all()
+    # IGD+ against the union front of the seed: some method is on it everywhere (0) or near it
+    assert (table["igd_plus"] >= 0).all() and table["igd_plus"].min() < 0.05
+    out = capsys.readouterr().out
+    assert "Median over 1 seed" in out and "every other method in median hypervolume" in out
+    assert (tmp_path / "search_quality_cnn.png").stat().st_size > 1000
     # the default search enqueues baselines: each is on the front or dominated (counted once)
     fates = table.set_index("method").loc["default", "baselines_front/searched/other"]
     front, searched, rest_of = fates.split("/")
@@ -33,3 +43,15 @@ def test_baseline_fates_counts_front_searched_and_other():
     assert bench.baseline_fates(trials) == "1/2/0 of 3"
     trials.loc[3, "origin"] = "dense"
     assert bench.baseline_fates(trials) == "1/0/2 of 3"
+
+
+def test_igd_plus_counts_only_the_objectives_where_a_point_is_worse():
+    bench = load_benchmark("search_quality.py")
+    reference = np.array([[0.0, 1.0], [1.0, 0.0]])
+    assert bench.igd_plus(reference, reference) == 0.0
+    # (0.5, 0.5) is worse than (0, 1) only in the first objective (by 0.5), than (1, 0) in the
+    # second (0.5): IGD+ 0.5, where plain IGD would say sqrt(0.5)
+    assert bench.igd_plus(np.array([[0.5, 0.5]]), reference) == pytest.approx(0.5)
+    # a point dominating the whole reference front is at distance 0
+    assert bench.igd_plus(np.array([[-1.0, -1.0]]), reference) == 0.0
+    assert bench.igd_plus(np.zeros((0, 2)), reference) == float("inf")

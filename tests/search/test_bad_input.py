@@ -85,7 +85,7 @@ CASES = {
     "data set": ({"data": {"name": "imagenet-typo"}},
                  ["data.name must be one of [", "'digits'", "got 'imagenet-typo'"]),
     "sampler": ({"search": {"sampler": "cmaes"}},
-                ["search.sampler must be one of ['nsga2', 'tpe', 'random', 'evo'], got 'cmaes'"]),
+                ["search.sampler must be one of ['nsga2', 'tpe', 'random', 'gp', 'evo'], got 'cmaes'"]),
     "objective metric": ({"search": {"objectives": {"accuracy": "max", "speed": "max"}}},
                          ["search.objectives: metric must be one of [", "'flops'", "got 'speed'"]),
     "direction": ({"search": {"objectives": {"accuracy": "maximise"}}},

@@ -31,7 +31,7 @@ def test_custom_values_round_trip(tmp_path):
     ({"space": {"criteria": ["magnitude", "psychic"]}},
      "space.criteria: criterion must be one of"),
     ({"model": {"name": "transformer9000"}}, "model.name must be one of"),
-    ({"search": {"sampler": "cmaes2"}}, "search.sampler must be one of ['nsga2', 'tpe', 'random', 'evo']"),
+    ({"search": {"sampler": "cmaes2"}}, "search.sampler must be one of ['nsga2', 'tpe', 'random', 'gp', 'evo']"),
     ({"search": {"objectives": {"accuracy": "up"}}},
      "search.objectives.accuracy: direction must be 'max' or 'min', got 'up'"),
     ({"search": {"objectives": {"test_accuracy": "max"}}}, "metric must be one of"),

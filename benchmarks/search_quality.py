@@ -104,6 +104,7 @@ def _method(name: str, n_trials: int) -> dict:
         "default-es": {},
         "nsga2": {"search": {"sampler": "nsga2"}},
         "evo": {"search": {"sampler": "evo"}},
+        "gp": {"search": {"sampler": "gp"}},
         "random": {"search": {"sampler": "random", **no_baselines}},
         "plain_nsga2": {"space": {"sparsity": {"scale": "linear", "high": 0.95, "step": 0.05}},
                         "search": no_baselines},

@@ -9,10 +9,10 @@ from conftest import load_benchmark
 def test_search_quality_tiny(tmp_path, capsys):
     bench = load_benchmark("search_quality.py")
     assert bench.main(["--tiny", "--out", str(tmp_path), "--methods", "uniform_sweep",
-                       "default", "random"]) == 0
+                       "default", "gp"]) == 0
     table = pd.read_csv(tmp_path / "search_quality_cnn.csv")
     # the default runs first; the others get the fine-tune epochs it spent, and keep to them
-    assert list(table["method"]) == ["default", "uniform_sweep", "random"]
+    assert list(table["method"]) == ["default", "uniform_sweep", "gp"]
     by = table.set_index("method")
     assert by.loc["default", "trials"] == 6
     assert (by["finetune_epochs"] <= by.loc["default", "finetune_epochs"]).all()

@@ -390,10 +390,15 @@ def verdict(summary: pd.DataFrame) -> list[str]:
                                   ("compression_1pt", max, "compression at 1 point (higher)")):
         best_other = better(others[column].dropna()) if others[column].notna().any() else None
         leader = others[column].idxmax() if better is max else others[column].idxmin()
-        beats = best_other is None or (mine[column] > best_other if better is max
-                                       else mine[column] < best_other)
-        lines.append(f"default {'beats' if beats else 'does NOT beat'} every other method in "
-                     f"median {label}: {mine[column]:.4g} vs best other {leader} "
+        if best_other is None or (mine[column] > best_other if better is max
+                                  else mine[column] < best_other):
+            word = "beats"
+        elif mine[column] == best_other:
+            word = "ties with the best of"
+        else:
+            word = "does NOT beat"
+        lines.append(f"default {word} every other method in median {label}: "
+                     f"{mine[column]:.4g} vs best other {leader} "
                      f"{best_other if best_other is None else f'{best_other:.4g}'}")
     return lines
 
@@ -416,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default="benchmarks/results",
                         help="where the tables, curves and the PNG are kept")
     parser.add_argument("--tiny", action="store_true", help="smoke test: synthetic data, 6 trials")
+    parser.add_argument("--summarize", action="store_true",
+                        help="run nothing: print the table and redraw the PNG from the CSVs in "
+                             "--results")
     args = parser.parse_args(argv)
     if args.tiny:
         args.trials, args.seeds, args.epochs = 6, 1, 2
@@ -423,10 +431,15 @@ def main(argv: list[str] | None = None) -> int:
     out, results = Path(args.out), Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
-    table, curves = run(args)
     name = f"search_quality_{args.model}"
-    table.to_csv(results / f"{name}.csv", index=False)
-    curves.to_csv(results / f"{name}_curves.csv", index=False)
+    if args.summarize:
+        table = pd.read_csv(results / f"{name}.csv")
+        curves = pd.read_csv(results / f"{name}_curves.csv")
+        args.seeds = table["seed"].nunique()
+    else:
+        table, curves = run(args)
+        table.to_csv(results / f"{name}.csv", index=False)
+        curves.to_csv(results / f"{name}_curves.csv", index=False)
     protocol = ("equal trials" if args.equal_trials
                 else "every method gets the fine-tune epochs the default spent")
     plot_curves(curves, f"{args.model}: {args.seeds} seed(s), {protocol}",
@@ -437,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
                .sort_values("hypervolume", ascending=False))
     pd.set_option("display.width", 200)
     print("\nPer run:\n" + table.to_string(index=False))
-    print(f"load average {os.getloadavg()[0]:.2f} (1 min) after the runs")
+    if not args.summarize:
+        print(f"load average {os.getloadavg()[0]:.2f} (1 min) after the runs")
     print(f"\nMedian over {args.seeds} seed(s) ({args.model}, default {args.trials} trials, "
           f"{args.epochs} fine-tune epochs each; {protocol}; HV reference: accuracy "
           f"{ACCURACY_FLOOR}, 1.1 x dense FLOPs and energy; IGD+ against the union front of all "

@@ -22,6 +22,9 @@ def test_search_quality_tiny(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Median over 1 seed" in out and "every other method in median hypervolume" in out
     assert (tmp_path / "search_quality_cnn.png").stat().st_size > 1000
+    # the table can be printed again from the CSVs without running anything
+    assert bench.main(["--summarize", "--results", str(tmp_path), "--out", str(tmp_path)]) == 0
+    assert "Median over 1 seed" in capsys.readouterr().out
     # the default search enqueues baselines: each is on the front or dominated (counted once)
     fates = table.set_index("method").loc["default", "baselines_front/searched/other"]
     front, searched, rest_of = fates.split("/")

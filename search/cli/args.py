@@ -62,13 +62,15 @@ def apply_parallel_args(config: ExperimentConfig, args: argparse.Namespace) -> E
     return replace(config, parallel=parallel, ray=ray)
 
 
-def add_floor_args(parser: argparse.ArgumentParser) -> None:
-    """``--floor F`` / ``--all``: which front points the printed table shows."""
+def add_floor_args(parser: argparse.ArgumentParser, verb: str = "print",
+                   note: str = "; csv and json hold all") -> None:
+    """``--floor F`` / ``--all``: which front points the command reads (``verb``: what it does
+    with them; ``note`` ends the help of ``--floor``)."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--floor", type=float, default=DEFAULT_FLOOR, metavar="F",
-                       help="print the front points with validation accuracy >= dense accuracy "
-                            f"- F (default {DEFAULT_FLOOR}; 1 shows all; csv and json hold all)")
-    group.add_argument("--all", action="store_true", help="print every front point")
+                       help=f"{verb} the front points with validation accuracy >= dense accuracy "
+                            f"- F (default {DEFAULT_FLOOR}; 1 means all{note})")
+    group.add_argument("--all", action="store_true", help=f"{verb} every front point")
 
 
 def floor_of(args: argparse.Namespace) -> float | None:

@@ -103,7 +103,8 @@ class StudyResult:
         settings = settings or PickSettings(**constraints)
         objectives = self.config.search.objectives
         return pick_trial(self.trials(), settings, objectives.metrics, objectives.directions,
-                          self.val_samples)
+                          self.val_samples,
+                          self.reevaluation(summary=True) if settings.reevaluated else None)
 
     def reevaluate(self, trials: Sequence[int] | None = None, *, epochs: int | None = None,
                    repeats: int = 3, floor: float | None = DEFAULT_FLOOR,

@@ -102,6 +102,10 @@ def add_pick_args(parser: argparse.ArgumentParser) -> None:
                        default=ACCURACY_BOUNDS[0],
                        help="what --min-accuracy bounds: the measured accuracy (point, default) "
                             "or the lower end of its 95%% binomial interval (lower)")
+    group.add_argument("--reevaluated", action="store_true",
+                       help="read each trial's re-evaluated accuracy (`reevaluate`; mean over "
+                            "its repeats) instead of the search's own; trials without one are "
+                            "left out")
     group.add_argument("--knee", action="store_true", help="the knee of the feasible front")
     group.add_argument("--prefer", metavar="METRIC",
                        help="best feasible trial in METRIC (default: accuracy; with only "
@@ -110,4 +114,4 @@ def add_pick_args(parser: argparse.ArgumentParser) -> None:
 
 def pick_settings(args: argparse.Namespace) -> PickSettings:
     return PickSettings(getattr(args, "pick_bounds", None), knee=args.knee, prefer=args.prefer,
-                        accuracy_bound=args.accuracy_bound)
+                        accuracy_bound=args.accuracy_bound, reevaluated=args.reevaluated)

@@ -1,4 +1,4 @@
-"""reevaluate: front trials retrained with other seeds, stored apart.
+"""reevaluate: front trials retrained with other seeds, stored apart; pick --reevaluated reads them.
 
 Real retraining on a copy of the finished study (synthetic data, one fine-tune epoch a trial)."""
 from __future__ import annotations
@@ -15,7 +15,10 @@ from search.api import open_existing
 from search.config import load_config
 from search.decide.export import REPRODUCE_TOLERANCE
 from search.decide.noise import wilson_interval
-from search.decide.reevaluate import FILE, SUMMARY_FILE, retrain_with, trained_epochs
+from search.decide.pick import PickSettings, pick_trial
+from search.decide.reevaluate import (FILE, SUMMARY_FILE, retrain_with, summarise,
+                                      trained_epochs)
+from search.decide.report.data import gather
 from search.decide.retrain import study_config, study_context, trial_candidate
 
 REPEATS = 2
@@ -129,6 +132,57 @@ def test_the_search_seed_and_epochs_reproduce_the_searched_accuracy(copied):
     longer = retrain_with(candidate, context, seed=candidate.seed, epochs=2 * epochs)
     assert longer.run.train_flops == pytest.approx(2 * again.run.train_flops)
     assert context.finetune.epochs == epochs              # the settings were copied, not changed
+
+
+def test_pick_reevaluated_reads_the_reevaluated_figures(finished_study, tmp_path, capsys):
+    result = _copy(finished_study, tmp_path)
+    plain = result.pick()
+    done = result.trials()
+    done = done[done["state"] == "COMPLETE"]
+    left_out = int(done.loc[done["trial"] != plain.trial, "trial"].max())
+    rows = pd.DataFrame([{"trial": int(t), "repeat": 1, "seed": 1, "epochs": 1,
+                          "accuracy": 0.1 if t == plain.trial else float(a),
+                          "test_accuracy": 0.1, "val_samples": result.val_samples}
+                         for t, a in zip(done["trial"], done["accuracy"]) if t != left_out])
+    rows.to_csv(result.folder / FILE, index=False)
+
+    found = result.pick(reevaluated=True)
+    assert found and found.trial != plain.trial
+    assert found.row["accuracy"] == pytest.approx(
+        float(done.loc[done["trial"] == found.trial, "accuracy"].iloc[0]))
+    assert "accuracy re-evaluated" in found.reason
+    assert "1 completed trial(s) without a re-evaluation left out" in found.reason
+    code, out, _ = _cli(result, capsys, "pick", "--reevaluated")
+    assert code == 0 and f"picked trial {found.trial}:" in out
+    report = gather(result, picks=[PickSettings(reevaluated=True)])    # the report's picks too
+    assert [p.trial for p in report.picks] == [found.trial]
+    code, out, _ = _cli(result, capsys, "pick")
+    assert code == 0 and f"picked trial {plain.trial}:" in out
+
+
+def test_pick_reevaluated_bounds_the_interval_of_the_reevaluated_mean():
+    frame = pd.DataFrame({"trial": [0, 1, 2], "state": "COMPLETE",
+                          "accuracy": [0.99, 0.97, 0.96], "flops": [100.0, 50.0, 30.0]})
+    rows = pd.DataFrame({"trial": [0, 0, 1, 1], "seed": [1, 2, 1, 2], "epochs": 1,
+                         "accuracy": [0.99, 0.99, 0.90, 0.92], "val_samples": 200})
+    summary = summarise(rows, frame.set_index("trial")["accuracy"])
+    low = float(wilson_interval(0.91, 200)[0])                    # 0.8631: trial 1's mean
+    args = (["accuracy", "flops"], ["maximize", "minimize"], 200, summary)
+    found = pick_trial(frame, PickSettings(min_accuracy=0.86, accuracy_bound="lower",
+                                           reevaluated=True), *args)
+    assert found.trial == 1 and f"accuracy 95% lower bound {low:.4f} >= 0.8600" in found.reason
+    assert "1 completed trial(s) without a re-evaluation left out" in found.reason   # trial 2
+    assert pick_trial(frame, PickSettings(min_accuracy=0.87, accuracy_bound="lower",
+                                          reevaluated=True), *args).trial == 0
+    assert pick_trial(frame, PickSettings(min_accuracy=0.87, accuracy_bound="lower"),
+                      *args).trial == 2                           # the search's own figures
+
+
+def test_pick_reevaluated_without_a_reevaluation_says_how_to_make_one(study_cli):
+    code, _, err = study_cli("pick", "--reevaluated")
+    assert code == 2
+    assert "--reevaluated reads the study's re-evaluation (reevaluation.csv" in err
+    assert "run `sparsity-search reevaluate`" in err
 
 
 @pytest.fixture(scope="module")

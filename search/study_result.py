@@ -85,7 +85,7 @@ class StudyResult:
         """Metrics of the dense reference as trained (no pruning, no fine-tuning)."""
         return dict(self.study.user_attrs.get("dense_reference", {}))
 
-    # --- deciding: status, pick, export, report (search.status / pick / export / report) ---
+    # --- deciding: status, pick, reevaluate, export, report (search.decide.*) ---
     def status(self) -> "StudyStatus":
         """Trials by state, budget left, time spent, front size and hypervolume."""
         from search.decide.status import study_status
@@ -103,7 +103,32 @@ class StudyResult:
         settings = settings or PickSettings(**constraints)
         objectives = self.config.search.objectives
         return pick_trial(self.trials(), settings, objectives.metrics, objectives.directions,
-                          self.val_samples)
+                          self.val_samples,
+                          self.reevaluation(summary=True) if settings.reevaluated else None)
+
+    def reevaluate(self, trials: Sequence[int] | None = None, *, epochs: int | None = None,
+                   repeats: int = 3, floor: float | None = DEFAULT_FLOOR,
+                   log: Callable[[str], None] = print, **context: Any) -> pd.DataFrame:
+        """Retrain ``trials`` (default: the front at or above ``floor``, ``None``: all of it)
+        ``repeats`` times with seeds ``seed + 1 ... + repeats`` and ``epochs`` of fine-tuning
+        (default: the trial's own); store each repeat in ``<study>/reevaluation.csv`` and return
+        the summary of these trials (``search.decide.reevaluate``). ``context``: as for
+        ``export``."""
+        from search.decide.reevaluate import reevaluate_trials
+
+        return reevaluate_trials(self, trials, epochs=epochs, repeats=repeats, floor=floor,
+                                 log=log, **context)
+
+    def reevaluation(self, *, summary: bool = False) -> pd.DataFrame:
+        """The stored re-evaluation: one row per repeat (``reevaluation.csv``), or with
+        ``summary`` one per trial and fine-tune length (mean, 95% interval, spread, the search's
+        own accuracy); an empty frame when the study has none."""
+        from search.decide.reevaluate import read_rows, searched_accuracies, summarise
+
+        rows = read_rows(self.folder)
+        if not summary:
+            return rows
+        return summarise(rows, searched_accuracies(self.trials()), self.metric)
 
     def export(self, trial: int | None = None, *, pick: "PickSettings | None" = None,
                folder: str | Path | None = None, log: Callable[[str], None] = print,

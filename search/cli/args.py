@@ -62,13 +62,15 @@ def apply_parallel_args(config: ExperimentConfig, args: argparse.Namespace) -> E
     return replace(config, parallel=parallel, ray=ray)
 
 
-def add_floor_args(parser: argparse.ArgumentParser) -> None:
-    """``--floor F`` / ``--all``: which front points the printed table shows."""
+def add_floor_args(parser: argparse.ArgumentParser, verb: str = "print",
+                   note: str = "; csv and json hold all") -> None:
+    """``--floor F`` / ``--all``: which front points the command reads (``verb``: what it does
+    with them; ``note`` ends the help of ``--floor``)."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--floor", type=float, default=DEFAULT_FLOOR, metavar="F",
-                       help="print the front points with validation accuracy >= dense accuracy "
-                            f"- F (default {DEFAULT_FLOOR}; 1 shows all; csv and json hold all)")
-    group.add_argument("--all", action="store_true", help="print every front point")
+                       help=f"{verb} the front points with validation accuracy >= dense accuracy "
+                            f"- F (default {DEFAULT_FLOOR}; 1 means all{note})")
+    group.add_argument("--all", action="store_true", help=f"{verb} every front point")
 
 
 def floor_of(args: argparse.Namespace) -> float | None:
@@ -100,6 +102,10 @@ def add_pick_args(parser: argparse.ArgumentParser) -> None:
                        default=ACCURACY_BOUNDS[0],
                        help="what --min-accuracy bounds: the measured accuracy (point, default) "
                             "or the lower end of its 95%% binomial interval (lower)")
+    group.add_argument("--reevaluated", action="store_true",
+                       help="read each trial's re-evaluated accuracy (`reevaluate`; mean over "
+                            "its repeats) instead of the search's own; trials without one are "
+                            "left out")
     group.add_argument("--knee", action="store_true", help="the knee of the feasible front")
     group.add_argument("--prefer", metavar="METRIC",
                        help="best feasible trial in METRIC (default: accuracy; with only "
@@ -108,4 +114,4 @@ def add_pick_args(parser: argparse.ArgumentParser) -> None:
 
 def pick_settings(args: argparse.Namespace) -> PickSettings:
     return PickSettings(getattr(args, "pick_bounds", None), knee=args.knee, prefer=args.prefer,
-                        accuracy_bound=args.accuracy_bound)
+                        accuracy_bound=args.accuracy_bound, reevaluated=args.reevaluated)

@@ -1,5 +1,5 @@
-"""The commands that read and decide: ``pareto``, ``status``, ``pick``, ``export``, ``report``,
-``sensitivity``.
+"""The commands that read and decide: ``pareto``, ``status``, ``pick``, ``reevaluate``,
+``export``, ``report``, ``sensitivity``.
 
 Registered on the main parser by ``search.cli.main``; each command is a thin layer over ``search.api``.
 """
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from search.cli.args import (add_floor_args, add_pick_args, add_study_args, floor_of,
                              pick_settings, resolve_config)
+from search.decide.display import DEFAULT_FLOOR
 from search.schema import ConfigError
 
 EXIT_NOTHING_FITS = 1
@@ -36,6 +37,19 @@ def cmd_pick(args: argparse.Namespace) -> int:
     result = _open(args).pick(pick_settings(args))
     print(format_pick(result))
     return 0 if result else EXIT_NOTHING_FITS
+
+
+def cmd_reevaluate(args: argparse.Namespace) -> int:
+    from search.decide.reevaluate import check_settings, format_summary
+
+    check_settings(args.repeats, args.epochs)
+    if args.trial and (args.all or args.floor != DEFAULT_FLOOR):
+        raise ConfigError("reevaluate takes --trial numbers or --floor / --all, not both")
+    floor = floor_of(args)
+    summary = _open(args).reevaluate(args.trial, epochs=args.epochs, repeats=args.repeats,
+                                     floor=floor)
+    print(format_summary(summary))
+    return 0 if len(summary) else EXIT_NOTHING_FITS
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -111,6 +125,18 @@ def add_decide_commands(sub: argparse._SubParsersAction) -> None:
     add_study_args(pick)
     add_pick_args(pick)
     pick.set_defaults(func=cmd_pick)
+
+    reeval = sub.add_parser("reevaluate", help="retrain front trials with other seeds (and "
+                                               "longer fine-tuning); store apart for pick")
+    add_study_args(reeval)
+    reeval.add_argument("--trial", type=int, nargs="+", action="extend", metavar="N",
+                        help="re-evaluate these trials (default: the front, from the floor)")
+    reeval.add_argument("--epochs", type=int, metavar="E",
+                        help="fine-tune epochs of each repeat (default: the trial's own)")
+    reeval.add_argument("--repeats", type=int, default=3, metavar="R",
+                        help="fine-tunes per trial, seeds seed+1 ... seed+R (default 3)")
+    add_floor_args(reeval, "re-evaluate", "")
+    reeval.set_defaults(func=cmd_reevaluate)
 
     export = sub.add_parser("export", help="export a trial (number or --pick) as a model")
     add_study_args(export)

@@ -1,7 +1,7 @@
 """The parser and the exit codes of ``sparsity-search``.
 
 A thin layer over the API: ``run_commands`` (run, worker), ``decide_commands`` (pareto,
-status, pick, export, report, sensitivity) and ``inspect_command`` (inspect) register their commands; ``args`` holds the arguments
+status, pick, reevaluate, export, report, sensitivity) and ``inspect_command`` (inspect) register their commands; ``args`` holds the arguments
 they share. Importing this module loads no torch: each command imports what it needs."""
 from __future__ import annotations
 

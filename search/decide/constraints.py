@@ -115,16 +115,19 @@ class PickSettings:
     bounds as one mapping, ``PickSettings({"max_flops": 2e6})``. Bounds keep the order given:
     messages list them as the user wrote them. ``accuracy_bound="lower"`` makes ``min_accuracy``
     bound the lower end of the accuracy's 95% interval instead of the accuracy itself.
+    ``reevaluated=True`` reads each trial's re-evaluated accuracy (``search.decide.reevaluate``)
+    instead of the search's own, and leaves out the trials without one.
     """
 
     bounds: Mapping[str, float]
     knee: bool
     prefer: str | None
     accuracy_bound: str
+    reevaluated: bool
 
     def __init__(self, bounds: Mapping[str, float | None] | None = None, *, knee: bool = False,
                  prefer: str | None = None, accuracy_bound: str = "point",
-                 **limits: float | None) -> None:
+                 reevaluated: bool = False, **limits: float | None) -> None:
         known = pick_bounds()
         given = {**(bounds or {}), **limits}
         unknown = [k for k in given if k not in known]
@@ -146,6 +149,7 @@ class PickSettings:
         object.__setattr__(self, "knee", knee)
         object.__setattr__(self, "prefer", prefer)
         object.__setattr__(self, "accuracy_bound", accuracy_bound)
+        object.__setattr__(self, "reevaluated", bool(reevaluated))
 
     def __getattr__(self, name: str) -> Any:
         if name in pick_bounds():
@@ -153,7 +157,8 @@ class PickSettings:
         raise AttributeError(f"'PickSettings' object has no attribute '{name}'")
 
     def __hash__(self) -> int:
-        return hash((tuple(self.bounds.items()), self.knee, self.prefer, self.accuracy_bound))
+        return hash((tuple(self.bounds.items()), self.knee, self.prefer, self.accuracy_bound,
+                     self.reevaluated))
 
     def constraints(self) -> list[Constraint]:
         known = pick_bounds()

@@ -1,12 +1,12 @@
 """Export one trial as a deployable model: rebuilt, retrained as the trial did, made permanent.
 
-Steps: read the study's saved config, the data, the model and the dense reference (``dense.pt``;
-no search space, no sensitivity analysis: the trial's candidate is the one it recorded; only a
-trial from before candidates were recorded is replayed through the study's space, checked against
-the stored ``space_signature``), retrain with the trial's seed through the same function the trial used
-(``trainers.trial.train_candidate``), take its deployable form (``trainers.export_form``: masks
-and bit-widths folded into plain weights, pruned channels physically removed for channel
-granularity), re-measure, and write (each file atomically) into ``<study>/exports/<trial>/``:
+Steps (the first ones shared with re-evaluation, ``search.decide.retrain``): read the study's
+saved config, the data, the model and the dense reference (``dense.pt``; no search space, no
+sensitivity analysis: the trial's candidate is the one it recorded), retrain with the trial's seed
+through the same function the trial used (``trainers.trial.train_candidate``), take its deployable
+form (``trainers.export_form``: masks and bit-widths folded into plain weights, pruned channels
+physically removed for channel granularity), re-measure, and write (each file atomically) into
+``<study>/exports/<trial>/``:
 
 - ``weights.pt``   weights-only checkpoint: float tensors plus, for quantized layers, integer codes
                    and one scale per output channel; load it with ``load_exported(folder)``;
@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from search.config import ExperimentConfig, dump_config, load_config
+from search.decide.retrain import (completed_trial, retrain, study_config, study_context,
+                                   trial_candidate)
 from search.schema import ConfigError
 from spaces.candidate import Candidate
 from trainers.checkpoint import atomic_write, atomic_write_text, load_checkpoint, save_checkpoint
-from trainers.export_form import (example_batch, export_state, exported_accuracy, exported_form,
-                                  layer_table, parameter_counts, program_bytes, rebuild_exported)
+from trainers.export_form import (example_batch, export_state, layer_table, parameter_counts,
+                                  program_bytes, rebuild_exported)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -60,28 +62,15 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     for a custom model pass what ``run_search`` was given as ``build`` (``model_factory``,
     ``data``, ``loss_fn``, ``metric_fn``, ``dense_key``: see ``build_study_context``).
     """
-    from search.run.context import eval_context, model_and_data, set_threads
-    from trainers.trial import train_candidate
-
-    trial = _completed_trial(result.study, trial_number)
-    config = _study_config(result.config)
-    set_threads(config)
-    context = getattr(result, "context", None)
-    if context is None:    # only what retraining needs: data, model, the stored dense reference
-        _check_sources(result.study.user_attrs.get("sources", {}), build)
-        custom = any(build.get(k) is not None for k in ("data", "model_factory", "loss_fn"))
-        _check_dense_reference(config, None if custom or build.get("dense_key")
-                               else config.dense_key())
-        parts = model_and_data(config, build.get("data"), build.get("model_factory"))
-        context = eval_context(config, parts, log=log, loss_fn=build.get("loss_fn"),
-                               metric_fn=build.get("metric_fn"), dense_key=build.get("dense_key"))
+    trial = completed_trial(result.study, trial_number)
+    config = study_config(result.config)
+    context = study_context(result, config, log, build)
     candidate = trial_candidate(result, trial, config, context, log)
     log(f"retraining trial {trial_number} ({candidate.schedule} schedule, seed "
         f"{candidate.seed}) ...")
-    run = train_candidate(candidate, context)
-    model = exported_form(run.model, candidate, context).cpu().eval()
-    removed = run.shrunk or candidate.granularity == "channel"
-    measured = exported_accuracy(model, context)
+    retrained = retrain(candidate, context)
+    model, measured = retrained.model, retrained.measured
+    removed = retrained.run.shrunk or candidate.granularity == "channel"
     out = Path(folder) if folder else config.study_dir / "exports" / str(trial_number)
     example = example_batch(context)
     files, dynamic = write_export(out, model, config, candidate.bits, example)
@@ -98,76 +87,6 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     log(f"input: shape {manifest['input_shape']} per sample; preprocessing: "
         f"{manifest['preprocessing']['description']}")
     return ExportResult(out, manifest)
-
-
-def trial_candidate(result: Any, trial: Any, config: ExperimentConfig, context: Any,
-                    log: Callable[[str], None]) -> Candidate:
-    """The trial's candidate as it recorded it; a trial from before candidates were recorded is
-    replayed through the study's space, which must match the stored one."""
-    from search.run.context import bounded_space
-    from search.run.study import comparable_signature, describe_difference
-
-    recorded = trial.user_attrs.get("candidate")
-    if recorded is not None:
-        return Candidate.from_flat_dict(recorded)
-    space = getattr(result, "space", None) or bounded_space(config, context, log=log)
-    stored = result.study.user_attrs.get("space_signature")
-    now = comparable_signature(space, stored)
-    if stored is not None and stored != now:
-        raise ConfigError(f"the study's stored search space differs from the one its config builds "
-                          f"({describe_difference(stored, now)}); cannot rebuild trial "
-                          f"{trial.number}")
-    return space.from_params(trial.params)
-
-
-def _completed_trial(study: Any, number: int) -> Any:
-    from optuna.trial import TrialState
-
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    if number not in trials:
-        raise ConfigError(f"trial must be one of the study's trial numbers 0..{len(trials) - 1}, "
-                          f"got {number}")
-    trial = trials[number]
-    if trial.state != TrialState.COMPLETE:
-        raise ConfigError(f"trial {number} is {trial.state.name}, only COMPLETE trials can be "
-                          f"exported")
-    return trial
-
-
-def _study_config(config: ExperimentConfig) -> ExperimentConfig:
-    """The config saved in the study folder (what the trials ran with), else the given one."""
-    saved = config.study_dir / "config.yaml"
-    if not saved.is_file():
-        return config
-    stored = load_config(saved)
-    # Where the study lives (and its storage) may have moved since; the rest is as saved.
-    return stored.with_overrides(output_dir=config.output_dir, study=config.study,
-                                 search=config.search, device=config.device)
-
-
-def _check_sources(sources: Mapping[str, str], build: Mapping[str, Any]) -> None:
-    """A model or data passed from Python cannot be rebuilt from config.yaml: ask for it."""
-    for kind, argument in (("model", "model_factory"), ("data", "data")):
-        origin = str(sources.get(kind, "config"))
-        if origin.startswith("python") and build.get(argument) is None:
-            raise ConfigError(f"this study's {kind} came from Python ({origin}); export it from "
-                              f"the process that ran it, or pass {argument}=... to "
-                              f"StudyResult.export")
-
-
-def _check_dense_reference(config: ExperimentConfig, key: str | None) -> None:
-    """Refuse to export from a missing or (when ``key`` is known) foreign dense reference: a
-    retrained one would not reproduce the trial."""
-    path = config.study_dir / "dense.pt"
-    if not path.is_file():
-        raise ConfigError(f"dense reference '{path}' is missing; the trial cannot be rebuilt "
-                          f"(was the study folder moved without it?)")
-    if key is None:
-        return
-    stored = load_checkpoint(path)
-    if not isinstance(stored, dict) or stored.get("key") != key:
-        raise ConfigError(f"dense reference '{path}' was trained with other settings than the "
-                          f"study's config.yaml; the trial cannot be rebuilt")
 
 
 def write_export(out: Path, model: nn.Module, config: ExperimentConfig, bits: Mapping[str, int],

@@ -10,7 +10,9 @@ The rule, printed with every pick:
 
 Selection reads validation accuracy (``accuracy``); the test accuracy is shown, never used.
 With ``accuracy_bound="lower"`` the accuracy floor is checked against the lower end of each
-accuracy's 95% binomial interval over the validation samples (``search.decide.noise``).
+accuracy's 95% binomial interval over the validation samples (``search.decide.noise``). With
+``reevaluated`` both read each trial's re-evaluated mean instead of the search's own figure
+(``search.decide.reevaluate``), and the trials not re-evaluated are left out.
 """
 from __future__ import annotations
 
@@ -85,10 +87,15 @@ def default_preference(settings: PickSettings, metrics: Sequence[str],
 
 
 def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[str],
-               directions: Sequence[str], val_samples: int | None = None) -> PickResult:
+               directions: Sequence[str], val_samples: int | None = None,
+               reevaluation: pd.DataFrame | None = None) -> PickResult:
     """Apply ``settings`` to a ``trials_frame`` (see the module docstring for the rule);
-    ``val_samples``: the n of the accuracy intervals (needed by ``accuracy_bound="lower"``)."""
+    ``val_samples``: the n of the accuracy intervals (needed by ``accuracy_bound="lower"``);
+    ``reevaluation``: the study's re-evaluation summary (needed by ``reevaluated``)."""
     metrics, directions = list(metrics), list(directions)
+    note = ""
+    if settings.reevaluated:
+        frame, note = on_reevaluated(frame, reevaluation)
     needed = set(metrics) | {c.metric for c in settings.constraints()}
     if frame.empty or "state" not in frame or not needed <= set(frame.columns):
         return PickResult(None, None, "the study has no completed trials yet", 0, 0)
@@ -103,7 +110,7 @@ def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[st
         ok &= constraint.holds(done[constraint.metric].astype(float))
     feasible = done[ok]
     if feasible.empty:
-        return PickResult(None, None, _nothing_fits(constraints, len(done)), 0, len(done),
+        return PickResult(None, None, _nothing_fits(constraints, len(done)) + note, 0, len(done),
                           nearest_trials(done, constraints))
     front = feasible.iloc[pareto_front(feasible[metrics].to_numpy(dtype=float), directions)]
     if settings.knee:
@@ -126,11 +133,37 @@ def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[st
     met = "; ".join(c.describe(float(chosen[c.metric])) for c in constraints)
     reason = (f"trial {int(chosen['trial'])}: {rule}"
               f" ({len(feasible)} of {len(done)} completed trials meet the constraints"
-              f"{': ' + met if met else ''})")
+              f"{': ' + met if met else ''}){note}")
     return PickResult(int(chosen["trial"]), chosen.to_dict(), reason, len(feasible), len(done))
 
 
 LOWER_COLUMN = "accuracy_lower95"
+SEARCHED_COLUMN = "searched_accuracy"
+
+
+def on_reevaluated(frame: pd.DataFrame, summary: pd.DataFrame | None
+                   ) -> tuple[pd.DataFrame, str]:
+    """The completed trials of ``frame`` that have a re-evaluation, their ``accuracy`` and
+    ``test_accuracy`` replaced by its means (the longest fine-tune stored; the search's own
+    accuracy kept as ``searched_accuracy``), and the note saying so for the pick's reason."""
+    if summary is None or summary.empty:
+        raise ConfigError("--reevaluated reads the study's re-evaluation (reevaluation.csv in the "
+                          "study folder) and this study has none: run `sparsity-search "
+                          "reevaluate` (StudyResult.reevaluate) first, or pick without "
+                          "--reevaluated")
+    latest = summary.sort_values(["trial", "epochs"]).groupby("trial").tail(1).set_index("trial")
+    done = frame[frame["state"] == "COMPLETE"] if "state" in frame else frame.iloc[0:0]
+    has = done["trial"].isin(latest.index) if len(done) else pd.Series(dtype=bool)
+    kept = done[has].copy()
+    if SEARCHED_COLUMN not in kept and "accuracy" in kept:
+        kept[SEARCHED_COLUMN] = kept["accuracy"]
+    for column in ("accuracy", "test_accuracy"):
+        kept[column] = kept["trial"].map(latest[column]).astype(float)
+    epochs = sorted({int(e) for e in latest.loc[latest.index.isin(kept["trial"]), "epochs"]})
+    note = (f"; accuracy re-evaluated (mean over repeats; fine-tune epochs "
+            f"{'/'.join(map(str, epochs))}), {len(done) - len(kept)} completed trial(s) without "
+            f"a re-evaluation left out")
+    return kept, note
 
 
 def on_lower_bound(done: pd.DataFrame, constraints: Sequence[Constraint],

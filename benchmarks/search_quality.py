@@ -23,6 +23,8 @@ Methods (``--methods``; the default list is marked *):
 - default-es     the default without early stopping (and so without screening)
 - default+fixed_margin  early stopping with the fixed margin only (no learned bound)
 - default+keptK  default with each layer bounded by keeping K weights per output unit
+- default+bl:A,B default with the hand-made baselines A and B enqueued first (search.baselines,
+                 e.g. default+bl:uniform,erk)
 - default+sensD  default-es with per-layer bounds from the sensitivity analysis for a drop D
 - global_offsetR default-es with one global sparsity + per-layer offsets within R
 - plain_nsga2    NSGA-II over a flat space (sparsity uniform on a 0.05 grid in [0, 0.95]),
@@ -75,6 +77,7 @@ TASK_CONFIGS = {"vit": "examples/vit_digits.yaml"}   # tasks beyond the built-in
 SENSITIVITY = "default+sens"
 GLOBAL_OFFSET = "global_offset"
 KEPT = "default+kept"
+BASELINE_LIST = "default+bl:"
 
 
 def method_overrides(name: str, n_trials: int) -> dict:
@@ -83,6 +86,8 @@ def method_overrides(name: str, n_trials: int) -> dict:
         return {}
     if name == "default+fixed_margin":    # early stopping without the learned bound
         return {"search": {"early_stopping": {"learned_bound": False}}}
+    if name.startswith(BASELINE_LIST):   # e.g. default+bl:uniform,erk: other enqueued baselines
+        return {"search": {"baselines": [b for b in name[len(BASELINE_LIST):].split(",") if b]}}
     if name.startswith(KEPT):            # e.g. default+kept2: bounds from 2 weights per output
         return {"space": {"min_kept_per_output": float(name[len(KEPT):] or 2)}}
     no_stopping = {"search": {"early_stopping": {"enabled": False}}}

@@ -91,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) after the runs")
     summary = table.groupby("rule", sort=False)[["compression", "test_drop_points"]].median()
+    summary.insert(0, "studies_with_a_pick", table.groupby("rule", sort=False)["trial"].count())
     print(f"\nMedian over {len(args.studies)} studies (smallest model within {WITHIN * 100:.0f} "
           f"point of the dense val accuracy; test drop in points, lower is better; "
-          f"{args.repeats} re-trainings per front point):\n"
+          f"{args.repeats} re-trainings per front point; no pick: nothing qualifies):\n"
           + summary.to_string(float_format=lambda v: f"{v:.2f}"))
     return 0
 

@@ -23,10 +23,10 @@ def test_a_study_with_lamp_and_erk_baselines_runs_and_records_their_origin(tmp_p
     assert not sparsity.iloc[0].equals(sparsity.iloc[1])    # and the two rules differ
 
 
-def test_default_baselines_stay_uniform_and_global_magnitude():
+def test_default_baselines_are_uniform_global_magnitude_and_erk():
     from search.config import SearchSettings
 
-    assert SearchSettings().baselines == ("uniform", "global_magnitude")
+    assert SearchSettings().baselines == ("uniform", "global_magnitude", "erk")
 
 
 def test_an_unknown_baseline_names_the_field_and_the_choices():

@@ -221,7 +221,7 @@ def ordered_methods(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     out = Path(args.out)
     rows, curves = [], []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         dense_file = None
         sweep_trials = None
         spent = None
@@ -416,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=60, help="the default search's trials")
     parser.add_argument("--epochs", type=int, default=4, help="fine-tune epochs per trial")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed ... first-seed + seeds - 1 (to split a run)")
     parser.add_argument("--methods", nargs="+", default=[
         "default", "uniform_sweep", "global_sweep", "lamp_sweep", "erk_sweep",
         "nsga2", "random", "gp", "evo"])

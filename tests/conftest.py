@@ -20,7 +20,9 @@ def tiny_config_dict(tmp_path: Path, **search: object) -> dict:
         "model": {"name": "cnn", "options": {"width": 4}},
         "dense": {"epochs": 3, "lr": 0.005},
         "finetune": {"epochs": 1, "lr": 0.002},
-        "search": {"n_trials": 4, "baseline_sparsities": [0.5], "baseline_bits": [8], **search},
+        # two baseline rules, so 4 trials still leave the sampler one (the default adds ERK)
+        "search": {"n_trials": 4, "baseline_sparsities": [0.5], "baseline_bits": [8],
+                   "baselines": ["uniform", "global_magnitude"], **search},
     }
 
 

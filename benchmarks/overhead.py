@@ -12,7 +12,6 @@ person would write. Measured in one run, interleaved; the table prints the ratio
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -27,6 +26,9 @@ from search.config import config_from_dict  # noqa: E402
 from search.run.context import build_study_context, set_threads  # noqa: E402
 from search.run.study import open_study
 from search.run.trials import run_trials
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from table_output import save_and_print  # noqa: E402
 
 
 def bare_trial(context, sparsity: float, bits: int, epochs: int, lr: float, seed: int) -> float:
@@ -124,10 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                          "ours_ms_per_trial": 1000 * ours / len(sparsities),
                          "overhead": ours / bare - 1.0})
     table = pd.DataFrame(rows)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"load average {os.getloadavg()[0]:.2f} (1 min) after the run")
+    save_and_print(table, args.out)
     print(f"\nmedian overhead of a trial in our framework vs the bare loop: "
           f"{100 * table['overhead'].median():.1f}% (target <= 10%)")
     return 0

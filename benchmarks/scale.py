@@ -21,7 +21,6 @@ For each model (built-in CNN and MLP on 8x8 inputs; torchvision resnet18 and mob
 from __future__ import annotations
 
 import argparse
-import os
 import json
 import resource
 import statistics
@@ -35,6 +34,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from table_output import save_and_print  # noqa: E402
 
 MODELS = {
     "cnn": {"model": {"name": "cnn"}, "size": 8},
@@ -192,12 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             print(proc.stderr[-3000:], file=sys.stderr)
             return proc.returncode
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    table = pd.DataFrame(rows)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    pd.set_option("display.width", 250)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"load average {os.getloadavg()[0]:.2f} (1 min) after the run")
+    save_and_print(pd.DataFrame(rows), args.out, width=250)
     return 0
 
 

@@ -22,7 +22,6 @@ against the dense model in points; then the medians. The re-evaluation writes
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -34,6 +33,9 @@ from search.api import run_search  # noqa: E402
 from search.config import config_from_dict, load_config  # noqa: E402
 from search.decide.constraints import PickSettings  # noqa: E402
 from search.study_result import open_existing  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from table_output import save_and_print  # noqa: E402
 
 WITHIN = 0.01
 RULES = {"search": {}, "lower": {"accuracy_bound": "lower"},
@@ -85,11 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give study folders (e.g. the *-default studies of search_quality.py)")
     rows = [row for folder in args.studies for row in judge(folder, args.repeats)]
     table = pd.DataFrame(rows)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    pd.set_option("display.width", 200)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"load average {os.getloadavg()[0]:.2f} (1 min) after the runs")
+    save_and_print(table, args.out, 4, when="after the runs")
     summary = table.groupby("rule", sort=False)[["compression", "test_drop_points"]].median()
     summary.insert(0, "studies_with_a_pick", table.groupby("rule", sort=False)["trial"].count())
     print(f"\nMedian over {len(args.studies)} studies (smallest model within {WITHIN * 100:.0f} "

@@ -23,6 +23,7 @@ from trainers.rungs import StopCandidate
 from search.pareto import dominates
 from search.run.early_stopping_settings import EarlyStoppingSettings, ScreeningSettings
 from search.run.screening import fit_rung0_map, hypervolume_gain, ranked_out
+from search.run.study_view import StudyView
 
 GAIN_KEY = "rung0_gain"         # user attr: predicted hypervolume gain at rung 0
 SCREENING_NOTE = "rung0_note"   # user attr: whether rung 0 screened the candidate, or why not
@@ -32,12 +33,13 @@ class FrontRungCheck:
     """Raises ``StopCandidate`` when (accuracy + margin, known costs) is dominated by a completed
     trial of ``study``."""
 
-    def __init__(self, study: optuna.Study, metrics: Sequence[str], directions: Sequence[str],
-                 costs: Mapping[str, float], settings: EarlyStoppingSettings,
-                 trial: optuna.Trial | None = None):
-        """``trial``: where each rung's accuracy is recorded (``rung<N>_accuracy``), which is
-        what later candidates learn their bound from."""
-        self.study = study
+    def __init__(self, study: optuna.Study | StudyView, metrics: Sequence[str],
+                 directions: Sequence[str], costs: Mapping[str, float],
+                 settings: EarlyStoppingSettings, trial: optuna.Trial | None = None):
+        """``study``: the study, or the trial's view of it (``StudyView``: read once, not at
+        every rung). ``trial``: where each rung's accuracy is recorded (``rung<N>_accuracy``),
+        which is what later candidates learn their bound from."""
+        self.view = study if isinstance(study, StudyView) else StudyView(study, max_age=0.0)
         self.trial = trial
         self.metrics = list(metrics)
         self.directions = list(directions)
@@ -64,7 +66,7 @@ class FrontRungCheck:
     def __call__(self, epoch: int, accuracy: float) -> None:
         if self.trial is not None:
             self.trial.set_user_attr(rung_key(epoch), float(accuracy))
-        finished = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        finished = self.view.trials(states=(TrialState.COMPLETE,))
         bound = self.optimistic(epoch, accuracy, finished)
         other = self.dominating(bound, finished)
         if other is not None:
@@ -79,7 +81,7 @@ class FrontRungCheck:
         if self.trial is not None:
             for key, value in rung0.items():
                 self.trial.set_user_attr(key, float(value))
-        finished = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        finished = self.view.trials(states=(TrialState.COMPLETE,))
         fitted, note = fit_rung0_map(finished, self.metrics.index("accuracy"), settings)
         if self.trial is not None:
             self.trial.set_user_attr(SCREENING_NOTE, note)
@@ -98,8 +100,8 @@ class FrontRungCheck:
         expected = [fitted.predicted(rung0) if m == "accuracy" else self.costs[m]
                     for m in self.metrics]
         gain = hypervolume_gain(expected, finished, self.metrics, self.directions,
-                                self.study.user_attrs.get("dense_reference"))
-        recent = [t.user_attrs[GAIN_KEY] for t in self.study.get_trials(deepcopy=False)
+                                self.view.user_attr("dense_reference"))
+        recent = [t.user_attrs[GAIN_KEY] for t in self.view.trials()
                   if GAIN_KEY in t.user_attrs][-settings.window:]
         if self.trial is not None:
             self.trial.set_user_attr(GAIN_KEY, gain)

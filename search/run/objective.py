@@ -15,6 +15,7 @@ from search.run.budget import (PROCESS_ATTRS, WORKER_ATTR, claim_epochs, claim_s
                                process_token)
 from search.run.early_stopping import FrontRungCheck
 from search.run.reliability import INTERRUPTED, RetryInterruptedTrial
+from search.run.study_view import StudyView
 from search.run.trial_writes import BufferedWrites
 from spaces.candidate import Candidate
 from spaces.space import SearchSpace
@@ -37,7 +38,8 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
 
     def objective(trial: optuna.Trial, writes: BufferedWrites) -> list[float]:
         trial.set_user_attr(WORKER_ATTR, process_token())
-        trials = trial.study.get_trials(deepcopy=False)   # read once: budget and duplicates
+        view = StudyView(trial.study)   # read once: budget, duplicates, rung 0 and the rungs
+        trials = view.trials()
         if guard_budget:
             claim_slot(trial, config.search.n_trials, trials)
             if config.search.budget_epochs is not None:
@@ -62,7 +64,7 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         try:
             prepared = prepare_candidate(candidate, context)   # built and pruned once per trial
             if config.search.early_stopping.active(metrics):
-                check = FrontRungCheck(trial.study, metrics, config.search.objectives.directions,
+                check = FrontRungCheck(view, metrics, config.search.objectives.directions,
                                        known_costs(candidate, context, prepared),
                                        config.search.early_stopping, trial=trial)
                 screening = config.search.early_stopping.screening

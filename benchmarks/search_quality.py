@@ -78,6 +78,7 @@ SENSITIVITY = "default+sens"
 GLOBAL_OFFSET = "global_offset"
 KEPT = "default+kept"
 BASELINE_LIST = "default+bl:"
+REFINE = "default+refine:"   # e.g. default+refine:0.01,0.02@4 (levels @ every); :none turns it off
 
 
 def method_overrides(name: str, n_trials: int) -> dict:
@@ -88,6 +89,10 @@ def method_overrides(name: str, n_trials: int) -> dict:
         return {"search": {"early_stopping": {"learned_bound": False}}}
     if name.startswith(BASELINE_LIST):   # e.g. default+bl:uniform,erk: other enqueued baselines
         return {"search": {"baselines": [b for b in name[len(BASELINE_LIST):].split(",") if b]}}
+    if name.startswith(REFINE):
+        levels, _, every = name[len(REFINE):].partition("@")
+        within = [] if levels == "none" else [float(v) for v in levels.split(",") if v]
+        return {"search": {"refine": {"within": within, **({"every": int(every)} if every else {})}}}
     if name.startswith(KEPT):            # e.g. default+kept2: bounds from 2 weights per output
         return {"space": {"min_kept_per_output": float(name[len(KEPT):] or 2)}}
     no_stopping = {"search": {"early_stopping": {"enabled": False}}}
@@ -110,7 +115,7 @@ def _method(name: str, n_trials: int) -> dict:
         "nsga2": {"search": {"sampler": "nsga2"}},
         "evo": {"search": {"sampler": "evo"}},
         "gp": {"search": {"sampler": "gp"}},
-        "random": {"search": {"sampler": "random", **no_baselines}},
+        "random": {"search": {"sampler": "random", "refine": {"within": []}, **no_baselines}},
         "plain_nsga2": {"space": {"sparsity": {"scale": "linear", "high": 0.95, "step": 0.05}},
                         "search": no_baselines},
         "uniform_sweep": {"space": linear, "search": {
@@ -221,6 +226,9 @@ def ordered_methods(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     out = Path(args.out)
     rows, curves = [], []
+    earlier = None
+    if args.epochs_from:    # the default (and its variants) get the epochs an earlier run spent
+        earlier = pd.read_csv(args.epochs_from).set_index(["seed", "method"])
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         dense_file = None
         sweep_trials = None
@@ -232,6 +240,9 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
             change = method_overrides(method, args.trials)
             if spent is not None and not method.startswith("default"):
                 change = merge_options(change, equal_epochs_overrides(method, spent, args))
+            elif earlier is not None and (seed, "default") in earlier.index:
+                budget = int(earlier.loc[(seed, "default"), "finetune_epochs"])   # --epochs-from
+                change = merge_options(change, equal_epochs_overrides(method, budget, args))
             config = config_from_dict(merge_options(base, change))
             result, seconds, dense_file = run_sharing_dense(config, dense_file)
             trials = result.trials()
@@ -424,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--equal-trials", action="store_true",
                         help="every method runs --trials trials (the old protocol); by default "
                              "the others get the fine-tune epochs the default spent")
+    parser.add_argument("--epochs-from", metavar="CSV",
+                        help="give the default (and its variants) a budget of the fine-tune epochs "
+                             "the default of this earlier table spent, seed by seed: a changed "
+                             "default measured against the other methods' rows of that table")
     parser.add_argument("--out", default="benchmarks/results/search_quality")
     parser.add_argument("--results", default="benchmarks/results",
                         help="where the tables, curves and the PNG are kept")

@@ -12,6 +12,7 @@ import yaml
 from search.objectives import Objectives, objective_metrics
 from search.run.backends.settings import ParallelSettings, RaySettings
 from search.run.early_stopping_settings import EarlyStoppingSettings, check_objectives
+from search.run.refine_settings import RefineSettings
 from search.run.samplers import SAMPLERS
 from search.schema import ConfigError, from_dict, to_dict
 from spaces.settings import SpaceSettings
@@ -53,6 +54,10 @@ class SearchSettings:
     constraints: dict[str, float] = field(default_factory=dict)
     max_consecutive_failures: int = 5
     early_stopping: EarlyStoppingSettings = field(default_factory=EarlyStoppingSettings)
+    # Every few trials, bisect the front where it crosses "within X of the dense accuracy"
+    # (search.run.refine; off unless search.refine.within names a level); the sampler draws
+    # the others.
+    refine: RefineSettings = field(default_factory=RefineSettings)
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:

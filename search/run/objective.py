@@ -47,7 +47,7 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         candidate = space.suggest(trial)
         flat = json.loads(json.dumps(candidate.to_flat_dict()))   # as the storage returns it
         trial.set_user_attr("candidate", flat)
-        if "origin" not in trial.user_attrs:
+        if "origin" not in trial.user_attrs:   # enqueued and refined trials have theirs
             trial.set_user_attr("origin", "sampler")
         writes.flush()   # stored before training: a killed trial is retried from its parameters
         twin = find_duplicate(trials, flat)
@@ -105,7 +105,15 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
     def interruptible(trial: optuna.Trial) -> list[float]:
         try:
             with BufferedWrites(trial) as writes:   # a trial's writes in 2 transactions, not ~50
-                return objective(trial, writes)
+                try:
+                    return objective(trial, writes)
+                except optuna.TrialPruned:
+                    raise
+                except Exception as exc:   # whatever it was, the trial says why it failed
+                    if "fail_reason" not in trial.user_attrs:
+                        trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
+                        trial.set_user_attr("fail_traceback", traceback.format_exc()[-4000:])
+                    raise
         except KeyboardInterrupt:     # Ctrl-C / SIGTERM: like a kill, but we can say so now
             try:
                 trial.set_user_attr("fail_reason", INTERRUPTED)

@@ -60,11 +60,19 @@ SAMPLERS: dict[str, Callable[[int, Any, Any], "optuna.samplers.BaseSampler"]] = 
 
 def make_sampler(config: "ExperimentConfig", worker_index: int = 0
                  ) -> "optuna.samplers.BaseSampler":
-    """The study's sampler. Each worker gets its own seed: equal seeds would make parallel
-    workers draw equal candidates."""
+    """The study's sampler (wrapped by the front's refinement, ``search.refine``, unless that is
+    off). Each worker
+    gets its own seed: equal seeds would make parallel workers draw equal candidates."""
     limits = config.search.constraints
-    return SAMPLERS[config.search.sampler](config.seed + worker_index, config.search,
-                                           constraint_values(limits) if limits else None)
+    sampler = SAMPLERS[config.search.sampler](config.seed + worker_index, config.search,
+                                              constraint_values(limits) if limits else None)
+    if config.search.refine.enabled:
+        from search.run.refine import RefiningSampler
+
+        objectives = config.search.objectives
+        sampler = RefiningSampler(sampler, objectives.metrics, objectives.directions,
+                                  config.search.refine)
+    return sampler
 
 
 def constraint_values(limits: dict[str, float]) -> "Callable[[FrozenTrial], list[float]]":

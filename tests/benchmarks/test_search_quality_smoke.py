@@ -58,3 +58,18 @@ def test_igd_plus_counts_only_the_objectives_where_a_point_is_worse():
     # a point dominating the whole reference front is at distance 0
     assert bench.igd_plus(np.array([[-1.0, -1.0]]), reference) == 0.0
     assert bench.igd_plus(np.zeros((0, 2)), reference) == float("inf")
+
+
+def test_epochs_from_gives_a_changed_default_an_earlier_tables_epochs(tmp_path):
+    bench = load_benchmark("search_quality.py")
+    earlier = tmp_path / "earlier.csv"
+    pd.DataFrame({"seed": [0], "method": ["default"], "finetune_epochs": [5]}).to_csv(earlier)
+    assert bench.main(["--tiny", "--out", str(tmp_path), "--epochs-from", str(earlier),
+                       "--methods", "default+refine:0.5@2"]) == 0
+    row = pd.read_csv(tmp_path / "search_quality_cnn.csv").iloc[0]
+    assert row["method"] == "default+refine:0.5@2"
+    assert 0 < row["finetune_epochs"] <= 5      # held to the earlier default's epochs
+    assert bench.method_overrides("default+refine:none", 60) == {
+        "search": {"refine": {"within": []}}}
+    assert bench.method_overrides("default+refine:0.01,0.02@4", 60) == {
+        "search": {"refine": {"within": [0.01, 0.02], "every": 4}}}

@@ -1,0 +1,169 @@
+"""Refinement: bisect the front where it crosses "within X of the dense accuracy".
+
+The model a user takes from a study is most often the smallest one that is nearly as accurate as
+the dense model. Where the front crosses that level, a sampler's draws and the hand-made baselines
+leave a gap: the cheapest accurate-enough trial A, and the next cheaper trial B (the most accurate
+of those cheaper than A, so below the level). Every ``every``-th trial the ``RefiningSampler``
+proposes the candidate half-way between them: each numeric parameter both share (the per-layer
+log densities) at the midpoint of its grid (rounded toward B), every other parameter (bits,
+criterion, granularity) as A has it. Whether the child lands above or below the level, it
+becomes the new A or B, so a few trials narrow the gap to one grid step. Once a midpoint is a
+trial already run, the next pairs are tried: A's choices with B's, then the next few Bs, then
+the next cheapest As. When every such midpoint has been run, when nothing reaches the level
+yet, or when the study has no dense reference, the wrapped sampler draws as usual; trials
+enqueued with fixed parameters (dense, baselines) are never refined.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Sequence
+
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import TrialState
+
+from search.run.evolutionary import params_key
+from search.run.refine_settings import REFINED_KEY, RefineSettings
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial
+
+PAIRS_TRIED = 3                   # cheaper neighbours B tried before the gap counts as closed
+
+
+class RefiningSampler(BaseSampler):
+    """Wraps ``base``: on refinement turns proposes the bisection of the front's gap at each
+    level of ``settings.within``; otherwise (and whenever there is nothing to bisect) ``base``
+    draws."""
+
+    def __init__(self, base: BaseSampler, metrics: Sequence[str], directions: Sequence[str],
+                 settings: RefineSettings):
+        self.base = base
+        self.settings = settings
+        self.accuracy = list(metrics).index("accuracy") if "accuracy" in metrics else None
+        costs = [i for i, d in enumerate(directions) if d == "minimize"]
+        self.cost = costs[0] if costs else None
+        self._children: dict[int, dict[str, Any]] = {}
+
+    # --- Optuna's sampler interface
+    def infer_relative_search_space(self, study: "Study", trial: "FrozenTrial"
+                                    ) -> dict[str, BaseDistribution]:
+        if self._is_turn(trial):
+            found = self.proposal(study, trial.number)
+            if found is not None:
+                child, parent, pair = found
+                self._children[trial.number] = child
+                record_origin(study, trial, pair)
+                return {n: d for n, d in parent.distributions.items() if n in child}
+        return self.base.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: "Study", trial: "FrozenTrial",
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        child = self._children.pop(trial.number, None)
+        if child is not None:
+            return child
+        return self.base.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: "Study", trial: "FrozenTrial", param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: "Study", trial: "FrozenTrial") -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(self, study: "Study", trial: "FrozenTrial", state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._children.pop(trial.number, None)
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
+
+    # --- The bisection
+    def _is_turn(self, trial: "FrozenTrial") -> bool:
+        return (self.settings.enabled and self.accuracy is not None and self.cost is not None
+                and trial.number % self.settings.every == self.settings.every - 1
+                and "fixed_params" not in trial.system_attrs)
+
+    def proposal(self, study: "Study", number: int
+                 ) -> tuple[dict[str, Any], "FrozenTrial", tuple[int, int]] | None:
+        """(child parameters, the parent A whose distributions they use, (A, B)), or None."""
+        dense = (study.user_attrs.get("dense_reference") or {}).get("accuracy")
+        if dense is None:
+            return None
+        trials = study.get_trials(deepcopy=False)
+        done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
+                and all(map(math.isfinite, t.values)) and t.params]
+        seen = {params_key(t.params) for t in trials if t.params}
+        levels = self.settings.within
+        turn = number // self.settings.every
+        for k in range(len(levels)):     # this turn's level first, then the others
+            level = dense - levels[(turn + k) % len(levels)]
+            child = self._bisect(done, seen, level)
+            if child is not None:
+                return child
+        return None
+
+    def _bisect(self, done: list["FrozenTrial"], seen: set, level: float
+                ) -> tuple[dict[str, Any], "FrozenTrial", tuple[int, int]] | None:
+        acc, cost = self.accuracy, self.cost
+        above = sorted((t for t in done if t.values[acc] >= level),
+                       key=lambda t: (t.values[cost], -t.values[acc], t.number))
+        for a in above[:PAIRS_TRIED]:
+            cheaper = sorted((t for t in done if t.values[cost] < a.values[cost]),
+                             key=lambda t: (-t.values[acc], t.values[cost], t.number))
+            for b in cheaper[:PAIRS_TRIED]:
+                for choices in (a, b):
+                    child = midpoint(a, b, choices)
+                    if child and params_key(child) not in seen:
+                        return child, a, (a.number, b.number)
+        return None
+
+
+def record_origin(study: "Study", trial: "FrozenTrial", pair: tuple[int, int]) -> None:
+    """``origin: refine`` and the bisected pair, in the storage (a worker in another process
+    reads them there) and in the trial's cached copy (which the objective reads)."""
+    for key, value in (("origin", "refine"), (REFINED_KEY, list(pair))):
+        study._storage.set_trial_user_attr(trial._trial_id, key, value)
+        trial.user_attrs[key] = value
+
+
+def midpoint(a: "FrozenTrial", b: "FrozenTrial", choices: "FrozenTrial") -> dict[str, Any]:
+    """A's parameters with every numeric one that B shares (same distribution) moved half-way to
+    B's value on its grid, rounded toward B; every other one as ``choices`` (A or B) has it,
+    where it has one."""
+    child: dict[str, Any] = {}
+    for name, dist in a.distributions.items():
+        if dist.single():
+            continue
+        value = a.params[name]
+        if name in b.params and b.distributions.get(name) == dist \
+                and isinstance(dist, (FloatDistribution, IntDistribution)):
+            value = _halfway(value, b.params[name], dist)
+        elif name in choices.params and choices.distributions.get(name) == dist:
+            value = choices.params[name]
+        child[name] = value
+    return child
+
+
+def _halfway(a: float, b: float, dist: FloatDistribution | IntDistribution) -> float | int:
+    step = dist.step
+    if isinstance(dist, IntDistribution):
+        ia, ib = (a - dist.low) // step, (b - dist.low) // step
+        index = ia + _toward(ia, ib)
+        return int(dist.low + index * step)
+    if step is None:     # continuous: the plain midpoint (in log space when ``log``)
+        if dist.log:
+            return float(math.exp((math.log(a) + math.log(b)) / 2))
+        return float((a + b) / 2)
+    ia = int(round((a - dist.low) / step))
+    ib = int(round((b - dist.low) / step))
+    index = ia + _toward(ia, ib)
+    return float(round(dist.low + index * step, 12))
+
+
+def _toward(ia: int, ib: int) -> int:
+    """Steps from ``ia`` to the midpoint of ``ia`` and ``ib``, rounded toward ``ib``."""
+    diff = ib - ia
+    return (diff + (1 if diff > 0 else 0)) // 2 if diff >= 0 else -((-diff + 1) // 2)

@@ -1,0 +1,158 @@
+"""Refinement of the front where it crosses "within X of the dense accuracy" (search.run.refine),
+on real Optuna studies with a cheap analytic objective, and once end to end."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import optuna
+import pytest
+import yaml
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from search.run.refine import PAIRS_TRIED, RefiningSampler, _halfway
+from search.run.refine_settings import REFINED_KEY, RefineSettings
+from search.run.study_view import StudyView
+from tests.conftest import tiny_config_dict
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+GRID = FloatDistribution(-2.0, 0.0, step=0.05)
+DENSE = 0.99
+LEVEL = DENSE - 0.01
+EVERY_3 = RefineSettings(within=(0.01,), every=3)
+
+
+def objective(trial: optuna.Trial) -> tuple[float, float]:
+    """Accuracy rises with the total density up to the dense model's; cost is the density."""
+    a = 10 ** trial.suggest_float("log_density.a", GRID.low, GRID.high, step=GRID.step)
+    b = 10 ** trial.suggest_float("log_density.b", GRID.low, GRID.high, step=GRID.step)
+    bits = trial.suggest_categorical("bits", [4, 8])
+    density = (2 * a + b) / 3
+    return DENSE - 0.2 * max(0.0, 0.4 - density) - (0.003 if bits == 4 else 0.0), density
+
+
+def study_with(settings: RefineSettings, *, dense: bool = True, seed: int = 0,
+               n_trials: int = 40, enqueue: int = 0) -> optuna.Study:
+    sampler = RefiningSampler(optuna.samplers.RandomSampler(seed=seed), ["accuracy", "flops"],
+                              ["maximize", "minimize"], settings)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    if dense:
+        study.set_user_attr("dense_reference", {"accuracy": DENSE})
+    for value in [-0.2 * i for i in range(enqueue)]:
+        study.enqueue_trial({"log_density.a": value, "log_density.b": value, "bits": 8})
+    study.optimize(objective, n_trials=n_trials)
+    return study
+
+
+def refined(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if t.user_attrs.get("origin") == "refine"]
+
+
+def test_each_refinement_is_the_midpoint_of_the_gap_at_the_level():
+    study = study_with(EVERY_3, n_trials=45)
+    trials = study.trials
+    children = refined(study)
+    assert len(children) >= 4
+    for child in children:
+        assert child.number % 3 == 2                    # only on its turns
+        a, b = (trials[n] for n in child.user_attrs[REFINED_KEY])
+        earlier = [t for t in trials[:child.number] if t.state == TrialState.COMPLETE]
+        # A: among the cheapest trials reaching the level; B: among the most accurate cheaper
+        above = sorted(t.values[1] for t in earlier if t.values[0] >= LEVEL)
+        assert a.values[1] in above[:PAIRS_TRIED]
+        cheaper = sorted((-t.values[0] for t in earlier if t.values[1] < a.values[1]))
+        assert b.values[1] < a.values[1] and -b.values[0] in cheaper[:PAIRS_TRIED]
+        for name in ("log_density.a", "log_density.b"):
+            low, high = sorted((a.params[name], b.params[name]))
+            assert low - 1e-9 <= child.params[name] <= high + 1e-9
+            steps = round(abs(a.params[name] - b.params[name]) / GRID.step)
+            moved = round(abs(child.params[name] - a.params[name]) / GRID.step)
+            assert moved == math.ceil(steps / 2)        # half-way, rounded toward B
+        assert child.params["bits"] in (a.params["bits"], b.params["bits"])
+    first = children[0]   # the first one bisects the cheapest A with its own choices
+    a = trials[first.user_attrs[REFINED_KEY][0]]
+    assert first.params["bits"] == a.params["bits"]
+
+
+def test_refinement_narrows_the_gap_random_search_leaves():
+    def cheapest_within(study):
+        return min(t.values[1] for t in study.trials
+                   if t.state == TrialState.COMPLETE and t.values[0] >= LEVEL)
+
+    with_refine = [cheapest_within(study_with(EVERY_3, seed=s)) for s in range(5)]
+    without = [cheapest_within(study_with(RefineSettings(within=()), seed=s)) for s in range(5)]
+    assert sum(w < o for w, o in zip(with_refine, without)) >= 4, (with_refine, without)
+
+
+def test_no_refinement_when_off_without_dense_reference_or_for_enqueued_trials():
+    assert not refined(study_with(RefineSettings()))          # off by default
+    assert not refined(study_with(EVERY_3, dense=False))
+    study = study_with(EVERY_3, n_trials=9, enqueue=9)   # every trial enqueued
+    assert not refined(study)
+    assert [t.params["log_density.a"] for t in study.trials] == pytest.approx(
+        [-0.2 * i for i in range(9)])
+
+
+def test_a_closed_gap_hands_the_turn_back_to_the_wrapped_sampler():
+    study = study_with(EVERY_3, n_trials=90, seed=3)
+    turns = [t for t in study.trials if t.number % 3 == 2]
+    late = [t for t in turns if t.number > 60]
+    assert refined(study) and any(t.user_attrs.get("origin") != "refine" for t in late)
+    keys = [json.dumps(t.params, sort_keys=True) for t in refined(study)]
+    assert len(keys) == len(set(keys))                  # never a candidate already run
+
+
+def test_halfway_rounds_toward_b_on_every_kind_of_grid():
+    assert _halfway(-1.0, -1.05, GRID) == pytest.approx(-1.05)
+    assert _halfway(-1.0, -1.5, GRID) == pytest.approx(-1.25)
+    assert _halfway(-1.0, -1.15, GRID) == pytest.approx(-1.1)
+    assert _halfway(-1.0, -0.85, GRID) == pytest.approx(-0.9)
+    assert _halfway(-1.0, -1.0, GRID) == pytest.approx(-1.0)
+    assert _halfway(2, 9, IntDistribution(1, 9)) == 6
+    assert _halfway(0.1, 0.4, FloatDistribution(0.0, 1.0)) == pytest.approx(0.25)
+    assert _halfway(1e-3, 1e-1, FloatDistribution(1e-4, 1.0, log=True)) == pytest.approx(1e-2)
+    assert CategoricalDistribution([1, 2]).single() is False
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"within": [1.5]}, r"search.refine.within must be accuracy drops in \[0, 1\), got 1.5"),
+    ({"within": ["x"]}, r"field 'search.refine.within\[0\]' must be a number, got str 'x'"),
+    ({"every": 1}, r"search.refine.every must be an integer >= 2, got 1"),
+])
+def test_bad_refine_settings_name_the_field_and_the_rule(tmp_path, section, message):
+    from search.config import config_from_dict
+    from search.schema import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(tiny_config_dict(tmp_path, refine=section))
+
+
+def test_a_tiny_study_records_its_refinements_in_trials_csv(tmp_path):
+    from search.cli.main import main
+
+    # a level 50 points below dense: reached at once, so the turns refine
+    data = tiny_config_dict(tmp_path, n_trials=12, refine={"within": [0.5]})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path)]) == 0
+    with open(tmp_path / "runs" / "tiny" / "trials.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    refines = [r for r in rows if r["origin"] == "refine"]
+    every = RefineSettings().every
+    assert refines and all(int(r["trial"]) % every == every - 1 and r[REFINED_KEY]
+                           for r in refines)
+    assert all(r["state"] != "FAIL" for r in rows)
+
+
+def test_a_study_view_reads_once_until_its_copy_is_older_than_max_age():
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    kept, fresh = StudyView(study, max_age=3600.0), StudyView(study, max_age=0.0)
+    assert len(kept.trials()) == len(fresh.trials()) == 2
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert len(kept.trials()) == 2 and len(fresh.trials()) == 3
+    assert len(fresh.trials(states=(TrialState.COMPLETE,))) == 3
+    study.set_user_attr("dense_reference", {"accuracy": 0.5})
+    assert fresh.user_attr("dense_reference") == {"accuracy": 0.5}

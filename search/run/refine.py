@@ -9,20 +9,24 @@ log densities) at the midpoint of its grid (rounded toward B), every other param
 criterion, granularity) as A has it. Whether the child lands above or below the level, it
 becomes the new A or B, so a few trials narrow the gap to one grid step. Once a midpoint is a
 trial already run, the next pairs are tried: A's choices with B's, then the next few Bs, then
-the next cheapest As. When every such midpoint has been run, when nothing reaches the level
-yet, or when the study has no dense reference, the wrapped sampler draws as usual; trials
-enqueued with fixed parameters (dense, baselines) are never refined.
+the next cheapest As. When every such midpoint has been run, the turn moves density between two
+of A's layers instead (EvoPress's level switch: one layer 1 or 2 grid steps denser, another as
+many sparser), since the next smaller model at the level is often another allocation rather than
+a point on the line between two. When nothing reaches the level yet, or the study has no dense
+reference, the wrapped sampler draws as usual; trials enqueued with fixed parameters (dense,
+baselines) are never refined.
 """
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any, Sequence
 
+import numpy as np
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
-from search.run.evolutionary import params_key
+from search.run.evolutionary import is_layer_sparsity, params_key, step_value
 from search.run.refine_settings import REFINED_KEY, RefineSettings
 
 if TYPE_CHECKING:
@@ -38,8 +42,11 @@ class RefiningSampler(BaseSampler):
     draws."""
 
     def __init__(self, base: BaseSampler, metrics: Sequence[str], directions: Sequence[str],
-                 settings: RefineSettings):
+                 settings: RefineSettings, seed: int | None = None):
+        """``seed``: of the level switches tried once the gaps are closed (with the trial's
+        number: the same trials give the same proposals)."""
         self.base = base
+        self.seed = 0 if seed is None else seed
         self.settings = settings
         self.accuracy = list(metrics).index("accuracy") if "accuracy" in metrics else None
         costs = [i for i, d in enumerate(directions) if d == "minimize"]
@@ -52,9 +59,9 @@ class RefiningSampler(BaseSampler):
         if self._is_turn(trial):
             found = self.proposal(study, trial.number)
             if found is not None:
-                child, parent, pair = found
+                child, parent, parents = found
                 self._children[trial.number] = child
-                record_origin(study, trial, pair)
+                record_origin(study, trial, parents)
                 return {n: d for n, d in parent.distributions.items() if n in child}
         return self.base.infer_relative_search_space(study, trial)
 
@@ -87,8 +94,9 @@ class RefiningSampler(BaseSampler):
                 and "fixed_params" not in trial.system_attrs)
 
     def proposal(self, study: "Study", number: int
-                 ) -> tuple[dict[str, Any], "FrozenTrial", tuple[int, int]] | None:
-        """(child parameters, the parent A whose distributions they use, (A, B)), or None."""
+                 ) -> tuple[dict[str, Any], "FrozenTrial", tuple[int, ...]] | None:
+        """(child parameters, the parent A whose distributions they use, (A, B) for a
+        bisection or (A,) for a level switch), or None."""
         dense = (study.user_attrs.get("dense_reference") or {}).get("accuracy")
         if dense is None:
             return None
@@ -98,11 +106,41 @@ class RefiningSampler(BaseSampler):
         seen = {params_key(t.params) for t in trials if t.params}
         levels = self.settings.within
         turn = number // self.settings.every
-        for k in range(len(levels)):     # this turn's level first, then the others
-            level = dense - levels[(turn + k) % len(levels)]
+        order = [dense - levels[(turn + k) % len(levels)] for k in range(len(levels))]
+        for level in order:     # this turn's level first, then the others
             child = self._bisect(done, seen, level)
             if child is not None:
                 return child
+        rng = np.random.RandomState((self.seed + number) % 2 ** 32)
+        for level in order:     # every gap closed: move density between A's layers
+            child = self._switch(done, seen, level, rng)
+            if child is not None:
+                return child
+        return None
+
+    def _switch(self, done: list["FrozenTrial"], seen: set, level: float,
+                rng: np.random.RandomState
+                ) -> tuple[dict[str, Any], "FrozenTrial", tuple[int, ...]] | None:
+        """A level switch of A (one layer 1 or 2 grid steps denser, another as many sparser:
+        about A's cost, another allocation), the first not run yet in a random order."""
+        acc, cost = self.accuracy, self.cost
+        above = sorted((t for t in done if t.values[acc] >= level),
+                       key=lambda t: (t.values[cost], -t.values[acc], t.number))
+        for a in above[:PAIRS_TRIED]:
+            dists = {n: d for n, d in a.distributions.items() if not d.single()}
+            layers = sorted(n for n in dists if is_layer_sparsity(n))
+            moves = [(up, down, k) for k in (1, 2) for up in layers for down in layers
+                     if up != down]
+            for index in rng.permutation(len(moves)):
+                up, down, k = moves[index]
+                raised = step_value(a.params[up], dists[up], k)
+                lowered = step_value(a.params[down], dists[down], -k)
+                if raised is None or lowered is None:
+                    continue
+                child = {n: a.params[n] for n in dists}
+                child[up], child[down] = raised, lowered
+                if params_key(child) not in seen:
+                    return child, a, (a.number,)
         return None
 
     def _bisect(self, done: list["FrozenTrial"], seen: set, level: float
@@ -121,10 +159,11 @@ class RefiningSampler(BaseSampler):
         return None
 
 
-def record_origin(study: "Study", trial: "FrozenTrial", pair: tuple[int, int]) -> None:
-    """``origin: refine`` and the bisected pair, in the storage (a worker in another process
-    reads them there) and in the trial's cached copy (which the objective reads)."""
-    for key, value in (("origin", "refine"), (REFINED_KEY, list(pair))):
+def record_origin(study: "Study", trial: "FrozenTrial", parents: tuple[int, ...]) -> None:
+    """``origin: refine`` and its parents ([A, B] bisected, or [A] switched), in the storage (a
+    worker in another process reads them there) and in the trial's cached copy (which the
+    objective reads)."""
+    for key, value in (("origin", "refine"), (REFINED_KEY, list(parents))):
         study._storage.set_trial_user_attr(trial._trial_id, key, value)
         trial.user_attrs[key] = value
 

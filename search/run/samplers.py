@@ -71,7 +71,7 @@ def make_sampler(config: "ExperimentConfig", worker_index: int = 0
 
         objectives = config.search.objectives
         sampler = RefiningSampler(sampler, objectives.metrics, objectives.directions,
-                                  config.search.refine)
+                                  config.search.refine, seed=config.seed + worker_index)
     return sampler
 
 

@@ -50,18 +50,29 @@ def refined(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.trials if t.user_attrs.get("origin") == "refine"]
 
 
-def test_each_refinement_is_the_midpoint_of_the_gap_at_the_level():
-    study = study_with(EVERY_3, n_trials=45)
+def test_each_refinement_bisects_the_gap_at_the_level_or_switches_levels_of_a():
+    study = study_with(EVERY_3, n_trials=90)
     trials = study.trials
     children = refined(study)
-    assert len(children) >= 4
+    bisections = [c for c in children if len(c.user_attrs[REFINED_KEY]) == 2]
+    switches = [c for c in children if len(c.user_attrs[REFINED_KEY]) == 1]
+    assert len(bisections) >= 4 and switches
+    assert min(c.number for c in bisections) < min(c.number for c in switches)   # gaps first
     for child in children:
         assert child.number % 3 == 2                    # only on its turns
-        a, b = (trials[n] for n in child.user_attrs[REFINED_KEY])
+        parents = [trials[n] for n in child.user_attrs[REFINED_KEY]]
+        a = parents[0]
         earlier = [t for t in trials[:child.number] if t.state == TrialState.COMPLETE]
-        # A: among the cheapest trials reaching the level; B: among the most accurate cheaper
+        # A: among the cheapest trials reaching the level
         above = sorted(t.values[1] for t in earlier if t.values[0] >= LEVEL)
         assert a.values[1] in above[:PAIRS_TRIED]
+        if len(parents) == 1:    # a level switch: equal and opposite steps in two layers
+            moved = {n: round((child.params[n] - a.params[n]) / GRID.step)
+                     for n in ("log_density.a", "log_density.b")}
+            assert sum(moved.values()) == 0 and {abs(m) for m in moved.values()} <= {1, 2}
+            assert child.params["bits"] == a.params["bits"]
+            continue
+        b = parents[1]    # B: among the most accurate trials cheaper than A
         cheaper = sorted((-t.values[0] for t in earlier if t.values[1] < a.values[1]))
         assert b.values[1] < a.values[1] and -b.values[0] in cheaper[:PAIRS_TRIED]
         for name in ("log_density.a", "log_density.b"):
@@ -73,7 +84,7 @@ def test_each_refinement_is_the_midpoint_of_the_gap_at_the_level():
         assert child.params["bits"] in (a.params["bits"], b.params["bits"])
     first = children[0]   # the first one bisects the cheapest A with its own choices
     a = trials[first.user_attrs[REFINED_KEY][0]]
-    assert first.params["bits"] == a.params["bits"]
+    assert len(first.user_attrs[REFINED_KEY]) == 2 and first.params["bits"] == a.params["bits"]
 
 
 def test_refinement_narrows_the_gap_random_search_leaves():
@@ -95,13 +106,18 @@ def test_no_refinement_when_off_without_dense_reference_or_for_enqueued_trials()
         [-0.2 * i for i in range(9)])
 
 
-def test_a_closed_gap_hands_the_turn_back_to_the_wrapped_sampler():
-    study = study_with(EVERY_3, n_trials=90, seed=3)
-    turns = [t for t in study.trials if t.number % 3 == 2]
-    late = [t for t in turns if t.number > 60]
-    assert refined(study) and any(t.user_attrs.get("origin") != "refine" for t in late)
+def test_refinements_never_repeat_a_candidate_and_end_when_nothing_new_is_left():
+    study = study_with(EVERY_3, n_trials=150, seed=3)
     keys = [json.dumps(t.params, sort_keys=True) for t in refined(study)]
-    assert len(keys) == len(set(keys))                  # never a candidate already run
+    assert keys and len(keys) == len(set(keys))          # never a candidate already run
+    # two layers x 2 step sizes x 2 directions per A: the turns go back to the wrapped sampler
+    late = [t for t in study.trials if t.number % 3 == 2 and t.number > 100]
+    assert any(t.user_attrs.get("origin") != "refine" for t in late)
+
+
+def test_same_seed_same_refinements():
+    params = lambda: [t.params for t in study_with(EVERY_3, seed=7, n_trials=60).trials]
+    assert params() == params()
 
 
 def test_halfway_rounds_toward_b_on_every_kind_of_grid():

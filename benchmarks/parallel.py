@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -161,7 +162,10 @@ def measure(config: ExperimentConfig, slots: int, dense: Path) -> dict[str, floa
 
 def run(tiny: bool, n_trials: int | None, output_dir: Path, names: list[str],
         journal: bool = False, threads: int = 0, postgres: str | None = None,
-        address: str | None = None) -> dict:
+        address: str | None = None, repeats: int = 1) -> dict:
+    """Every path ``repeats`` times, in rounds (each round runs every path once, so a round's
+    ratios are measured side by side); per path the median of each figure over the rounds, and
+    ``speedup`` the median of the rounds' own ratios (with their range)."""
     load_before = os.getloadavg()
     base = base_config(tiny, n_trials, output_dir, threads)
     # Train the dense reference once (all cores), outside every timing.
@@ -169,31 +173,47 @@ def run(tiny: bool, n_trials: int | None, output_dir: Path, names: list[str],
     set_threads(dense_config)
     build_study_context(dense_config, log=lambda _: None)
     dense = dense_config.study_dir / "dense.pt"
-    results = {}
-    for name in names:
-        config = path_config(base, name, journal, postgres, address)
-        results[name] = measure(config, PATHS[name][2], dense)
-        print(f"{name}: {json.dumps({k: round(v, 3) for k, v in results[name].items()})}",
-              flush=True)
-    if "1-worker" in results:
-        for values in results.values():
-            values["speedup"] = values["trials_per_hour"] / results["1-worker"]["trials_per_hour"]
+    rounds: list[dict[str, dict[str, float]]] = []
+    for round_ in range(repeats):
+        measured = {}
+        for name in names:
+            config = path_config(base, name, journal, postgres, address)
+            measured[name] = measure(config, PATHS[name][2], dense)
+            print(f"round {round_ + 1}/{repeats} {name}: "
+                  f"{json.dumps({k: round(v, 3) for k, v in measured[name].items()})}",
+                  flush=True)
+        if "1-worker" in measured:
+            for values in measured.values():
+                values["speedup"] = (values["trials_per_hour"]
+                                     / measured["1-worker"]["trials_per_hour"])
+        rounds.append(measured)
+    results = {name: {key: statistics.median(r[name][key] for r in rounds)
+                      for key in rounds[0][name]} for name in names}
+    for name, values in results.items():
+        if "speedup" in values:
+            ratios = [r[name]["speedup"] for r in rounds]
+            values["speedup_min"], values["speedup_max"] = min(ratios), max(ratios)
     return {"config": "tiny" if tiny else "default", "n_trials": base.search.n_trials,
             "storage": storage_name(journal, postgres), "threads": base.threads,
             "cores": os.cpu_count(), "load_avg_before": load_before, "paths": results,
-            "load_avg_after": os.getloadavg()}
+            "repeats": repeats, "rounds": rounds, "load_avg_after": os.getloadavg()}
 
 
 def format_table(report: dict) -> str:
+    repeats = report.get("repeats", 1)
     lines = [f"{report['config']} study, {report['n_trials']} trials, {report['storage']} storage, "
              f"{report['cores']} cores, "
-             f"load average before/after: {report['load_avg_before'][0]:.2f} / "
+             + (f"median of {repeats} rounds (speedup: median of the rounds' ratios, range), "
+                if repeats > 1 else "")
+             + f"load average before/after: {report['load_avg_before'][0]:.2f} / "
              f"{report['load_avg_after'][0]:.2f}",
-             f"{'path':<16}{'wall s':>8}{'trials/h':>10}{'speedup':>9}{'eval s':>8}"
+             f"{'path':<16}{'wall s':>8}{'trials/h':>10}{'speedup':>9}{'range':>12}{'eval s':>8}"
              f"{'overhead s':>12}{'steady ovh s':>14}{'startup s':>11}{'workers ready s':>17}"]
     for name, v in report["paths"].items():
+        spread = (f"{v['speedup_min']:.2f}-{v['speedup_max']:.2f}" if "speedup_min" in v
+                  else "")
         lines.append(f"{name:<16}{v['wall_s']:>8.1f}{v['trials_per_hour']:>10.0f}"
-                     f"{v.get('speedup', float('nan')):>9.2f}{v['eval_s']:>8.3f}"
+                     f"{v.get('speedup', float('nan')):>9.2f}{spread:>12}{v['eval_s']:>8.3f}"
                      f"{v['overhead_s']:>12.3f}{v['steady_overhead_s']:>14.3f}"
                      f"{v['startup_s']:>11.1f}{v['workers_ready_s']:>17.1f}")
     return "\n".join(lines)
@@ -214,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", help="the Ray cluster of the ray-2-nodes path (HOST:PORT)")
     parser.add_argument("--two-nodes", action="store_true",
                         help="start a head and a second node on this machine for ray-2-nodes")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds of every path (medians; the machine's speed drifts by "
+                             "10-25%% between runs of the same study)")
     parser.add_argument("--output-dir", help="where the study folders go (default: a temp folder)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -229,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-parallel-") as tmp, ExitStack() as stack:
         address = stack.enter_context(two_local_nodes()) if args.two_nodes else args.address
         report = run(args.tiny, args.n_trials, Path(args.output_dir or tmp), names, args.journal,
-                     args.threads, args.postgres, address)
+                     args.threads, args.postgres, address, max(1, args.repeats))
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -68,6 +68,7 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
                         loss_fn: LossFn | None = None, metric_fn: MetricFn | None = None,
                         dense_key: str | None = None,
                         dense_state: Mapping[str, torch.Tensor] | None = None,
+                        basis: CostBasis | None = None,
                         ) -> tuple[EvalContext, SearchSpace]:
     """Data, dense reference (cached in the study folder), layers, cost profile and the space.
 
@@ -75,8 +76,11 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
     reference is then keyed by ``dense_key`` or, without one, by ``user_dense_key``.
     ``dense_state``: the trained dense reference, when the caller has it already (a Ray trial on
     another node gets it through Ray's object store instead of the study folder).
+    ``basis``: the model's cost basis as the process that started this one found it (a worker
+    process): FlopCounterMode's count is then skipped, and with it the import of
+    ``torch._dynamo`` its first use costs (about a second of every worker's start-up).
     """
-    parts = model_and_data(config, data, model_factory)
+    parts = model_and_data(config, data, model_factory, basis)
     space = _make_space(list(parts.basis.layers), config.space, config)  # before training
     context = eval_context(config, parts, log=log, loss_fn=loss_fn, metric_fn=metric_fn,
                            dense_key=dense_key, dense_state=dense_state)
@@ -96,7 +100,8 @@ class ModelAndData:
 
 
 def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
-                   model_factory: Callable[[], nn.Module] | None = None) -> ModelAndData:
+                   model_factory: Callable[[], nn.Module] | None = None,
+                   basis: CostBasis | None = None) -> ModelAndData:
     """Load the data and build the model once (bad names and shapes fail here, in seconds)."""
     try:
         device = resolve_device(config.device)
@@ -112,8 +117,16 @@ def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
     if not isinstance(probe, nn.Module):
         raise ConfigError(f"the model factory returned {type(probe).__name__}, "
                           f"expected a torch.nn.Module")
-    return ModelAndData(device, loaded, factory, probe, cost_basis(probe, loaded.input_shape),
+    return ModelAndData(device, loaded, factory, probe,
+                        basis if basis is not None else cost_basis(probe, loaded.input_shape),
                         from_config=model_factory is None and data is None)
+
+
+def context_basis(context: EvalContext) -> CostBasis:
+    """The cost basis ``context`` was built from (to hand to a worker process)."""
+    return CostBasis(layers=tuple(context.layers), other_params=context.other_params,
+                     other_flops=context.other_flops, free_flops=context.free_flops,
+                     free_elems=context.free_elems)
 
 
 def eval_context(config: ExperimentConfig, parts: ModelAndData, *,

@@ -17,6 +17,7 @@ from search.run.storage import open_storage, sqlite_path, storage_url
 from search.run.study import open_study
 from search.run.trials import run_trials
 from search.schema import ConfigError
+from trainers.costs import CostBasis
 
 
 def require_existing_study(config: ExperimentConfig) -> None:
@@ -46,16 +47,18 @@ def default_worker_index() -> int:
 
 
 def run_worker(config: ExperimentConfig, *, worker_index: int | None = None, workers: int = 1,
-               inputs: ContextInputs | None = None, log: Callable[[str], None] = print) -> None:
+               inputs: ContextInputs | None = None, basis: CostBasis | None = None,
+               log: Callable[[str], None] = print) -> None:
     """Load the study's context (dense reference from the study folder, or ``inputs`` from the
-    process that started this worker) and run its trials."""
+    process that started this worker; ``basis``: the model's cost basis from that process) and
+    run its trials."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     require_existing_study(config)
     if inputs is None:
         require_dense_reference(config)
     threads = set_threads(config, workers)
     index = default_worker_index() if worker_index is None else worker_index
-    context, space = build_study_context(config, log=log,
+    context, space = build_study_context(config, log=log, basis=basis,
                                          **(inputs.context_kwargs() if inputs else {}))
     study = open_study(config, space, worker_index=index)
     log(f"worker {index} ({process_token()}) joined study '{config.study}' with {threads} "
@@ -64,7 +67,8 @@ def run_worker(config: ExperimentConfig, *, worker_index: int | None = None, wor
 
 
 def spawned_worker_main(config: ExperimentConfig, worker_index: int, workers: int,
-                        inputs: ContextInputs | None = None) -> None:
+                        inputs: ContextInputs | None = None,
+                        basis: CostBasis | None = None) -> None:
     """Entry point of a worker process started by the local backend (``spawn`` start method)."""
     prefix = f"[w{worker_index}] "
 
@@ -72,7 +76,8 @@ def spawned_worker_main(config: ExperimentConfig, worker_index: int, workers: in
         print(prefix + message, flush=True)
 
     try:
-        run_worker(config, worker_index=worker_index, workers=workers, inputs=inputs, log=log)
+        run_worker(config, worker_index=worker_index, workers=workers, inputs=inputs,
+                   basis=basis, log=log)
     except (ConfigError, StudyStopped) as exc:
         log(f"stopped: {exc}")
         raise SystemExit(3) from exc

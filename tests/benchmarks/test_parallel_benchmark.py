@@ -32,17 +32,24 @@ def test_tiny_benchmark_reports_finite_figures(tmp_path):
     # One path keeps it cheap; Ray and several workers are exercised in tests/search/backends.
     out = tmp_path / "bench.json"
     done = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--paths", "1-worker",
-                           "--json", str(out), "--output-dir", str(tmp_path / "runs")],
+                           "--repeats", "2", "--json", str(out),
+                           "--output-dir", str(tmp_path / "runs")],
                           cwd=REPO_ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
     figures = report["paths"]["1-worker"]
     assert figures["trials"] == 4 and figures["speedup"] == 1.0
+    # two rounds, each its own fresh study; the figures are their medians
+    assert report["repeats"] == 2 and len(report["rounds"]) == 2
+    assert figures["speedup_min"] == figures["speedup_max"] == 1.0
+    walls = [r["1-worker"]["wall_s"] for r in report["rounds"]]
+    assert figures["wall_s"] == pytest.approx(sum(walls) / 2)
     for key in ("wall_s", "trials_per_hour", "eval_s", "overhead_s", "steady_overhead_s"):
         assert math.isfinite(figures[key]) and figures[key] > 0, key
     assert figures["eval_s"] * 4 <= figures["wall_s"]                 # evaluation fits in the wall
     assert figures["workers"] == 1 and 0 <= figures["workers_ready_s"] <= figures["wall_s"]
     assert "1-worker" in done.stdout and "trials/h" in done.stdout
+    assert "median of 2 rounds" in done.stdout
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ import torch
 
 from search.config import ExperimentConfig
 from search.run.backends.base import Backend, ContextInputs
-from search.run.context import set_threads
+from search.run.context import context_basis, set_threads
 from search.run.progress import StudyStopped
 from search.run.starting import enqueue_starting_points
 from search.run.study import count_finished
@@ -29,6 +29,7 @@ from search.run.trials import run_trials
 from search.run.worker import spawned_worker_main
 from search.schema import ConfigError
 from spaces.space import SearchSpace
+from trainers.costs import CostBasis
 from trainers.eval_context import EvalContext
 
 
@@ -51,7 +52,8 @@ class LocalBackend(Backend):
         log(f"starting {workers - 1} worker process(es) on storage of study '{config.study}'; "
             f"this process is worker 0")
         threads = torch.get_num_threads()
-        processes = start_worker_processes(config, range(1, workers), workers, inputs)
+        processes = start_worker_processes(config, range(1, workers), workers, inputs,
+                                           context_basis(context))
         try:
             set_threads(config, workers)
             run_trials(study, space, context, config, log=lambda line: log(f"[w0] {line}"))
@@ -85,10 +87,13 @@ def check_picklable(inputs: ContextInputs) -> None:
 
 
 def start_worker_processes(config: ExperimentConfig, indices: Iterable[int], workers: int,
-                           inputs: ContextInputs | None = None) -> list[BaseProcess]:
-    """Spawn a worker process per index (its sampler-seed offset)."""
+                           inputs: ContextInputs | None = None,
+                           basis: CostBasis | None = None) -> list[BaseProcess]:
+    """Spawn a worker process per index (its sampler-seed offset); ``basis``: this process's
+    cost basis of the model, so the workers do not count its FLOPs again."""
     ctx = multiprocessing.get_context("spawn")
-    processes = [ctx.Process(target=spawned_worker_main, args=(config, index, workers, inputs),
+    processes = [ctx.Process(target=spawned_worker_main,
+                             args=(config, index, workers, inputs, basis),
                              name=f"sparsity-search-worker-{index}")
                  for index in indices]
     for process in processes:

@@ -90,3 +90,26 @@ def test_python_api_objects_that_cannot_reach_worker_processes_are_named(tmp_pat
         run_search(data, model=lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(),
                                                      nn.Linear(8, 4)),
                    log=lambda _: None)
+
+
+def test_a_worker_given_the_cost_basis_builds_the_same_context_without_counting_flops(tmp_path):
+    """Spawned workers get the cost basis from the process that started them: the same context,
+    and FlopCounterMode (whose first use imports torch._dynamo, ~1 s) never runs there."""
+    from search.run.context import build_study_context, context_basis
+
+    config = config_from_dict(tiny_config_dict(tmp_path))
+    context, space = build_study_context(config, log=lambda _: None)
+    basis = context_basis(context)
+    again, again_space = build_study_context(config, log=lambda _: None, basis=basis)
+    assert context_basis(again) == basis
+    assert [layer.name for layer in again_space.layers] == [layer.name for layer in space.layers]
+    script = (
+        "import sys, pickle\n"
+        "from search.config import config_from_dict\n"
+        "from search.run.context import build_study_context\n"
+        f"config, basis = pickle.loads({__import__('pickle').dumps((config, basis))!r})\n"
+        "context, _ = build_study_context(config, log=lambda _: None, basis=basis)\n"
+        "print('dynamo' if 'torch._dynamo' in sys.modules else 'no dynamo', len(context.layers))\n")
+    out = subprocess.run([*cli_command()[:1], "-c", script], env=cli_env(), capture_output=True,
+                         text=True, check=True, timeout=300).stdout.split()
+    assert out == ["no", "dynamo", str(len(basis.layers))]

@@ -14,6 +14,7 @@ from search.pareto import dominated_by, dominated_rows, to_minimization
 from search.run.budget import (FINISHED_STATES, budget_open, epochs_open, epochs_spent,
                                is_surplus)
 from search.run.early_stopping import SCREENING_NOTE
+from search.run.refine_settings import REFINED_KEY
 from search.run.study import count_finished
 
 CONSTRAINTS_KEY = "constraints"   # Optuna's system attr of a trial's constraint values
@@ -130,6 +131,10 @@ def progress_line(study: optuna.Study, trial: FrozenTrial, done: int, budget: in
     ``front_size``: counted by the caller already (else read from the study); ``epochs``:
     ``spent/budget`` fine-tune epochs of a study with an epoch budget."""
     head = f"[{done}/{budget}{f' | {epochs} epochs' if epochs else ''}] trial {trial.number}"
+    parents = trial.user_attrs.get(REFINED_KEY)
+    if trial.user_attrs.get("origin") == "refine" and parents:   # search.refine's proposal
+        head += (f" (refines {parents[0]}/{parents[1]})" if len(parents) == 2
+                 else f" (refines {parents[0]})")
     reason = str(trial.user_attrs.get("fail_reason", "unknown"))
     if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
         return f"{head} INVALID (not trained): {reason}"

@@ -145,7 +145,7 @@ def test_bad_refine_settings_name_the_field_and_the_rule(tmp_path, section, mess
         config_from_dict(tiny_config_dict(tmp_path, refine=section))
 
 
-def test_a_tiny_study_records_its_refinements_in_trials_csv(tmp_path):
+def test_a_tiny_study_records_its_refinements_in_trials_csv(tmp_path, capsys):
     from search.cli.main import main
 
     # a level 50 points below dense: reached at once, so the turns refine
@@ -153,12 +153,16 @@ def test_a_tiny_study_records_its_refinements_in_trials_csv(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
     with open(tmp_path / "runs" / "tiny" / "trials.csv") as handle:
         rows = list(csv.DictReader(handle))
     refines = [r for r in rows if r["origin"] == "refine"]
     every = RefineSettings().every
     assert refines and all(int(r["trial"]) % every == every - 1 and r[REFINED_KEY]
                            for r in refines)
+    for row in refines:     # the progress line says which trials it refines
+        parents = "/".join(str(n) for n in json.loads(row[REFINED_KEY]))
+        assert f"trial {row['trial']} (refines {parents})" in out
     assert all(r["state"] != "FAIL" for r in rows)
 
 

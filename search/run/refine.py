@@ -103,7 +103,7 @@ class RefiningSampler(BaseSampler):
         trials = study.get_trials(deepcopy=False)
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
                 and all(map(math.isfinite, t.values)) and t.params]
-        seen = {params_key(t.params) for t in trials if t.params}
+        seen = {params_key(free_params(t)) for t in trials if t.params}
         levels = self.settings.within
         turn = number // self.settings.every
         order = [dense - levels[(turn + k) % len(levels)] for k in range(len(levels))]
@@ -157,6 +157,12 @@ class RefiningSampler(BaseSampler):
                     if child and params_key(child) not in seen:
                         return child, a, (a.number, b.number)
         return None
+
+
+def free_params(trial: "FrozenTrial") -> dict[str, Any]:
+    """A trial's parameters that can take more than one value (what a child is made of)."""
+    return {name: value for name, value in trial.params.items()
+            if not trial.distributions[name].single()}
 
 
 def record_origin(study: "Study", trial: "FrozenTrial", parents: tuple[int, ...]) -> None:

@@ -25,7 +25,9 @@ EVERY_3 = RefineSettings(within=(0.01,), every=3)
 
 
 def objective(trial: optuna.Trial) -> tuple[float, float]:
-    """Accuracy rises with the total density up to the dense model's; cost is the density."""
+    """Accuracy rises with the total density up to the dense model's; cost is the density.
+    A one-choice parameter too (a space with one criterion records it on every trial)."""
+    trial.suggest_categorical("criterion", ["magnitude"])
     a = 10 ** trial.suggest_float("log_density.a", GRID.low, GRID.high, step=GRID.step)
     b = 10 ** trial.suggest_float("log_density.b", GRID.low, GRID.high, step=GRID.step)
     bits = trial.suggest_categorical("bits", [4, 8])
@@ -41,7 +43,8 @@ def study_with(settings: RefineSettings, *, dense: bool = True, seed: int = 0,
     if dense:
         study.set_user_attr("dense_reference", {"accuracy": DENSE})
     for value in [-0.2 * i for i in range(enqueue)]:
-        study.enqueue_trial({"log_density.a": value, "log_density.b": value, "bits": 8})
+        study.enqueue_trial({"log_density.a": value, "log_density.b": value, "bits": 8,
+                             "criterion": "magnitude"})
     study.optimize(objective, n_trials=n_trials)
     return study
 

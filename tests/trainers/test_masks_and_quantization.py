@@ -77,3 +77,28 @@ def test_masked_fake_quantize_is_fake_quantize_of_the_masked_weight(bits):
     assert torch.equal(ours, reference)
     assert torch.equal(weight.grad, expected_grad)
     assert bool((weight.grad[~mask] == 0).all())
+
+
+def test_mask_lowest_is_the_stable_sort_mask_without_sorting():
+    """The threshold path gives exactly the mask of zeroing the first k of a stable argsort:
+    ties (broken by position), integer scores, infinities, NaN (sorted last), every k."""
+    from trainers.pruning.masks import mask_lowest
+
+    def by_sorting(scores, k):
+        mask = torch.ones(scores.numel(), dtype=torch.bool)
+        mask[torch.argsort(scores.reshape(-1), stable=True)[:max(0, min(k, scores.numel()))]] = False
+        return mask.reshape(scores.shape)
+
+    g = torch.Generator().manual_seed(0)
+    for case in range(400):
+        n = int(torch.randint(1, 200, (1,), generator=g))
+        scores = [torch.randn(n, generator=g),
+                  torch.randint(0, 4, (n,), generator=g).float(),      # many ties
+                  torch.randint(0, 3, (n,), generator=g),              # integer scores
+                  torch.randn(n, generator=g).masked_fill(
+                      torch.rand(n, generator=g) < 0.2, float("inf")),
+                  torch.randn(n, generator=g).masked_fill(
+                      torch.rand(n, generator=g) < 0.1, float("nan"))][case % 5]
+        scores = scores.reshape(1, -1) if case % 2 else scores
+        for k in (0, 1, n // 2, n - 1, n, n + 2, int(torch.randint(0, n + 1, (1,), generator=g))):
+            assert torch.equal(mask_lowest(scores, k), by_sorting(scores, k)), (case, k)

@@ -22,6 +22,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 
 from trainers.pruning.global_threshold import global_magnitude_sparsity
+from trainers.pruning.masks import mask_lowest
 
 Allocation = Callable[[Mapping[str, torch.Tensor], Sequence[str], float], dict[str, float]]
 
@@ -56,8 +57,7 @@ def lamp_sparsity(state: Mapping[str, torch.Tensor], layers: Sequence[str],
     scores = {name: lamp_scores(state[f"{name}.weight"]) for name in layers}
     every = torch.cat(list(scores.values()))
     k = int(round(sparsity * every.numel()))
-    removed = torch.zeros(every.numel(), dtype=torch.bool)
-    removed[torch.argsort(every, stable=True)[:k]] = True
+    removed = ~mask_lowest(every, k)
     found, start = {}, 0
     for name, layer_scores in scores.items():
         part = removed[start:start + layer_scores.numel()]

@@ -25,12 +25,30 @@ def mask_from_scores(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
 
 
 def mask_lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Boolean keep-mask with the ``k`` lowest scores False (stable: earlier position first)."""
+    """Boolean keep-mask with the ``k`` lowest scores False (stable: earlier position first).
+
+    The same mask as zeroing the first ``k`` of a stable ``argsort``, found without sorting: the
+    k-th lowest score (``kthvalue``, linear time) is the threshold; everything below it goes, and
+    of the scores equal to it the earliest positions, as many as are still missing. Scores with a
+    NaN take the sorting path (a sort places NaN last).
+    """
     n = scores.numel()
+    flat = scores.reshape(-1)
     mask = torch.ones(n, dtype=torch.bool, device=scores.device)
-    if k > 0:
-        order = torch.argsort(scores.reshape(-1), stable=True)
-        mask[order[:min(k, n)]] = False
+    k = min(k, n)
+    if k <= 0:
+        return mask.reshape(scores.shape)
+    if k == n:
+        return torch.zeros_like(mask).reshape(scores.shape)
+    if flat.is_floating_point() and bool(torch.isnan(flat).any()):
+        mask[torch.argsort(flat, stable=True)[:k]] = False
+        return mask.reshape(scores.shape)
+    threshold = flat.kthvalue(k).values
+    below = flat < threshold
+    mask[below] = False
+    missing = k - int(below.sum())
+    if missing > 0:
+        mask[torch.nonzero(flat == threshold).reshape(-1)[:missing]] = False
     return mask.reshape(scores.shape)
 
 

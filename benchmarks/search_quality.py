@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     out = Path(args.out)
     rows, curves = [], []
     earlier = None
-    if args.epochs_from:    # the default (and its variants) get the epochs an earlier run spent
+    if args.epochs_from:    # methods not after a 'default' run get the epochs an earlier one spent
         earlier = pd.read_csv(args.epochs_from).set_index(["seed", "method"])
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         dense_file = None
@@ -436,9 +436,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="every method runs --trials trials (the old protocol); by default "
                              "the others get the fine-tune epochs the default spent")
     parser.add_argument("--epochs-from", metavar="CSV",
-                        help="give the default (and its variants) a budget of the fine-tune epochs "
-                             "the default of this earlier table spent, seed by seed: a changed "
-                             "default measured against the other methods' rows of that table")
+                        help="give the methods a budget of the fine-tune epochs the default of "
+                             "this earlier table spent, seed by seed (those after a 'default' run "
+                             "get its epochs as usual): a changed default, e.g. "
+                             "default+refine:0.01@5, measured against that table's rows")
     parser.add_argument("--out", default="benchmarks/results/search_quality")
     parser.add_argument("--results", default="benchmarks/results",
                         help="where the tables, curves and the PNG are kept")

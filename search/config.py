@@ -82,6 +82,10 @@ class SearchSettings:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"search.constraints.{key} must be a number, got {value!r}")
         check_objectives(self.early_stopping, self.objectives.metrics)
+        if self.refine.enabled and ("accuracy" not in self.objectives.metrics
+                                    or "minimize" not in self.objectives.directions):
+            raise ConfigError(f"search.refine needs accuracy and a minimised cost among "
+                              f"search.objectives, got {self.objectives.metrics}")
         for value in self.baseline_sparsities:
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"search.baseline_sparsities must be in [0, 1), got {value}")

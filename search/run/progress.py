@@ -133,8 +133,7 @@ def progress_line(study: optuna.Study, trial: FrozenTrial, done: int, budget: in
     head = f"[{done}/{budget}{f' | {epochs} epochs' if epochs else ''}] trial {trial.number}"
     parents = trial.user_attrs.get(REFINED_KEY)
     if trial.user_attrs.get("origin") == "refine" and parents:   # search.refine's proposal
-        head += (f" (refines {parents[0]}/{parents[1]})" if len(parents) == 2
-                 else f" (refines {parents[0]})")
+        head += f" (refines {'/'.join(map(str, parents))})"
     reason = str(trial.user_attrs.get("fail_reason", "unknown"))
     if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
         return f"{head} INVALID (not trained): {reason}"

@@ -45,12 +45,15 @@ class RefiningSampler(BaseSampler):
                  settings: RefineSettings, seed: int | None = None):
         """``seed``: of the level switches tried once the gaps are closed (with the trial's
         number: the same trials give the same proposals)."""
+        costs = [i for i, d in enumerate(directions) if d == "minimize"]
+        if "accuracy" not in metrics or not costs:
+            raise ValueError(f"refinement needs accuracy and a minimised cost among the "
+                             f"objectives, got {list(metrics)}")
         self.base = base
         self.seed = 0 if seed is None else seed
         self.settings = settings
-        self.accuracy = list(metrics).index("accuracy") if "accuracy" in metrics else None
-        costs = [i for i, d in enumerate(directions) if d == "minimize"]
-        self.cost = costs[0] if costs else None
+        self.accuracy = list(metrics).index("accuracy")
+        self.cost = costs[0]         # the first minimised objective: "cheaper" means lower here
         self._children: dict[int, dict[str, Any]] = {}
 
     # --- Optuna's sampler interface
@@ -89,8 +92,7 @@ class RefiningSampler(BaseSampler):
 
     # --- The bisection
     def _is_turn(self, trial: "FrozenTrial") -> bool:
-        return (self.settings.enabled and self.accuracy is not None and self.cost is not None
-                and trial.number % self.settings.every == self.settings.every - 1
+        return (trial.number % self.settings.every == self.settings.every - 1
                 and "fixed_params" not in trial.system_attrs)
 
     def proposal(self, study: "Study", number: int
@@ -123,10 +125,7 @@ class RefiningSampler(BaseSampler):
                 ) -> tuple[dict[str, Any], "FrozenTrial", tuple[int, ...]] | None:
         """A level switch of A (one layer 1 or 2 grid steps denser, another as many sparser:
         about A's cost, another allocation), the first not run yet in a random order."""
-        acc, cost = self.accuracy, self.cost
-        above = sorted((t for t in done if t.values[acc] >= level),
-                       key=lambda t: (t.values[cost], -t.values[acc], t.number))
-        for a in above[:PAIRS_TRIED]:
+        for a in self._cheapest_at(done, level):
             dists = {n: d for n, d in a.distributions.items() if not d.single()}
             layers = sorted(n for n in dists if is_layer_sparsity(n))
             moves = [(up, down, k) for k in (1, 2) for up in layers for down in layers
@@ -143,12 +142,16 @@ class RefiningSampler(BaseSampler):
                     return child, a, (a.number,)
         return None
 
+    def _cheapest_at(self, done: list["FrozenTrial"], level: float) -> list["FrozenTrial"]:
+        """The ``PAIRS_TRIED`` cheapest trials at or above ``level`` (the As, best first)."""
+        acc, cost = self.accuracy, self.cost
+        return sorted((t for t in done if t.values[acc] >= level),
+                      key=lambda t: (t.values[cost], -t.values[acc], t.number))[:PAIRS_TRIED]
+
     def _bisect(self, done: list["FrozenTrial"], seen: set, level: float
                 ) -> tuple[dict[str, Any], "FrozenTrial", tuple[int, int]] | None:
         acc, cost = self.accuracy, self.cost
-        above = sorted((t for t in done if t.values[acc] >= level),
-                       key=lambda t: (t.values[cost], -t.values[acc], t.number))
-        for a in above[:PAIRS_TRIED]:
+        for a in self._cheapest_at(done, level):
             cheaper = sorted((t for t in done if t.values[cost] < a.values[cost]),
                              key=lambda t: (-t.values[acc], t.values[cost], t.number))
             for b in cheaper[:PAIRS_TRIED]:
@@ -193,22 +196,12 @@ def midpoint(a: "FrozenTrial", b: "FrozenTrial", choices: "FrozenTrial") -> dict
 
 
 def _halfway(a: float, b: float, dist: FloatDistribution | IntDistribution) -> float | int:
-    step = dist.step
-    if isinstance(dist, IntDistribution):
-        ia, ib = (a - dist.low) // step, (b - dist.low) // step
-        index = ia + _toward(ia, ib)
-        return int(dist.low + index * step)
-    if step is None:     # continuous: the plain midpoint (in log space when ``log``)
+    """The midpoint of ``a`` and ``b`` on ``dist``'s grid, rounded toward ``b`` (a continuous
+    distribution: the plain midpoint, in log space when ``log``)."""
+    if isinstance(dist, FloatDistribution) and dist.step is None:
         if dist.log:
             return float(math.exp((math.log(a) + math.log(b)) / 2))
         return float((a + b) / 2)
-    ia = int(round((a - dist.low) / step))
-    ib = int(round((b - dist.low) / step))
-    index = ia + _toward(ia, ib)
-    return float(round(dist.low + index * step, 12))
-
-
-def _toward(ia: int, ib: int) -> int:
-    """Steps from ``ia`` to the midpoint of ``ia`` and ``ib``, rounded toward ``ib``."""
-    diff = ib - ia
-    return (diff + (1 if diff > 0 else 0)) // 2 if diff >= 0 else -((-diff + 1) // 2)
+    steps = int(round((b - a) / dist.step))
+    half = -(-abs(steps) // 2)                  # ceil(|steps| / 2): rounded toward b
+    return step_value(a, dist, half if steps >= 0 else -half)

@@ -60,9 +60,9 @@ SAMPLERS: dict[str, Callable[[int, Any, Any], "optuna.samplers.BaseSampler"]] = 
 
 def make_sampler(config: "ExperimentConfig", worker_index: int = 0
                  ) -> "optuna.samplers.BaseSampler":
-    """The study's sampler (wrapped by the front's refinement, ``search.refine``, unless that is
-    off). Each worker
-    gets its own seed: equal seeds would make parallel workers draw equal candidates."""
+    """The study's sampler, wrapped by the front's refinement when ``search.refine`` names a
+    level. Each worker gets its own seed: equal seeds would make parallel workers draw equal
+    candidates."""
     limits = config.search.constraints
     sampler = SAMPLERS[config.search.sampler](config.seed + worker_index, config.search,
                                               constraint_values(limits) if limits else None)

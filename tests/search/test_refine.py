@@ -9,7 +9,7 @@ import math
 import optuna
 import pytest
 import yaml
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from search.run.refine import PAIRS_TRIED, RefiningSampler, _halfway
@@ -132,7 +132,6 @@ def test_halfway_rounds_toward_b_on_every_kind_of_grid():
     assert _halfway(2, 9, IntDistribution(1, 9)) == 6
     assert _halfway(0.1, 0.4, FloatDistribution(0.0, 1.0)) == pytest.approx(0.25)
     assert _halfway(1e-3, 1e-1, FloatDistribution(1e-4, 1.0, log=True)) == pytest.approx(1e-2)
-    assert CategoricalDistribution([1, 2]).single() is False
 
 
 @pytest.mark.parametrize("section, message", [
@@ -146,6 +145,18 @@ def test_bad_refine_settings_name_the_field_and_the_rule(tmp_path, section, mess
 
     with pytest.raises(ConfigError, match=message):
         config_from_dict(tiny_config_dict(tmp_path, refine=section))
+
+
+def test_refinement_without_accuracy_among_the_objectives_is_refused(tmp_path):
+    from search.config import config_from_dict
+    from search.schema import ConfigError
+
+    with pytest.raises(ConfigError, match=r"search.refine needs accuracy and a minimised cost "
+                                          r"among search.objectives, got \['flops'\]"):
+        config_from_dict(tiny_config_dict(tmp_path, refine={"within": [0.01]},
+                                          objectives={"flops": "min"}))
+    with pytest.raises(ValueError, match="refinement needs accuracy"):
+        RefiningSampler(optuna.samplers.RandomSampler(), ["flops"], ["minimize"], EVERY_3)
 
 
 def test_a_tiny_study_records_its_refinements_in_trials_csv(tmp_path, capsys):

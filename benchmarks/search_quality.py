@@ -25,6 +25,11 @@ Methods (``--methods``; the default list is marked *):
 - default+keptK  default with each layer bounded by keeping K weights per output unit
 - default+bl:A,B default with the hand-made baselines A and B enqueued first (search.baselines,
                  e.g. default+bl:uniform,erk)
+- default+bits:B default with the baselines enqueued at bit-widths B (search.baseline_bits,
+                 e.g. default+bits:8)
+- default+sp:S   default with the baselines enqueued at sparsities S (search.baseline_sparsities)
+- default+refine:L@E  default with search.refine at levels L every E trials (refine:none: off)
+- default+A+B    changes A and B together, e.g. default+bits:8+refine:0.01@5
 - default+sensD  default-es with per-layer bounds from the sensitivity analysis for a drop D
 - global_offsetR default-es with one global sparsity + per-layer offsets within R
 - plain_nsga2    NSGA-II over a flat space (sparsity uniform on a 0.05 grid in [0, 0.95]),
@@ -76,25 +81,38 @@ TASK_CONFIGS = {"vit": "examples/vit_digits.yaml"}   # tasks beyond the built-in
 
 SENSITIVITY = "default+sens"
 GLOBAL_OFFSET = "global_offset"
-KEPT = "default+kept"
-BASELINE_LIST = "default+bl:"
-REFINE = "default+refine:"   # e.g. default+refine:0.01,0.02@4 (levels @ every); :none turns it off
+# Changes to the default that combine: default+bits:8+refine:0.01@5 applies both.
+VARIANTS = {
+    "fixed_margin": lambda _: {"search": {"early_stopping": {"learned_bound": False}}},
+    "bl:": lambda rest: {"search": {"baselines": [b for b in rest.split(",") if b]}},
+    "bits:": lambda rest: {"search": {"baseline_bits": [int(b) for b in rest.split(",") if b]}},
+    "sp:": lambda rest: {"search": {"baseline_sparsities": [float(v) for v in rest.split(",")
+                                                            if v]}},
+    "refine:": lambda rest: _refine(rest),
+    "kept": lambda rest: {"space": {"min_kept_per_output": float(rest or 2)}},
+}
+
+
+def _refine(spec: str) -> dict:
+    """refine:0.01,0.02@4 = levels @ every; refine:none turns it off."""
+    levels, _, every = spec.partition("@")
+    within = [] if levels == "none" else [float(v) for v in levels.split(",") if v]
+    return {"search": {"refine": {"within": within, **({"every": int(every)} if every else {})}}}
 
 
 def method_overrides(name: str, n_trials: int) -> dict:
     """Config changes (on top of the common base) that make each method."""
     if name == "default":
         return {}
-    if name == "default+fixed_margin":    # early stopping without the learned bound
-        return {"search": {"early_stopping": {"learned_bound": False}}}
-    if name.startswith(BASELINE_LIST):   # e.g. default+bl:uniform,erk: other enqueued baselines
-        return {"search": {"baselines": [b for b in name[len(BASELINE_LIST):].split(",") if b]}}
-    if name.startswith(REFINE):
-        levels, _, every = name[len(REFINE):].partition("@")
-        within = [] if levels == "none" else [float(v) for v in levels.split(",") if v]
-        return {"search": {"refine": {"within": within, **({"every": int(every)} if every else {})}}}
-    if name.startswith(KEPT):            # e.g. default+kept2: bounds from 2 weights per output
-        return {"space": {"min_kept_per_output": float(name[len(KEPT):] or 2)}}
+    if name.startswith("default+") and not name.startswith(SENSITIVITY):
+        change: dict = {}
+        for part in name[len("default+"):].split("+"):
+            prefix = next((p for p in VARIANTS if part.startswith(p)), None)
+            if prefix is None:
+                raise SystemExit(f"unknown change to the default '{part}' in method '{name}' "
+                                 f"(known: {', '.join(VARIANTS)})")
+            change = merge_options(change, VARIANTS[prefix](part[len(prefix):]))
+        return change
     no_stopping = {"search": {"early_stopping": {"enabled": False}}}
     return merge_options(_method(name, n_trials), no_stopping)
 
@@ -110,12 +128,13 @@ def _method(name: str, n_trials: int) -> dict:
     sweep = [round(v, 2) for v in np.linspace(0.1, 0.95, max(1, (n_trials - 1) // 2))]
     linear = {"sparsity": {"scale": "linear", "high": 0.95, "step": 0.01}}
     no_baselines = {"baseline_sparsities": []}
+    no_refine = {"refine": {"within": []}}    # the samplers alone (like early stopping: off)
     return {
         "default-es": {},
-        "nsga2": {"search": {"sampler": "nsga2"}},
-        "evo": {"search": {"sampler": "evo"}},
-        "gp": {"search": {"sampler": "gp"}},
-        "random": {"search": {"sampler": "random", "refine": {"within": []}, **no_baselines}},
+        "nsga2": {"search": {"sampler": "nsga2", **no_refine}},
+        "evo": {"search": {"sampler": "evo", **no_refine}},
+        "gp": {"search": {"sampler": "gp", **no_refine}},
+        "random": {"search": {"sampler": "random", **no_refine, **no_baselines}},
         "plain_nsga2": {"space": {"sparsity": {"scale": "linear", "high": 0.95, "step": 0.05}},
                         "search": no_baselines},
         "uniform_sweep": {"space": linear, "search": {
@@ -227,7 +246,7 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     out = Path(args.out)
     rows, curves = [], []
     earlier = None
-    if args.epochs_from:    # methods not after a 'default' run get the epochs an earlier one spent
+    if args.epochs_from:    # every method gets the epochs an earlier table's default spent
         earlier = pd.read_csv(args.epochs_from).set_index(["seed", "method"])
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         dense_file = None
@@ -238,11 +257,11 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
             study = f"{args.model}-s{seed}-{method}"
             base = merge_options(base_config(args, seed, out), {"study": study})
             change = method_overrides(method, args.trials)
-            if spent is not None and not method.startswith("default"):
-                change = merge_options(change, equal_epochs_overrides(method, spent, args))
-            elif earlier is not None and (seed, "default") in earlier.index:
-                budget = int(earlier.loc[(seed, "default"), "finetune_epochs"])   # --epochs-from
+            if earlier is not None and (seed, "default") in earlier.index:   # --epochs-from
+                budget = int(earlier.loc[(seed, "default"), "finetune_epochs"])
                 change = merge_options(change, equal_epochs_overrides(method, budget, args))
+            elif spent is not None and not method.startswith("default"):
+                change = merge_options(change, equal_epochs_overrides(method, spent, args))
             config = config_from_dict(merge_options(base, change))
             result, seconds, dense_file = run_sharing_dense(config, dense_file)
             trials = result.trials()
@@ -436,10 +455,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="every method runs --trials trials (the old protocol); by default "
                              "the others get the fine-tune epochs the default spent")
     parser.add_argument("--epochs-from", metavar="CSV",
-                        help="give the methods a budget of the fine-tune epochs the default of "
-                             "this earlier table spent, seed by seed (those after a 'default' run "
-                             "get its epochs as usual): a changed default, e.g. "
-                             "default+refine:0.01@5, measured against that table's rows")
+                        help="give every method (the default too) a budget of the fine-tune "
+                             "epochs the default of this earlier table spent, seed by seed: a "
+                             "changed default, e.g. default+refine:0.01@5, measured against that "
+                             "table's rows, which a run in the same --out then resumes")
     parser.add_argument("--out", default="benchmarks/results/search_quality")
     parser.add_argument("--results", default="benchmarks/results",
                         help="where the tables, curves and the PNG are kept")

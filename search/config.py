@@ -12,7 +12,7 @@ import yaml
 from search.objectives import Objectives, objective_metrics
 from search.run.backends.settings import ParallelSettings, RaySettings
 from search.run.early_stopping_settings import EarlyStoppingSettings, check_objectives
-from search.run.refine_settings import RefineSettings
+from search.run.refine_settings import RefineSettings, refinable
 from search.run.samplers import SAMPLERS
 from search.schema import ConfigError, from_dict, to_dict
 from spaces.settings import SpaceSettings
@@ -48,15 +48,15 @@ class SearchSettings:
     # earlier one is not enqueued twice). An empty list turns them off. "lamp" is available too.
     # ERK joined the default list on benchmarks/search_quality.py's word (benchmarks/README.md).
     baseline_sparsities: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
-    baseline_bits: tuple[int, ...] = (32, 8)
+    baseline_bits: tuple[int, ...] = (8,)
     baselines: tuple[str, ...] = ("uniform", "global_magnitude", "erk")
     # User limits steering the sampler (Optuna constraints), e.g. {max_flops: 2e5, min_accuracy: 0.9}
     constraints: dict[str, float] = field(default_factory=dict)
     max_consecutive_failures: int = 5
     early_stopping: EarlyStoppingSettings = field(default_factory=EarlyStoppingSettings)
     # Every few trials, bisect the front where it crosses "within X of the dense accuracy"
-    # (search.run.refine; off unless search.refine.within names a level); the sampler draws
-    # the others.
+    # (search.run.refine; by default 1 point below dense when accuracy and a cost are among the
+    # objectives; within: [] turns it off); the sampler draws the others.
     refine: RefineSettings = field(default_factory=RefineSettings)
 
     def __post_init__(self) -> None:
@@ -82,8 +82,8 @@ class SearchSettings:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"search.constraints.{key} must be a number, got {value!r}")
         check_objectives(self.early_stopping, self.objectives.metrics)
-        if self.refine.enabled and ("accuracy" not in self.objectives.metrics
-                                    or "minimize" not in self.objectives.directions):
+        if self.refine.within and not refinable(self.objectives.metrics,
+                                                self.objectives.directions):
             raise ConfigError(f"search.refine needs accuracy and a minimised cost among "
                               f"search.objectives, got {self.objectives.metrics}")
         for value in self.baseline_sparsities:

@@ -52,6 +52,7 @@ class RefiningSampler(BaseSampler):
         self.base = base
         self.seed = 0 if seed is None else seed
         self.settings = settings
+        self.levels = settings.levels(metrics, directions)
         self.accuracy = list(metrics).index("accuracy")
         self.cost = costs[0]         # the first minimised objective: "cheaper" means lower here
         self._children: dict[int, dict[str, Any]] = {}
@@ -106,7 +107,7 @@ class RefiningSampler(BaseSampler):
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
                 and all(map(math.isfinite, t.values)) and t.params]
         seen = {params_key(free_params(t)) for t in trials if t.params}
-        levels = self.settings.within
+        levels = self.levels
         turn = number // self.settings.every
         order = [dense - levels[(turn + k) % len(levels)] for k in range(len(levels))]
         for level in order:     # this turn's level first, then the others

@@ -39,6 +39,10 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
     stopping = config.search.early_stopping
     if stopping.active(config.search.objectives.metrics):
         log(stopping.describe())
+    objectives = config.search.objectives
+    levels = config.search.refine.levels(objectives.metrics, objectives.directions)
+    if levels:
+        log(config.search.refine.describe(levels))
     callback = BudgetAndProgress(config, log)
     study.optimize(make_objective(space, context, config), n_trials=None,
                    callbacks=[callback], catch=(Exception,), gc_after_trial=False)

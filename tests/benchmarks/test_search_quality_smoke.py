@@ -73,3 +73,13 @@ def test_epochs_from_gives_a_changed_default_an_earlier_tables_epochs(tmp_path):
         "search": {"refine": {"within": []}}}
     assert bench.method_overrides("default+refine:0.01,0.02@4", 60) == {
         "search": {"refine": {"within": [0.01, 0.02], "every": 4}}}
+
+
+def test_changes_to_the_default_combine_and_unknown_ones_are_refused():
+    bench = load_benchmark("search_quality.py")
+    assert bench.method_overrides("default+bits:8+refine:0.01@5", 60) == {
+        "search": {"baseline_bits": [8], "refine": {"within": [0.01], "every": 5}}}
+    assert bench.method_overrides("default+bl:uniform,erk", 60) == {
+        "search": {"baselines": ["uniform", "erk"]}}
+    with pytest.raises(SystemExit, match="unknown change to the default 'bogus'"):
+        bench.method_overrides("default+bits:8+bogus", 60)

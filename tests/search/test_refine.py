@@ -101,7 +101,8 @@ def test_refinement_narrows_the_gap_random_search_leaves():
 
 
 def test_no_refinement_when_off_without_dense_reference_or_for_enqueued_trials():
-    assert not refined(study_with(RefineSettings()))          # off by default
+    assert refined(study_with(RefineSettings()))               # on by default: 1 point
+    assert not refined(study_with(RefineSettings(within=())))  # [] turns it off
     assert not refined(study_with(EVERY_3, dense=False))
     study = study_with(EVERY_3, n_trials=9, enqueue=9)   # every trial enqueued
     assert not refined(study)
@@ -155,6 +156,10 @@ def test_refinement_without_accuracy_among_the_objectives_is_refused(tmp_path):
                                           r"among search.objectives, got \['flops'\]"):
         config_from_dict(tiny_config_dict(tmp_path, refine={"within": [0.01]},
                                           objectives={"flops": "min"}))
+    # left at its default, refinement turns itself off for such objectives
+    config = config_from_dict(tiny_config_dict(tmp_path, objectives={"flops": "min"}))
+    assert config.search.refine.levels(["flops"], ["minimize"]) == ()
+    assert RefineSettings().levels(["accuracy", "flops"], ["maximize", "minimize"]) == (0.01,)
     with pytest.raises(ValueError, match="refinement needs accuracy"):
         RefiningSampler(optuna.samplers.RandomSampler(), ["flops"], ["minimize"], EVERY_3)
 

@@ -12,10 +12,12 @@ unstructured and channel/head pruning, 4/8/32 bits).
 Methods (``--methods``; the default list is marked *):
 
 - default*       what `sparsity-search run` does: TPE over the shaped space (log-density sparsity,
-                 hand-made baselines first, duplicates reused) with rung-0 screening and
-                 multi-objective early stopping (rungs after 1 and 2 epochs)
+                 hand-made baselines first, duplicates reused) with rung-0 screening,
+                 multi-objective early stopping (rungs after 1 and 2 epochs) and refinement at
+                 1 point below dense
 - nsga2*, random*, gp*, evo*   the shaped space of default-es with another sampler: NSGA-II,
                  random (no baselines), Optuna's GPSampler (logEHVI), the evolutionary sampler
+                 (no refinement either)
 - uniform_sweep* the same sparsity in every layer, 0.1 ... 0.95, magnitude, at 8 and 32 bits
 - global_sweep*  one global magnitude threshold at the same sizes and bits
 - lamp_sweep*    LAMP's per-layer allocation (Lee et al., ICLR 2021) at the same sizes and bits
@@ -35,7 +37,8 @@ Methods (``--methods``; the default list is marked *):
 - plain_nsga2    NSGA-II over a flat space (sparsity uniform on a 0.05 grid in [0, 0.95]),
                  no baselines: a search that only hands a space to a sampler
 
-Every method but ``default`` (and its ``default+`` variants) runs without early stopping.
+Every method but ``default`` (and its ``default+`` variants) runs without early stopping (and the
+samplers without refinement).
 
 Figures per run: hypervolume of (validation accuracy, FLOPs, energy), normalised: FLOPs and energy
 divided by the dense reference's; reference point fixed before the runs: accuracy 0.5, FLOPs

@@ -31,6 +31,7 @@ Methods (``--methods``; the default list is marked *):
                  e.g. default+bits:8)
 - default+sp:S   default with the baselines enqueued at sparsities S (search.baseline_sparsities)
 - default+refine:L@E  default with search.refine at levels L every E trials (refine:none: off)
+- default+noscreen  default without rung-0 screening (early stopping at rungs 1 and 2 only)
 - default+A+B    changes A and B together, e.g. default+bits:8+refine:0.01@5
 - default+sensD  default-es with per-layer bounds from the sensitivity analysis for a drop D
 - global_offsetR default-es with one global sparsity + per-layer offsets within R
@@ -93,6 +94,7 @@ VARIANTS = {
                                                             if v]}},
     "refine:": lambda rest: _refine(rest),
     "kept": lambda rest: {"space": {"min_kept_per_output": float(rest or 2)}},
+    "noscreen": lambda _: {"search": {"early_stopping": {"screening": {"enabled": False}}}},
 }
 
 

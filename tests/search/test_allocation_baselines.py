@@ -34,3 +34,16 @@ def test_an_unknown_baseline_names_the_field_and_the_choices():
         config_from_dict({"search": {"baselines": ["lamp", "erk2"]}})
     assert str(info.value) == ("search.baselines must be values from ['uniform', "
                                "'global_magnitude', 'lamp', 'erk'], got 'erk2'")
+
+
+def test_default_baselines_are_enqueued_at_8_bits_only(tmp_path):
+    from search.run.context import build_study_context
+    from search.run.starting import starting_candidates
+
+    data = tiny_config_dict(tmp_path, baseline_sparsities=[0.5, 0.9])
+    del data["search"]["baseline_bits"]               # the default
+    config = config_from_dict(data)
+    context, space = build_study_context(config, log=lambda _: None)
+    found = starting_candidates(space, context, config)
+    assert [origin for origin, _ in found][:1] == ["dense"] and len(found) > 1
+    assert {b for _, c in found[1:] for b in c.bits.values()} == {8}   # no 32-bit copies

@@ -21,10 +21,20 @@ from pathlib import Path
 RAY_NODE_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
+# Ports a Ray node takes by default whatever its GCS port (GCS, dashboard, dashboard agent's HTTP
+# server, Ray client server): a GCS port drawn at random must not be one of them, or `ray start`
+# refuses with "trying to use a port number ... used by other components".
+RAY_DEFAULT_PORTS = frozenset({6379, 8265, 52365, 10001})
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free TCP port on loopback that none of Ray's default ports collides with."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in RAY_DEFAULT_PORTS:
+            return port
 
 
 def node_command(temp: Path, *, cpus: int, head_port: int | None = None,

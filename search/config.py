@@ -59,6 +59,10 @@ class SearchSettings:
     # objectives; within: [] turns it off); the sampler draws the others.
     refine: RefineSettings = field(default_factory=RefineSettings)
 
+    def refine_levels(self) -> tuple[float, ...]:
+        """The accuracy levels refined for this search's objectives (empty: refinement off)."""
+        return self.refine.levels(self.objectives.metrics, self.objectives.directions)
+
     def __post_init__(self) -> None:
         if self.n_trials < 1:
             raise ConfigError(f"search.n_trials must be >= 1, got {self.n_trials}")

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
                                   IntDistribution)
-from optuna.samplers import BaseSampler, RandomSampler
+from optuna.samplers import RandomSampler
 from optuna.trial import TrialState
 
 from search.pareto import pareto_front
+from search.run.proposing import ProposingSampler
 from spaces.candidate import SPARSITY_PREFIX
 from spaces.sparsity_range import LOG_DENSITY_PREFIX
 
@@ -46,7 +47,7 @@ REDRAWS = 8
 _LAYER_PREFIXES = (LOG_DENSITY_PREFIX, SPARSITY_PREFIX)
 
 
-class EvolutionarySampler(BaseSampler):
+class EvolutionarySampler(ProposingSampler):
     """Parents from the Pareto front of finished trials; level-switch and choice mutations.
 
     Args:
@@ -81,12 +82,11 @@ class EvolutionarySampler(BaseSampler):
         self.max_steps = max_steps
         self._constraints_func = constraints_func
         self._rng = np.random.RandomState(seed)
-        self._warmup = RandomSampler(seed=seed)
-        self._parents: dict[int, "FrozenTrial"] = {}
+        super().__init__(RandomSampler(seed=seed))   # the warm-up draws; _proposed: parents
 
     def reseed_rng(self) -> None:
         self._rng.seed()
-        self._warmup.reseed_rng()
+        super().reseed_rng()
 
     # --- Optuna's sampler interface
     def infer_relative_search_space(self, study: "Study", trial: "FrozenTrial"
@@ -96,12 +96,12 @@ class EvolutionarySampler(BaseSampler):
         if not front:
             return {}
         parent = front[self._rng.randint(len(front))]
-        self._parents[trial.number] = parent
+        self._proposed[trial.number] = parent
         return {name: dist for name, dist in parent.distributions.items() if not dist.single()}
 
     def sample_relative(self, study: "Study", trial: "FrozenTrial",
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        parent = self._parents.pop(trial.number, None)
+        parent = self._proposed.pop(trial.number, None)
         if parent is None or not search_space:
             return {}
         seen = {params_key(t.params) for t in study.get_trials(deepcopy=False)
@@ -112,18 +112,6 @@ class EvolutionarySampler(BaseSampler):
                 break
             child = self.mutate(parent.params, search_space)
         return child
-
-    def sample_independent(self, study: "Study", trial: "FrozenTrial", param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self._warmup.sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study: "Study", trial: "FrozenTrial") -> None:
-        self._warmup.before_trial(study, trial)
-
-    def after_trial(self, study: "Study", trial: "FrozenTrial", state: TrialState,
-                    values: Sequence[float] | None) -> None:
-        self._parents.pop(trial.number, None)
-        self._warmup.after_trial(study, trial, state, values)
 
     # --- Parents and mutations
     def parent_pool(self, study: "Study") -> list["FrozenTrial"]:

@@ -23,20 +23,21 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
-from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
 from search.run.evolutionary import is_layer_sparsity, params_key, step_value
+from search.run.proposing import ProposingSampler
 from search.run.refine_settings import REFINED_KEY, RefineSettings
 
 if TYPE_CHECKING:
+    from optuna.samplers import BaseSampler
     from optuna.study import Study
     from optuna.trial import FrozenTrial
 
 PAIRS_TRIED = 3                   # cheaper neighbours B tried before the gap counts as closed
 
 
-class RefiningSampler(BaseSampler):
+class RefiningSampler(ProposingSampler):
     """Wraps ``base``: on refinement turns proposes the bisection of the front's gap at each
     level of ``settings.within``; otherwise (and whenever there is nothing to bisect) ``base``
     draws."""
@@ -49,13 +50,12 @@ class RefiningSampler(BaseSampler):
         if "accuracy" not in metrics or not costs:
             raise ValueError(f"refinement needs accuracy and a minimised cost among the "
                              f"objectives, got {list(metrics)}")
-        self.base = base
+        super().__init__(base)       # _proposed: the children of this sampler's turns
         self.seed = 0 if seed is None else seed
         self.settings = settings
         self.levels = settings.levels(metrics, directions)
         self.accuracy = list(metrics).index("accuracy")
         self.cost = costs[0]         # the first minimised objective: "cheaper" means lower here
-        self._children: dict[int, dict[str, Any]] = {}
 
     # --- Optuna's sampler interface
     def infer_relative_search_space(self, study: "Study", trial: "FrozenTrial"
@@ -64,32 +64,17 @@ class RefiningSampler(BaseSampler):
             found = self.proposal(study, trial.number)
             if found is not None:
                 child, parent, parents = found
-                self._children[trial.number] = child
+                self._proposed[trial.number] = child
                 record_origin(study, trial, parents)
                 return {n: d for n, d in parent.distributions.items() if n in child}
-        return self.base.infer_relative_search_space(study, trial)
+        return self.inner.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study: "Study", trial: "FrozenTrial",
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        child = self._children.pop(trial.number, None)
+        child = self._proposed.pop(trial.number, None)
         if child is not None:
             return child
-        return self.base.sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study: "Study", trial: "FrozenTrial", param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self.base.sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study: "Study", trial: "FrozenTrial") -> None:
-        self.base.before_trial(study, trial)
-
-    def after_trial(self, study: "Study", trial: "FrozenTrial", state: TrialState,
-                    values: Sequence[float] | None) -> None:
-        self._children.pop(trial.number, None)
-        self.base.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.base.reseed_rng()
+        return self.inner.sample_relative(study, trial, search_space)
 
     # --- The bisection
     def _is_turn(self, trial: "FrozenTrial") -> bool:

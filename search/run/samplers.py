@@ -61,15 +61,15 @@ SAMPLERS: dict[str, Callable[[int, Any, Any], "optuna.samplers.BaseSampler"]] = 
 def make_sampler(config: "ExperimentConfig", worker_index: int = 0
                  ) -> "optuna.samplers.BaseSampler":
     """The study's sampler, wrapped by the front's refinement when ``search.refine`` gives
-    these objectives a level (by default 1 point below dense). Each worker gets its own seed: equal seeds would make parallel workers draw equal
-    candidates."""
+    these objectives a level (by default 1 point below dense). Each worker gets its own seed:
+    equal seeds would make parallel workers draw equal candidates."""
     limits = config.search.constraints
     sampler = SAMPLERS[config.search.sampler](config.seed + worker_index, config.search,
                                               constraint_values(limits) if limits else None)
-    objectives = config.search.objectives
-    if config.search.refine.levels(objectives.metrics, objectives.directions):
+    if config.search.refine_levels():
         from search.run.refine import RefiningSampler
 
+        objectives = config.search.objectives
         sampler = RefiningSampler(sampler, objectives.metrics, objectives.directions,
                                   config.search.refine, seed=config.seed + worker_index)
     return sampler

@@ -39,8 +39,7 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
     stopping = config.search.early_stopping
     if stopping.active(config.search.objectives.metrics):
         log(stopping.describe())
-    objectives = config.search.objectives
-    levels = config.search.refine.levels(objectives.metrics, objectives.directions)
+    levels = config.search.refine_levels()
     if levels:
         log(config.search.refine.describe(levels))
     callback = BudgetAndProgress(config, log)

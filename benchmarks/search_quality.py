@@ -95,6 +95,8 @@ VARIANTS = {
     "refine:": lambda rest: _refine(rest),
     "kept": lambda rest: {"space": {"min_kept_per_output": float(rest or 2)}},
     "noscreen": lambda _: {"search": {"early_stopping": {"screening": {"enabled": False}}}},
+    "share:": lambda rest: {"search": {"early_stopping": {"screening": {
+        "fine_tune_share": float(rest)}}}},
 }
 
 

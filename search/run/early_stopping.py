@@ -95,7 +95,7 @@ class FrontRungCheck:
                 0, seen, f"screened out before fine-tuning: {fitted.feature} "
                 f"{rung0[fitted.feature]:.4f} predicts a final val accuracy <= {bound:.4f}, "
                 f"dominated by trial {other.number}")
-        if settings.fine_tune_share >= 1.0:
+        if settings.fine_tune_share >= 1.0 or self.refinement():
             return
         expected = [fitted.predicted(rung0) if m == "accuracy" else self.costs[m]
                     for m in self.metrics]
@@ -108,6 +108,12 @@ class FrontRungCheck:
         out, why = ranked_out(gain, recent, settings)
         if out:
             raise StopCandidate(0, seen, f"screened out before fine-tuning: {why}")
+
+    def refinement(self) -> bool:
+        """Whether the candidate is a refinement (``search.refine``): it bisects the front where
+        users pick a model, not where the hypervolume grows most, so the ranking by predicted
+        gain (``fine_tune_share``) leaves it alone; a dominated prediction still screens it out."""
+        return self.trial is not None and self.trial.user_attrs.get("origin") == "refine"
 
     def dominating(self, bound: float, finished: Sequence[optuna.trial.FrozenTrial]
                    ) -> optuna.trial.FrozenTrial | None:

@@ -139,3 +139,11 @@ def test_screen_ranks_candidates_by_predicted_gain(tmp_path):
                            EarlyStoppingSettings(enabled=True), trial=study.ask())
     with pytest.raises(StopCandidate, match="predicted hypervolume gain"):
         worse.screen({"rung0_accuracy": 0.6, "rung0_kl": 0.8}, settings)
+    # The same candidate as a refinement of the front (search.refine) is not ranked: it is
+    # placed where users pick a model, not where the hypervolume grows most.
+    refinement = study.ask()
+    refinement.set_user_attr("origin", "refine")
+    FrontRungCheck(study, METRICS, DIRECTIONS, {"flops": 95.0},
+                   EarlyStoppingSettings(enabled=True), trial=refinement
+                   ).screen({"rung0_accuracy": 0.6, "rung0_kl": 0.8}, settings)
+    assert "rung0_gain" not in study.trials[-1].user_attrs

@@ -152,6 +152,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     backend = get_backend(config.parallel.backend)  # fails fast when an optional extra is missing
     with nothing_left_on_bad_input(config):  # a refused new study leaves no folder or file
         preflight(config)               # bad input fails here, before training or writing
+        backend.prepare(config)         # e.g. worker processes import while the context loads
         set_threads(config)
         context, space = build_study_context(config, log=log, data=data, model_factory=factory,
                                              loss_fn=loss, metric_fn=metric_fn,

@@ -24,6 +24,7 @@ def _lazy(module: str, function: str, *args: Any) -> Loader:
     def load(settings: DataSettings) -> DataBundle:
         loader = getattr(importlib.import_module(f"trainers.data.{module}"), function)
         return loader(*args, settings)
+    load.module = module   # type: ignore[attr-defined]
     return load
 
 
@@ -39,6 +40,20 @@ DATASETS: dict[str, Loader] = {
     TORCHVISION_PREFIX + "CIFAR100": _lazy("torchvision_data", "load_cifar", "CIFAR100"),
     TORCHVISION_PREFIX + "ImageFolder": _lazy("torchvision_data", "load_image_folder"),
 }
+
+
+# Modules the loaders import when called (beside ``trainers.data.<module>``): what a process
+# that will load the data can import ahead (the local backend's fork server does).
+_LOADER_IMPORTS = {"builtin": ("sklearn.datasets", "sklearn.model_selection"),
+                   "torchvision_data": ("torchvision.datasets",)}
+
+
+def modules_to_preload(settings: DataSettings) -> list[str]:
+    """The modules loading ``settings``' data imports (empty for a user's data factory)."""
+    module = getattr(DATASETS.get(settings.name), "module", None)
+    if module is None:
+        return []
+    return [f"trainers.data.{module}", *_LOADER_IMPORTS.get(module, ())]
 
 
 def is_known_data_name(name: str) -> bool:

@@ -54,6 +54,11 @@ class Backend(ABC):
 
     name: str = ""
 
+    def prepare(self, config: "ExperimentConfig") -> None:
+        """Called once the config is checked, before the caller loads the data and trains or
+        loads the dense reference: start what takes long and needs nothing from them (e.g. the
+        processes workers come from). Nothing by default."""
+
     @abstractmethod
     def run(self, config: "ExperimentConfig", study: "optuna.Study", space: "SearchSpace",
             context: "EvalContext", *, inputs: ContextInputs | None = None,

@@ -1,18 +1,27 @@
 """The ``optuna`` backend: N worker processes on this machine, one Optuna study in one storage.
 
 This process is worker 0: it runs trials at once, with the context it already holds. With
-``parallel.workers: N`` > 1, workers 1..N-1 are fresh ``spawn``-ed processes (forking a process
-that has run torch can deadlock its thread pools) that load the dense reference trained by the
-caller, open the study with their own sampler seeds and run trials until the shared budget is
-reached (``search.run.budget`` keeps the total exact); their start-up (spawn, imports, context)
-overlaps this process's first trials. Each worker uses ``threads`` torch threads, by default
-cores / workers, so the workers do not fight over the cores.
+``parallel.workers: N`` > 1, workers 1..N-1 are separate processes that load the dense reference
+trained by the caller, open the study with their own sampler seeds and run trials until the
+shared budget is reached (``search.run.budget`` keeps the total exact). Each worker uses
+``threads`` torch threads, by default cores / workers, so the workers do not fight over the cores.
+
+Start-up: a process that trains imports torch, its compiler stack (the first optimizer imports
+``torch._dynamo``), Optuna, the trial loop and the data loader: seconds. Workers are forked from a
+fork server (``forkserver``; ``spawn`` where the platform has none; never a plain fork of this
+process, which has run torch and can deadlock its thread pools) that ``prepare`` starts before
+the caller loads the data and the dense reference, and that imports all that in the meantime,
+once; a fork server already running (an earlier study in this process) is reused, so workers
+see the environment variables of the process as they were when it started (the working
+directory and ``sys.path`` are the caller's at each start). Workers are started from a
+background thread, so this process trains while the server finishes its imports.
 """
 from __future__ import annotations
 
 import multiprocessing
 import pickle
 import signal
+import threading
 from multiprocessing.process import BaseProcess
 from typing import Callable, Iterable
 
@@ -38,6 +47,10 @@ class LocalBackend(Backend):
 
     name = "optuna"
 
+    def prepare(self, config: ExperimentConfig) -> None:
+        if config.parallel.workers > 1:
+            start_fork_server(config)
+
     def run(self, config: ExperimentConfig, study: optuna.Study, space: SearchSpace,
             context: EvalContext, *, inputs: ContextInputs | None = None,
             log: Callable[[str], None] = print) -> None:
@@ -52,18 +65,18 @@ class LocalBackend(Backend):
         log(f"starting {workers - 1} worker process(es) on storage of study '{config.study}'; "
             f"this process is worker 0")
         threads = torch.get_num_threads()
-        processes = start_worker_processes(config, range(1, workers), workers, inputs,
-                                           context_basis(context))
+        processes = WorkerProcesses(config, range(1, workers), workers, inputs,
+                                    context_basis(context))
         try:
             set_threads(config, workers)
             run_trials(study, space, context, config, log=lambda line: log(f"[w0] {line}"))
         except BaseException:   # Ctrl-C or an error here: do not leave workers behind
-            stop_worker_processes(processes)
+            processes.stop()
             raise
         finally:
             torch.set_num_threads(threads)
         try:
-            join_worker_processes(processes)
+            processes.join()
         except StudyStopped as lost:
             # A killed worker's trial is swept by the others (marked interrupted, retried once):
             # when they finished the budget, the study is complete; say what happened.
@@ -86,41 +99,83 @@ def check_picklable(inputs: ContextInputs) -> None:
                 f"(not a lambda or local function), or use one worker or the ray backend") from exc
 
 
-def start_worker_processes(config: ExperimentConfig, indices: Iterable[int], workers: int,
-                           inputs: ContextInputs | None = None,
-                           basis: CostBasis | None = None) -> list[BaseProcess]:
-    """Spawn a worker process per index (its sampler-seed offset); ``basis``: this process's
-    cost basis of the model, so the workers do not count its FLOPs again."""
-    ctx = multiprocessing.get_context("spawn")
-    processes = [ctx.Process(target=spawned_worker_main,
-                             args=(config, index, workers, inputs, basis),
-                             name=f"sparsity-search-worker-{index}")
-                 for index in indices]
-    for process in processes:
-        process.start()
-    return processes
+WORKER_START_METHOD = ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                       else "spawn")
 
 
-def stop_worker_processes(processes: list[BaseProcess]) -> None:
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    for process in processes:
-        process.join(timeout=10)
+def start_fork_server(config: ExperimentConfig) -> None:
+    """Start the fork server that worker processes come from (see the module doc), importing what
+    a worker needs; returns at once (the imports run in the server's own process)."""
+    if WORKER_START_METHOD != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    from trainers.data.catalog import modules_to_preload
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(
+        ["__main__", "search.run.worker", "torch._dynamo", *modules_to_preload(config.data)])
+    forkserver.ensure_running()
 
 
-def join_worker_processes(processes: list[BaseProcess]) -> None:
-    """Wait for every worker; raise if any of them failed."""
-    try:
-        for process in processes:
-            process.join()
-    except BaseException:  # Ctrl-C or an error here: do not leave workers behind
-        stop_worker_processes(processes)
-        raise
-    failed = [(p.name, p.exitcode) for p in processes if p.exitcode != 0]
-    if failed:
-        raise StudyStopped("worker processes failed: " + ", ".join(
-            f"{name} ({exit_reason(code)})" for name, code in failed) + "; see their output above")
+class WorkerProcesses:
+    """Worker processes 1..N-1, started from a background thread: a start waits until the fork
+    server has done its imports, and this process runs trials meanwhile. ``basis``: this
+    process's cost basis of the model, so the workers do not count its FLOPs again."""
+
+    def __init__(self, config: ExperimentConfig, indices: Iterable[int], workers: int,
+                 inputs: ContextInputs | None = None, basis: CostBasis | None = None):
+        ctx = multiprocessing.get_context(WORKER_START_METHOD)
+        self.processes: list[BaseProcess] = [
+            ctx.Process(target=spawned_worker_main, args=(config, index, workers, inputs, basis),
+                        name=f"sparsity-search-worker-{index}")
+            for index in indices]
+        self.error: BaseException | None = None
+        self._cancelled = False
+        self._starter = threading.Thread(target=self._start, daemon=True,
+                                         name="sparsity-search-worker-starter")
+        self._starter.start()
+
+    def _start(self) -> None:
+        try:
+            for process in self.processes:
+                if self._cancelled:
+                    return
+                process.start()
+        except BaseException as exc:   # reported by join(), in this process's thread
+            self.error = exc
+
+    def started(self) -> list[BaseProcess]:
+        """The processes that were started, once the starting thread is done."""
+        self._starter.join()
+        return [p for p in self.processes if p.pid is not None]
+
+    def stop(self) -> None:
+        """Terminate every started worker (Ctrl-C or an error in this process)."""
+        self._cancelled = True
+        started = self.started()
+        for process in started:
+            if process.is_alive():
+                process.terminate()
+        for process in started:
+            process.join(timeout=10)
+
+    def join(self) -> None:
+        """Wait for every worker; raise if one could not start or failed."""
+        try:
+            started = self.started()
+            for process in started:
+                process.join()
+        except BaseException:  # Ctrl-C or an error here: do not leave workers behind
+            self.stop()
+            raise
+        if self.error is not None:
+            raise StudyStopped(f"a worker process could not start "
+                               f"({type(self.error).__name__}: {self.error})") from self.error
+        failed = [(p.name, p.exitcode) for p in started if p.exitcode != 0]
+        if failed:
+            raise StudyStopped("worker processes failed: " + ", ".join(
+                f"{name} ({exit_reason(code)})" for name, code in failed)
+                + "; see their output above")
 
 
 def exit_reason(code: int | None) -> str:

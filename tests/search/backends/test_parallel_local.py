@@ -113,3 +113,32 @@ def test_a_worker_given_the_cost_basis_builds_the_same_context_without_counting_
     out = subprocess.run([*cli_command()[:1], "-c", script], env=cli_env(), capture_output=True,
                          text=True, check=True, timeout=300).stdout.split()
     assert out == ["no", "dynamo", str(len(basis.layers))]
+
+
+def test_a_worker_that_cannot_start_is_reported_and_the_started_ones_joined(tmp_path):
+    """Workers start from a background thread (a fork server may still be importing): a start
+    that fails there is raised by ``join`` in the caller, naming the cause."""
+    import threading
+
+    from search.run.backends.local import WORKER_START_METHOD, WorkerProcesses
+    from search.run.progress import StudyStopped
+
+    assert WORKER_START_METHOD in ("forkserver", "spawn")
+    config = config_from_dict(tiny_config_dict(tmp_path, n_trials=2))
+    unpicklable = threading.Lock()          # cannot be sent to a worker process
+    workers = WorkerProcesses(config, [1], 2, basis=unpicklable)
+    with pytest.raises(StudyStopped, match="a worker process could not start .*lock"):
+        workers.join()
+    assert workers.started() == []
+
+
+def test_the_data_loaders_modules_are_named_for_the_fork_server():
+    import importlib.util
+
+    from trainers.data.catalog import DATASETS, modules_to_preload
+    from trainers.data.settings import DataSettings
+
+    for name in DATASETS:
+        modules = modules_to_preload(DataSettings(name=name))
+        assert modules and all(importlib.util.find_spec(m) is not None for m in modules), name
+    assert modules_to_preload(DataSettings(name="mypkg.data:load")) == []

@@ -153,6 +153,7 @@ def measure(config: ExperimentConfig, slots: int, dense: Path) -> dict[str, floa
         "trials_per_hour": 3600.0 * n / wall,
         "eval_s": sum(evals) / n,
         "overhead_s": (slots * wall - sum(evals)) / n,
+        "busy": sum(evals) / (slots * wall),    # share of the slots' wall time spent evaluating
         "steady_overhead_s": (slots * (last - first) - sum(evals)) / n,
         "startup_s": first - started_at,
         "workers": len(ready),
@@ -208,13 +209,14 @@ def format_table(report: dict) -> str:
              + f"load average before/after: {report['load_avg_before'][0]:.2f} / "
              f"{report['load_avg_after'][0]:.2f}",
              f"{'path':<16}{'wall s':>8}{'trials/h':>10}{'speedup':>9}{'range':>12}{'eval s':>8}"
-             f"{'overhead s':>12}{'steady ovh s':>14}{'startup s':>11}{'workers ready s':>17}"]
+             f"{'busy':>6}{'overhead s':>12}{'steady ovh s':>14}{'startup s':>11}"
+             f"{'workers ready s':>17}"]
     for name, v in report["paths"].items():
         spread = (f"{v['speedup_min']:.2f}-{v['speedup_max']:.2f}" if "speedup_min" in v
                   else "")
         lines.append(f"{name:<16}{v['wall_s']:>8.1f}{v['trials_per_hour']:>10.0f}"
                      f"{v.get('speedup', float('nan')):>9.2f}{spread:>12}{v['eval_s']:>8.3f}"
-                     f"{v['overhead_s']:>12.3f}{v['steady_overhead_s']:>14.3f}"
+                     f"{v.get('busy', float('nan')):>6.0%}{v['overhead_s']:>12.3f}{v['steady_overhead_s']:>14.3f}"
                      f"{v['startup_s']:>11.1f}{v['workers_ready_s']:>17.1f}")
     return "\n".join(lines)
 

@@ -30,6 +30,7 @@ import torch
 
 from search.config import ExperimentConfig
 from search.run.backends.base import Backend, ContextInputs
+from search.run.backends.fork_server import WORKER_START_METHOD, start_fork_server
 from search.run.context import context_basis, set_threads
 from search.run.progress import StudyStopped
 from search.run.starting import enqueue_starting_points
@@ -97,24 +98,6 @@ def check_picklable(inputs: ContextInputs) -> None:
                 f"parallel.workers > 1 sends the Python API's {name} to worker processes, but it "
                 f"cannot be pickled ({type(exc).__name__}: {exc}); define it at module level "
                 f"(not a lambda or local function), or use one worker or the ray backend") from exc
-
-
-WORKER_START_METHOD = ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
-                       else "spawn")
-
-
-def start_fork_server(config: ExperimentConfig) -> None:
-    """Start the fork server that worker processes come from (see the module doc), importing what
-    a worker needs; returns at once (the imports run in the server's own process)."""
-    if WORKER_START_METHOD != "forkserver":
-        return
-    from multiprocessing import forkserver
-
-    from trainers.data.catalog import modules_to_preload
-
-    multiprocessing.get_context("forkserver").set_forkserver_preload(
-        ["__main__", "search.run.worker", "torch._dynamo", *modules_to_preload(config.data)])
-    forkserver.ensure_running()
 
 
 class WorkerProcesses:

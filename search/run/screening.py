@@ -11,6 +11,7 @@ whose pruned candidates all sit at chance), nothing is stopped at rung 0, and th
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -79,18 +80,33 @@ def fit_rung0_map(trials: Sequence[FrozenTrial], accuracy_index: int,
                   settings: ScreeningSettings) -> tuple[Rung0Map | None, str]:
     """The map fitted on ``trials``' fine-tuned ones, or None; and one line saying which (or why
     not)."""
+    rows = tuple((*(_figure(t.user_attrs, feature) for feature in FEATURES),
+                  float(t.values[accuracy_index])) for t in trials
+                 if t.state == TrialState.COMPLETE and t.values is not None
+                 and "duplicate_of" not in t.user_attrs and "rung0_accuracy" in t.user_attrs)
+    return _fit(rows, settings)
+
+
+def _figure(attrs: Mapping[str, object], name: str) -> float | None:
+    value = attrs.get(name)
+    return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
+@functools.lru_cache(maxsize=16)
+def _fit(rows: tuple[tuple[float | None, ...], ...],
+         settings: ScreeningSettings) -> tuple[Rung0Map | None, str]:
+    """``fit_rung0_map`` on the fine-tuned trials' (each ``FEATURES`` figure, final accuracy):
+    fitted once per distinct set, since every candidate screened out (or stopped) in between
+    leaves the study's fine-tuned trials as they were."""
     from scipy.stats import spearmanr                 # imported here: the CLI starts without them
     from sklearn.isotonic import IsotonicRegression
-    rows = [(t.user_attrs, t.values[accuracy_index]) for t in trials
-            if t.state == TrialState.COMPLETE and t.values is not None
-            and "duplicate_of" not in t.user_attrs and "rung0_accuracy" in t.user_attrs]
     if len(rows) < settings.min_trials:
         return None, (f"rung 0 waits for {settings.min_trials} fine-tuned trials "
                       f"({len(rows)} so far)")
-    final = np.array([y for _, y in rows], dtype=float)
+    final = np.array([y for *_, y in rows], dtype=float)
     best: tuple[float, str, np.ndarray, np.ndarray] | None = None
-    for feature, sign in FEATURES.items():
-        x = np.array([sign * float(attrs.get(feature, math.nan)) for attrs, _ in rows])
+    for column, (feature, sign) in enumerate(FEATURES.items()):
+        x = np.array([math.nan if row[column] is None else sign * row[column] for row in rows])
         keep = np.isfinite(x)
         if keep.sum() < settings.min_trials or np.ptp(x[keep]) == 0 or np.ptp(final[keep]) == 0:
             continue

@@ -52,6 +52,23 @@ def test_the_map_is_monotone_and_optimistic_about_the_trials_it_saw():
     assert fitted.optimistic({}) is None                     # a figure it was not given
 
 
+def test_the_map_is_fitted_once_per_set_of_fine_tuned_trials():
+    """Candidates screened out or stopped in between leave the fine-tuned trials as they were:
+    the same map serves them; one more fine-tuned trial (or other settings) fits a new one."""
+    study = study_of(monotone_rows(12))
+    settings = ScreeningSettings(min_trials=10)
+    fitted, _ = fit_rung0_map(study.trials, 0, settings)
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED,
+                                              user_attrs={"rung0_accuracy": 0.1}))
+    assert fit_rung0_map(study.trials, 0, settings)[0] is fitted
+    assert fit_rung0_map(study.trials, 0, ScreeningSettings(min_trials=10, quantile=0.5)
+                         )[0] is not fitted
+    study.add_trial(optuna.trial.create_trial(
+        values=[0.95, 99.0], user_attrs={"rung0_accuracy": 0.95, "rung0_kl": 0.1}))
+    refitted, note = fit_rung0_map(study.trials, 0, settings)
+    assert refitted is not fitted and refitted.trials == 13 and "over 13 trials" in note
+
+
 def test_kl_ranks_candidates_when_accuracy_after_pruning_is_at_chance():
     rows = [(f, flops, 0.25, kl) for f, flops, _, kl in monotone_rows(12)]   # all at chance
     fitted, note = fit_rung0_map(study_of(rows).trials, 0, ScreeningSettings())

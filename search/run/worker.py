@@ -69,7 +69,8 @@ def run_worker(config: ExperimentConfig, *, worker_index: int | None = None, wor
 def spawned_worker_main(config: ExperimentConfig, worker_index: int, workers: int,
                         inputs: ContextInputs | None = None,
                         basis: CostBasis | None = None) -> None:
-    """Entry point of a worker process started by the local backend (``spawn`` start method)."""
+    """Entry point of a worker process started by the local backend (forked from its fork server,
+    or spawned where the platform has none)."""
     prefix = f"[w{worker_index}] "
 
     def log(message: str) -> None:

@@ -50,6 +50,7 @@ class LocalBackend(Backend):
 
     def prepare(self, config: ExperimentConfig) -> None:
         if config.parallel.workers > 1:
+            refuse_while_importing_main()
             start_fork_server(config)
 
     def run(self, config: ExperimentConfig, study: optuna.Study, space: SearchSpace,
@@ -86,6 +87,17 @@ class LocalBackend(Backend):
                 raise
             log(f"{lost}; the other workers retried its trial and finished the budget "
                 f"({done}/{config.search.n_trials})")
+
+
+def refuse_while_importing_main() -> None:
+    """A worker process (or the fork server) imports the caller's main module: a script that
+    runs a study at import, outside ``if __name__ == "__main__":``, would run it there again.
+    Stop it with the reason, as ``multiprocessing`` itself does."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError(
+            "parallel.workers > 1: a worker process imported the main module, and the module "
+            "started a study while being imported; put the code that runs the study under "
+            "`if __name__ == \"__main__\":` (worker processes import the main module)")
 
 
 def check_picklable(inputs: ContextInputs) -> None:

@@ -142,3 +142,22 @@ def test_the_data_loaders_modules_are_named_for_the_fork_server():
         modules = modules_to_preload(DataSettings(name=name))
         assert modules and all(importlib.util.find_spec(m) is not None for m in modules), name
     assert modules_to_preload(DataSettings(name="mypkg.data:load")) == []
+
+
+def test_a_script_that_runs_a_study_at_import_is_not_run_again_by_its_workers(tmp_path):
+    """Worker processes import the caller's main module. A script without
+    ``if __name__ == "__main__":`` would start its study again in each of them: the worker says
+    why it stops instead, and the caller (worker 0) fills the budget alone."""
+    script = tmp_path / "unguarded.py"
+    data = tiny_config_dict(tmp_path, n_trials=6)
+    data["parallel"] = {"workers": 2}
+    script.write_text(f"from search.api import run_search\n"
+                      f"result = run_search({data!r}, log=print)\n"
+                      f"print('FINISHED', len(result.trials()))\n")
+    done = subprocess.run([cli_command()[0], str(script)], capture_output=True, text=True,
+                          env=cli_env(), cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "FINISHED 6" in done.stdout
+    assert 'put the code that runs the study under `if __name__ == "__main__":`' in done.stderr
+    assert "[w1] [" not in done.stdout                       # no trial ran in the worker
+    assert "worker processes failed: sparsity-search-worker-1 (exit code 1)" in done.stdout

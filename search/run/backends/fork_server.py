@@ -24,5 +24,5 @@ def start_fork_server(config: ExperimentConfig) -> None:
     from trainers.data.catalog import modules_to_preload
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(
-        ["__main__", "search.run.worker", "torch._dynamo", *modules_to_preload(config.data)])
+        ["search.run.worker", "torch._dynamo", *modules_to_preload(config.data)])
     forkserver.ensure_running()

@@ -9,11 +9,10 @@ from search.run.samplers import SAMPLERS
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = resolve_config(args)
-    if config.parallel.backend == "optuna" and config.parallel.workers > 1:
-        from search.run.backends.fork_server import start_fork_server
+    from search.run.backends.fork_server import start_fork_server
 
-        start_fork_server(config)   # its imports run while this process imports and loads
+    config = resolve_config(args)
+    start_fork_server(config)   # local workers' imports run while this process imports and loads
 
     from search.api import run_search
     from search.decide.front_formats import render_front

@@ -16,8 +16,10 @@ WORKER_START_METHOD = ("forkserver" if "forkserver" in multiprocessing.get_all_s
 def start_fork_server(config: ExperimentConfig) -> None:
     """Start the fork server worker processes come from, importing what a worker needs (see
     ``search.run.backends.local``); returns at once: the imports run in the server's process.
-    Nothing to do where the platform has no fork server, or when it is running already."""
-    if WORKER_START_METHOD != "forkserver":
+    Nothing to do unless ``config`` runs local worker processes, where the platform has no fork
+    server, or when it is running already."""
+    local_workers = config.parallel.backend == "optuna" and config.parallel.workers > 1
+    if not local_workers or WORKER_START_METHOD != "forkserver":
         return
     from multiprocessing import forkserver
 

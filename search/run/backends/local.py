@@ -51,7 +51,7 @@ class LocalBackend(Backend):
     def prepare(self, config: ExperimentConfig) -> None:
         if config.parallel.workers > 1:
             refuse_while_importing_main()
-            start_fork_server(config)
+        start_fork_server(config)
 
     def run(self, config: ExperimentConfig, study: optuna.Study, space: SearchSpace,
             context: EvalContext, *, inputs: ContextInputs | None = None,

@@ -53,6 +53,7 @@ spent: a CSV and a PNG of the medians over seeds.
     python benchmarks/search_quality.py                 # digits + built-in CNN, 5 seeds
     python benchmarks/search_quality.py --model mlp     # the second model
     python benchmarks/search_quality.py --model vit     # the third task
+    python benchmarks/search_quality.py --config my_task.yaml --accuracy-floor 0.3   # yours
     python benchmarks/search_quality.py --tiny          # smoke test (seconds)
 """
 from __future__ import annotations
@@ -152,20 +153,21 @@ def _method(name: str, n_trials: int) -> dict:
     }[name]
 
 
-def front_hypervolume(trials: pd.DataFrame, dense: dict) -> float:
+def front_hypervolume(trials: pd.DataFrame, dense: dict, floor: float = ACCURACY_FLOOR) -> float:
     done = trials[trials["state"] == "COMPLETE"].dropna(subset=METRICS)
     if done.empty:
         return 0.0
     losses, reference = normalised_losses(done, METRICS, DIRECTIONS, dense)
-    reference[0] = -ACCURACY_FLOOR
+    reference[0] = -floor
     return hypervolume(losses, reference)
 
 
-def hypervolume_by_epochs(trials: pd.DataFrame, dense: dict) -> pd.DataFrame:
+def hypervolume_by_epochs(trials: pd.DataFrame, dense: dict,
+                          floor: float = ACCURACY_FLOOR) -> pd.DataFrame:
     """Hypervolume after each trial against cumulative fine-tune epochs spent."""
     ordered = trials.sort_values("trial")
     epochs = ordered["finetune_epochs_done"].fillna(0).cumsum().to_numpy()
-    values = [front_hypervolume(ordered.iloc[: i + 1], dense) for i in range(len(ordered))]
+    values = [front_hypervolume(ordered.iloc[: i + 1], dense, floor) for i in range(len(ordered))]
     return pd.DataFrame({"epochs": epochs, "hypervolume": values})
 
 
@@ -205,14 +207,22 @@ def base_config(args: argparse.Namespace, seed: int, out: Path) -> dict:
     # two spinning OpenMP threads per process slow training by up to 9x (measured here).
     config = {"output_dir": str(out), "seed": seed, "model": {"name": args.model}, "threads": 1,
               "search": {"n_trials": args.trials}, "finetune": {"epochs": args.epochs}}
-    if args.model in TASK_CONFIGS:    # a task with its own model, data and space (an example)
-        task = yaml.safe_load((REPO / TASK_CONFIGS[args.model]).read_text())
-        task.pop("study", None)
-        task.get("search", {}).pop("n_trials", None)
-        task.get("finetune", {}).pop("epochs", None)
+    task_file = getattr(args, "config", None) or (
+        REPO / TASK_CONFIGS[args.model] if args.model in TASK_CONFIGS else None)
+    if task_file is not None:   # a task with its own model, data and space (an example, a user's)
+        task = yaml.safe_load(Path(task_file).read_text()) or {}
+        if not isinstance(task, dict):
+            raise SystemExit(f"--config {task_file}: a study config must be a mapping of "
+                             f"sections (model, data, space, ...); got {type(task).__name__}")
+        for key in ("study", "output_dir", "seed", "threads"):   # the benchmark sets these
+            task.pop(key, None)
+        for section, key in (("search", "n_trials"), ("search", "budget_epochs"),
+                             ("finetune", "epochs")):   # the protocol's budget
+            (task.get(section) or {}).pop(key, None)
         config = merge_options(task, config)
-        config["model"] = task["model"]
-    if args.tiny:
+        if "model" in task:
+            config["model"] = task["model"]
+    if args.tiny and task_file is None:
         config.update({"data": {"name": "synthetic", "options": {"samples": 240, "classes": 4}},
                        "model": {"name": args.model, "options": {"width": 4}
                                  if args.model == "cnn" else {"hidden": [16]}},
@@ -261,7 +271,7 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
         spent = None
         seed_trials: dict[str, tuple[pd.DataFrame, dict]] = {}
         for method in ordered_methods(args):
-            study = f"{args.model}-s{seed}-{method}"
+            study = f"{args.task}-s{seed}-{method}"
             base = merge_options(base_config(args, seed, out), {"study": study})
             change = method_overrides(method, args.trials)
             if earlier is not None and (seed, "default") in earlier.index:   # --epochs-from
@@ -282,8 +292,8 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
             states = trials["state"].value_counts()
             compression, test_drop = smallest_within(trials, dense)
             row = {
-                "model": args.model, "seed": seed, "method": method,
-                "hypervolume": front_hypervolume(trials, dense),
+                "model": args.task, "seed": seed, "method": method,
+                "hypervolume": front_hypervolume(trials, dense, args.accuracy_floor),
                 "trials": len(trials), "complete": int(states.get("COMPLETE", 0)),
                 "stopped_early": int(states.get("PRUNED", 0)),
                 "duplicates": int(trials["duplicate_of"].notna().sum())
@@ -295,15 +305,15 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "baselines_front/searched/other": baseline_fates(trials),
             }
             rows.append(row)
-            curve = hypervolume_by_epochs(trials, dense)
+            curve = hypervolume_by_epochs(trials, dense, args.accuracy_floor)
             curve["method"], curve["seed"] = method, seed
             curves.append(curve)
             result.front().assign(method=method, seed=seed).to_csv(
                 out / f"front-{study}.csv", index=False)
-            print(f"  {args.model} seed {seed} {method:14s} HV={row['hypervolume']:.4f} "
+            print(f"  {args.task} seed {seed} {method:14s} HV={row['hypervolume']:.4f} "
                   f"epochs={row['finetune_epochs']} {compression:.1f}x at 1 point "
                   f"{seconds:.0f}s", flush=True)
-        distances = igd_plus_by_method(seed_trials)
+        distances = igd_plus_by_method(seed_trials, args.accuracy_floor)
         for row in rows:
             if row["seed"] == seed:
                 row["igd_plus"] = distances.get(row["method"], float("nan"))
@@ -317,11 +327,11 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table, pd.concat(curves)
 
 
-def front_losses(trials: pd.DataFrame, dense: dict) -> np.ndarray:
+def front_losses(trials: pd.DataFrame, dense: dict, floor: float = ACCURACY_FLOOR) -> np.ndarray:
     """Normalised losses (as for the hypervolume) of the non-dominated completed trials at or
     above the accuracy floor."""
     done = trials[trials["state"] == "COMPLETE"].dropna(subset=METRICS)
-    done = done[done["accuracy"] >= ACCURACY_FLOOR]
+    done = done[done["accuracy"] >= floor]
     if done.empty:
         return np.zeros((0, len(METRICS)))
     losses, _ = normalised_losses(done, METRICS, DIRECTIONS, dense)
@@ -340,10 +350,11 @@ def igd_plus(points: np.ndarray, reference: np.ndarray) -> float:
     return float(np.sqrt((worse ** 2).sum(axis=2)).min(axis=1).mean())
 
 
-def igd_plus_by_method(runs: dict[str, tuple[pd.DataFrame, dict]]) -> dict[str, float]:
+def igd_plus_by_method(runs: dict[str, tuple[pd.DataFrame, dict]],
+                       floor: float = ACCURACY_FLOOR) -> dict[str, float]:
     """Each method's IGD+ against the union front of all methods of one seed (one dense reference,
     so one normalisation)."""
-    fronts = {method: front_losses(trials, dense) for method, (trials, dense) in runs.items()}
+    fronts = {method: front_losses(trials, dense, floor) for method, (trials, dense) in runs.items()}
     union = np.concatenate([f for f in fronts.values() if len(f)] or [np.zeros((0, 3))])
     reference = np.unique(union[pareto_front(union, [MINIMIZE] * len(METRICS))], axis=0)
     return {method: igd_plus(front, reference) for method, front in fronts.items()}
@@ -450,6 +461,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="cnn", choices=["cnn", "mlp", *TASK_CONFIGS],
                         help="the task: digits with the built-in CNN or MLP, or vit (the tiny "
                              "ViT of examples/vit_digits.yaml on digits)")
+    parser.add_argument("--config", metavar="YAML",
+                        help="your own task instead of --model: a study config (model, data, "
+                             "space, ...; its study, output_dir, seed, threads, n_trials and "
+                             "fine-tune epochs are the benchmark's); the file's name names the "
+                             "results")
+    parser.add_argument("--accuracy-floor", type=float, default=ACCURACY_FLOOR,
+                        help="the hypervolume's reference accuracy, fixed before the runs "
+                             f"(default {ACCURACY_FLOOR}: a model below it adds nothing); set it "
+                             "below the dense accuracy of a harder task")
     parser.add_argument("--trials", type=int, default=60, help="the default search's trials")
     parser.add_argument("--epochs", type=int, default=4, help="fine-tune epochs per trial")
     parser.add_argument("--seeds", type=int, default=5)
@@ -474,13 +494,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="run nothing: print the table and redraw the PNG from the CSVs in "
                              "--results")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.accuracy_floor < 1.0:
+        parser.error(f"--accuracy-floor must be in [0, 1), got {args.accuracy_floor}")
+    if args.config and not Path(args.config).is_file():
+        parser.error(f"--config: no such file: {args.config}")
+    args.task = Path(args.config).stem if args.config else args.model
     if args.tiny:
         args.trials, args.seeds, args.epochs = 6, 1, 2
         args.results = args.out
     out, results = Path(args.out), Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
-    name = f"search_quality_{args.model}"
+    name = f"search_quality_{args.task}"
     if args.summarize:
         table = pd.read_csv(results / f"{name}.csv")
         curves = pd.read_csv(results / f"{name}_curves.csv")
@@ -491,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         curves.to_csv(results / f"{name}_curves.csv", index=False)
     protocol = ("equal trials" if args.equal_trials
                 else "every method gets the fine-tune epochs the default spent")
-    plot_curves(curves, f"{args.model}: {args.seeds} seed(s), {protocol}",
+    plot_curves(curves, f"{args.task}: {args.seeds} seed(s), {protocol}",
                 results / f"{name}.png")
     columns = ["hypervolume", "igd_plus", "compression_1pt", "test_drop_1pt", "finetune_epochs",
                "trials", "seconds"]
@@ -501,9 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\nPer run:\n" + table.to_string(index=False))
     if not args.summarize:
         print(f"load average {os.getloadavg()[0]:.2f} (1 min) after the runs")
-    print(f"\nMedian over {args.seeds} seed(s) ({args.model}, default {args.trials} trials, "
+    print(f"\nMedian over {args.seeds} seed(s) ({args.task}, default {args.trials} trials, "
           f"{args.epochs} fine-tune epochs each; {protocol}; HV reference: accuracy "
-          f"{ACCURACY_FLOOR}, 1.1 x dense FLOPs and energy; IGD+ against the union front of all "
+          f"{args.accuracy_floor}, 1.1 x dense FLOPs and energy; IGD+ against the union front of all "
           f"methods of a seed; compression = dense FLOPs / FLOPs of the smallest model within "
           f"{WITHIN * 100:.0f} point of the dense val accuracy, test drop in points):\n"
           + summary.to_string(float_format=lambda v: f"{v:.4f}"))
@@ -514,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         reach = epochs_to_reach(curves, "default", "plain_nsga2")
         print("\nFine-tune epochs default needed to reach plain_nsga2's final hypervolume:\n"
               + reach.to_string(index=False))
-        reach.to_csv(results / f"early_stopping_reach_{args.model}.csv", index=False)
+        reach.to_csv(results / f"early_stopping_reach_{args.task}.csv", index=False)
     return 0
 
 

@@ -83,3 +83,24 @@ def test_changes_to_the_default_combine_and_unknown_ones_are_refused():
         "search": {"baselines": ["uniform", "erk"]}}
     with pytest.raises(SystemExit, match="unknown change to the default 'bogus'"):
         bench.method_overrides("default+bits:8+bogus", 60)
+
+
+def test_a_users_own_task_runs_the_same_protocol(tmp_path, capsys):
+    bench = load_benchmark("search_quality.py")
+    task = tmp_path / "my_task.yaml"
+    # a study config as a user writes it; its own study name, seed and budget are the benchmark's
+    task.write_text("study: mine\nseed: 99\n"
+                    "data: {name: synthetic, options: {samples: 240, classes: 4}}\n"
+                    "model: {name: mlp, options: {hidden: [16]}}\n"
+                    "dense: {epochs: 3, lr: 0.005}\n"
+                    "search: {n_trials: 500}\n")
+    assert bench.main(["--tiny", "--config", str(task), "--accuracy-floor", "0.3",
+                       "--out", str(tmp_path), "--methods", "default", "erk_sweep"]) == 0
+    table = pd.read_csv(tmp_path / "search_quality_my_task.csv")
+    assert list(table["method"]) == ["default", "erk_sweep"]
+    assert list(table["model"]) == ["my_task"] * 2 and list(table["seed"]) == [0, 0]
+    assert table.set_index("method").loc["default", "trials"] == 6
+    assert "HV reference: accuracy 0.3" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path)])
+    assert "no such file" in capsys.readouterr().err

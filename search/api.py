@@ -32,6 +32,7 @@ from search.decide.tables import write_tables
 from search.run.backends import ContextInputs, get_backend
 from search.run.context import build_study_context, set_threads
 from search.run.preflight import nothing_left_on_bad_input, preflight
+from search.run.storage import checkpoint_sqlite
 from search.run.study import open_study, save_study_config
 from search.schema import ConfigError
 from search.study_result import StudyResult, open_existing
@@ -178,6 +179,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     finally:
         objectives = config.search.objectives
         write_tables(study, config.study_dir, objectives.metrics, objectives.directions)
+        checkpoint_sqlite(study._storage)   # study.db alone holds every trial (WAL, see storage)
     return StudyResult(config, study, context, space)
 
 

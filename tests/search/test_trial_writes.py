@@ -85,3 +85,31 @@ def test_an_incompatible_parameter_fails_the_write(tmp_path):
     trial.suggest_categorical("x", ["a", "b"])
     with pytest.raises(ValueError, match="Cannot set different distribution"):
         writes.close()
+
+
+def test_sqlite_commits_append_to_a_write_ahead_log_and_the_file_alone_holds_the_study(tmp_path):
+    """SQLite storages run in WAL mode with synchronous=NORMAL (a commit appends to the log
+    instead of syncing the disk); a checkpoint leaves study.db alone complete, as a copy of it
+    after a run is."""
+    import shutil
+    import sqlite3
+
+    from search.run.storage import checkpoint_sqlite
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = _storage("sqlite-sweeping", tmp_path)
+    with storage.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1   # NORMAL
+    study = optuna.create_study(storage=storage, study_name="s")
+    for value in (1.0, 2.0, 3.0):
+        study.tell(study.ask(), value)
+    assert (tmp_path / "study.db-wal").stat().st_size > 0    # the trials are in the log so far
+    checkpoint_sqlite(study._storage)
+    copy = tmp_path / "copy" / "study.db"
+    copy.parent.mkdir()
+    shutil.copy(tmp_path / "study.db", copy)                 # the file alone, not its log
+    with sqlite3.connect(copy) as reader:
+        assert reader.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 3
+    reread = optuna.load_study(study_name="s", storage=f"sqlite:///{copy}")
+    assert [t.value for t in reread.trials] == [1.0, 2.0, 3.0]

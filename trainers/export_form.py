@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from spaces.candidate import Candidate
 from spaces.layers import LayerInfo
@@ -64,7 +65,14 @@ def example_batch(context: EvalContext) -> list[torch.Tensor]:
     """The program's example input: two validation samples (``torch.export`` specialises a batch
     dimension of size 1 to a constant)."""
     val = context.data.val
-    return [torch.stack([val[i][0] for i in range(min(2, len(val)))]).cpu()]
+    if not isinstance(val, DataLoader):
+        return [torch.stack([val[i][0] for i in range(min(2, len(val)))]).cpu()]
+    inputs: list[torch.Tensor] = []     # a user's loader: its first batches, as training reads them
+    for batch in val:
+        inputs.append(batch[0] if isinstance(batch, (list, tuple)) else batch)
+        if sum(len(x) for x in inputs) >= 2:
+            break
+    return [torch.cat(inputs)[:2].cpu()]
 
 
 def quantized_codes(weight: torch.Tensor, bits: int) -> dict[str, Any] | None:

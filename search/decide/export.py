@@ -75,7 +75,8 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     example = example_batch(context)
     files, dynamic = write_export(out, model, config, candidate.bits, example)
     manifest = build_manifest(trial, candidate, context, model, measured, files, removed,
-                              config, result.study.user_attrs.get("dense_reference", {}))
+                              config, result.study.user_attrs.get("dense_reference", {}),
+                              result.sources["model"])
     manifest["program"] = {"kind": "torch.export", "file": files["program"],
                            "dynamic_batch": dynamic,
                            "example_input_shape": list(example[0].shape)}
@@ -127,7 +128,8 @@ def versions() -> dict[str, str | None]:
 
 def build_manifest(trial: Any, candidate: Candidate, context: Any, model: nn.Module,
                    measured: Mapping[str, float], files: Mapping[str, str], removed: bool,
-                   config: ExperimentConfig, dense: Mapping[str, float]) -> dict[str, Any]:
+                   config: ExperimentConfig, dense: Mapping[str, float],
+                   model_source: str = "config") -> dict[str, Any]:
     layers = layer_table(model, candidate, context.layers)
     recorded = {k: v for k, v in trial.user_attrs.items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -151,6 +153,7 @@ def build_manifest(trial: Any, candidate: Candidate, context: Any, model: nn.Mod
         "layers": layers,
         "params": parameter_counts(context.model_factory(), model),
         "input_shape": list(context.data.input_shape),
+        "model_source": str(model_source),
         "preprocessing": dict(context.data.preprocessing),
         "num_classes": int(context.data.num_classes),
         "files": dict(files),
@@ -176,6 +179,11 @@ def load_exported(folder: str | Path, model_factory: Callable[[], nn.Module] | N
         raise ConfigError(f"'{folder}' has export format {manifest.get('format')!r}, "
                           f"this version reads '{FORMAT}'")
     stored = load_checkpoint(folder / "weights.pt")
+    source = str(manifest.get("model_source", "config"))
+    if model_factory is None and source.startswith("python"):
+        raise ConfigError(f"'{folder}': the model of this export came from Python ({source}), so "
+                          f"config.yaml cannot rebuild it; pass model_factory=... (a callable "
+                          f"returning a fresh model of that architecture)")
     if model_factory is None:
         config = load_config(folder / "config.yaml")
         model = build_model(config.model, tuple(manifest["input_shape"]), manifest["num_classes"])

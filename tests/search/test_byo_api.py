@@ -100,6 +100,16 @@ def test_module_instance_dataloaders_and_named_metric(tmp_path):
     assert result.metric == "f1_macro" and trials["accuracy"].between(0, 1).all()
     assert result.dense_reference()["accuracy"] > 0.5        # blobs are easy: the model learned
     assert (result.folder / "pareto.csv").is_file()
+    # export takes its example input from the validation loader's first batch
+    exported = result.export(int(trials["trial"].iloc[-1]), log=lambda _: None)
+    program = torch.export.load(str(exported.folder / exported.manifest["program"]["file"]))
+    x = next(iter(data.val))[0][:2]
+    assert exported.manifest["program"]["example_input_shape"] == list(x.shape)
+    assert exported.manifest["model_source"].startswith("python: ")
+    with pytest.raises(ConfigError, match="came from Python.*pass model_factory"):
+        load_exported(exported.folder)       # config.yaml names no model it could rebuild
+    small = load_exported(exported.folder, model_factory=lambda: UserNet(hidden=12))
+    assert torch.allclose(program.module()(x), small(x), atol=1e-5)
 
 
 @pytest.mark.slow

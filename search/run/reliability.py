@@ -31,11 +31,14 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
+from search.run.refine_settings import REFINED_KEY
+
 OWNER_KEY = "sparsity_search:owner"          # system attr: {"host", "pid", "start"}
 CLAIM_PREFIX = "sparsity_search:claim:"     # system attr per process popping a waiting trial
 HEARTBEAT_KEY = "sparsity_search:heartbeat"  # system attr (journal only): unix time
 INTERRUPTED = "interrupted"                  # the fail_reason of a trial whose process died
 MAX_RETRY = 1
+RETRY_KEEPS = ("origin", REFINED_KEY)         # user attrs a retry keeps: where its candidate came from
 
 
 # --------------------------------------------------------------------------- process identity
@@ -89,9 +92,10 @@ def owner_alive(owner: Any) -> bool | None:
 class RetryInterruptedTrial(RetryHeartbeatStaleTrialCallback):
     """Enqueue a stale trial's parameters once more, linked by the user attr ``retry_of``.
 
-    Unlike the parent, the new trial does not inherit the dead trial's user attrs (its metrics and
-    ``fail_reason`` would be wrong for the retry); Optuna's ``failed_trial`` / ``retry_history``
-    system attrs are kept, so ``retried_trial_number`` still works.
+    Unlike the parent, the new trial does not inherit the dead trial's measurements (its metrics
+    and ``fail_reason`` would be wrong for the retry), only where its candidate came from
+    (``origin``: a baseline, a refinement and its parents); Optuna's ``failed_trial`` /
+    ``retry_history`` system attrs are kept, so ``retried_trial_number`` still works.
     """
 
     def __init__(self, max_retry: int = MAX_RETRY) -> None:
@@ -106,9 +110,10 @@ class RetryInterruptedTrial(RetryHeartbeatStaleTrialCallback):
         system_attrs = {k: v for k, v in trial.system_attrs.items()
                         if k not in (OWNER_KEY, HEARTBEAT_KEY) and not k.startswith(CLAIM_PREFIX)}
         system_attrs.update(failed_trial=history[0], retry_history=history)
+        where_from = {key: trial.user_attrs[key] for key in RETRY_KEEPS if key in trial.user_attrs}
         study.add_trial(optuna.create_trial(
             state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-            user_attrs={"retry_of": trial.number}, system_attrs=system_attrs))
+            user_attrs={"retry_of": trial.number, **where_from}, system_attrs=system_attrs))
 
 
 # --------------------------------------------------------------------------- storage mixin

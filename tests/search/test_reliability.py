@@ -73,6 +73,8 @@ def test_dead_owner_is_failed_as_interrupted_and_retried_once(study):
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     live = running_trial(study, 0.3, {OWNER_KEY: current_owner()})
     dead = running_trial(study, 0.7, {OWNER_KEY: dead_owner()})
+    for key, value in (("origin", "refine"), ("refined_between", [0, 1]), ("accuracy", 0.5)):
+        study._storage.set_trial_user_attr(study.trials[dead]._trial_id, key, value)
     logs: list[str] = []
     assert sweep_interrupted(study, log=logs.append) == [dead]
     trials = study.get_trials()
@@ -81,7 +83,8 @@ def test_dead_owner_is_failed_as_interrupted_and_retried_once(study):
     assert trials[live].state == TrialState.RUNNING                    # its owner is alive
     retry = trials[-1]
     assert retry.state == TrialState.WAITING and retry.params == {"x": 0.7}
-    assert retry.user_attrs == {"retry_of": dead}
+    # where its candidate came from, not what the dead trial measured
+    assert retry.user_attrs == {"retry_of": dead, "origin": "refine", "refined_between": [0, 1]}
     assert OWNER_KEY not in retry.system_attrs
     assert logs and f"trial {dead} was interrupted" in logs[0] and "retried as" in logs[0]
 

@@ -58,21 +58,35 @@ SAMPLERS: dict[str, Callable[[int, Any, Any], "optuna.samplers.BaseSampler"]] = 
 }
 
 
-def make_sampler(config: "ExperimentConfig", worker_index: int = 0
+def make_sampler(config: "ExperimentConfig", worker_index: int = 0, trials_before: int = 0
                  ) -> "optuna.samplers.BaseSampler":
     """The study's sampler, wrapped by the front's refinement when ``search.refine`` gives
-    these objectives a level (by default 1 point below dense). Each worker gets its own seed:
-    equal seeds would make parallel workers draw equal candidates."""
+    these objectives a level (by default 1 point below dense). Seeded by ``sampler_seed``."""
     limits = config.search.constraints
-    sampler = SAMPLERS[config.search.sampler](config.seed + worker_index, config.search,
+    seed = sampler_seed(config.seed, worker_index, trials_before)
+    sampler = SAMPLERS[config.search.sampler](seed, config.search,
                                               constraint_values(limits) if limits else None)
     if config.search.refine_levels():
         from search.run.refine import RefiningSampler
 
         objectives = config.search.objectives
         sampler = RefiningSampler(sampler, objectives.metrics, objectives.directions,
-                                  config.search.refine, seed=config.seed + worker_index)
+                                  config.search.refine, seed=seed)
     return sampler
+
+
+def sampler_seed(seed: int, worker_index: int, trials_before: int) -> int:
+    """A sampler's seed: ``seed + worker_index`` in a new study (each worker its own: equal
+    seeds would make parallel workers draw equal candidates); in a study that already holds
+    ``trials_before`` trials (a resume, a worker joining late), a seed mixed from all three, so
+    that a resumed run does not draw again the candidates the first run drew from the same
+    seed (random draws, TPE's start-up, NSGA-II's first generation), and no two runs or workers
+    of one study share a stream. The same study state gives the same seed."""
+    if trials_before <= 0:
+        return seed + worker_index
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, worker_index, trials_before]).generate_state(1)[0])
 
 
 def constraint_values(limits: dict[str, float]) -> "Callable[[FrozenTrial], list[float]]":

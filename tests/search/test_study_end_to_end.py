@@ -171,3 +171,26 @@ def test_early_stopping_needs_objectives_known_before_training():
     with pytest.raises(ConfigError, match="early_stopping needs 'accuracy' plus objectives"):
         config_from_dict({"search": {"early_stopping": {"enabled": True},
                                      "objectives": {"accuracy": "max", "train_seconds": "min"}}})
+
+
+def test_a_resumed_study_does_not_draw_the_first_runs_candidates_again(tmp_path):
+    """The sampler of a resumed run gets a seed of its own: with the first run's seed a random
+    sampler (and TPE's start-up) drew the first run's candidates again, each reused as a
+    duplicate, and the added budget went to nothing new."""
+    from conftest import tiny_config_dict
+    from search.config import config_from_dict
+    from search.run.samplers import sampler_seed
+
+    config = config_from_dict(tiny_config_dict(tmp_path, sampler="random", n_trials=5,
+                                               refine={"within": []}))
+    first = run_search(config, log=lambda _: None).study
+    drawn = [t for t in first.trials if t.user_attrs.get("origin") == "sampler"]
+    assert len(drawn) == 2
+    bigger = dataclasses.replace(config, search=dataclasses.replace(config.search, n_trials=7))
+    grown = run_search(bigger, log=lambda _: None).study
+    new = grown.trials[5:]
+    assert len(new) == 2 and all("duplicate_of" not in t.user_attrs for t in new)
+    assert [t.params for t in new] != [t.params for t in drawn]
+    # a new study keeps seed + worker; a study with trials gets a mixed, repeatable seed
+    assert sampler_seed(7, 1, 0) == 8
+    assert sampler_seed(7, 0, 5) == sampler_seed(7, 0, 5) not in {7, 8, sampler_seed(7, 1, 5)}

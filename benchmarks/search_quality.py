@@ -67,7 +67,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -75,6 +74,7 @@ from search.api import merge_options, run_search  # noqa: E402
 from search.config import BASELINES, config_from_dict  # noqa: E402
 from search.pareto import MINIMIZE, dominates, pareto_front  # noqa: E402
 from search.decide.hypervolume import hypervolume, normalised_losses  # noqa: E402
+from trainers.yaml_file import safe_load  # noqa: E402
 
 METRICS = ["accuracy", "flops", "energy_uj"]
 DIRECTIONS = ["maximize", "minimize", "minimize"]
@@ -210,7 +210,7 @@ def base_config(args: argparse.Namespace, seed: int, out: Path) -> dict:
     task_file = getattr(args, "config", None) or (
         REPO / TASK_CONFIGS[args.model] if args.model in TASK_CONFIGS else None)
     if task_file is not None:   # a task with its own model, data and space (an example, a user's)
-        task = yaml.safe_load(Path(task_file).read_text()) or {}
+        task = safe_load(Path(task_file).read_text()) or {}
         if not isinstance(task, dict):
             raise SystemExit(f"--config {task_file}: a study config must be a mapping of "
                              f"sections (model, data, space, ...); got {type(task).__name__}")

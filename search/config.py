@@ -22,6 +22,7 @@ from trainers.data import DATASETS, DataSettings, is_known_data_name
 from trainers.device import DEVICE_PATTERN
 from trainers.method_names import GRANULARITY_NAMES, SCHEDULE_NAMES
 from trainers.models import MODELS, ModelSettings, is_known_model_name
+from trainers.yaml_file import safe_load
 from trainers.pruning import CRITERIA, PruningSettings
 from trainers.train_settings import TrainSettings
 
@@ -262,7 +263,7 @@ def load_config(path: str | Path | None) -> ExperimentConfig:
         raise ConfigError(f"config file '{path}' does not exist")
     try:
         with open(path) as handle:
-            data = yaml.safe_load(handle)
+            data = safe_load(handle)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -14,6 +14,18 @@ def test_defaults_round_trip_through_yaml(tmp_path):
     assert load_config(path) == config
 
 
+def test_numbers_written_with_an_exponent_are_numbers(tmp_path):
+    """YAML 1.2 floats: PyYAML alone (YAML 1.1) reads 2.0e5 and 1e-3 as strings."""
+    path = tmp_path / "study.yaml"
+    path.write_text("finetune: {lr: 1e-3}\ndense: {lr: 5.0E-3}\n"
+                    "search: {constraints: {max_flops: 2.0e5, max_energy_uj: 1.5e+1}}\n")
+    config = load_config(path)
+    assert config.finetune.lr == 0.001 and config.dense.lr == 0.005
+    assert config.search.constraints == {"max_flops": 200000.0, "max_energy_uj": 15.0}
+    path.write_text("study: 1e5x\n")                  # not a number: stays a string
+    assert load_config(path).study == "1e5x"
+
+
 def test_custom_values_round_trip(tmp_path):
     config = config_from_dict({"search": {"objectives": {"accuracy": "max", "size_bytes": "min"},
                                           "sampler": "tpe"},

@@ -30,10 +30,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Mapping
 
-import yaml
 
 from trainers.costs.basis import BasisLike, as_basis, kept_weights
 from trainers.costs.size import FLOAT_BITS, layer_size_bits
+from trainers.yaml_file import safe_load
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = "horowitz45"
@@ -91,7 +91,7 @@ def load_profile(spec: str | Path | None = None) -> EnergyProfile:
         raise ValueError(f"cost.energy_profile must be one of {shipped_profiles()} or an existing "
                          f"YAML file, got '{spec}'")
     with open(source) as handle:
-        data = yaml.safe_load(handle) or {}
+        data = safe_load(handle) or {}
     if not isinstance(data, dict):
         raise ValueError(f"energy profile '{source}' must be a mapping of keys to numbers")
     names = [item.name for item in fields(EnergyProfile)]

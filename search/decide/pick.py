@@ -25,6 +25,7 @@ import pandas as pd
 from search.decide.constraints import Constraint, PickSettings
 from search.decide.noise import wilson_interval
 from search.decide.tables import headline_figures
+from search.objectives import objective_metrics
 from search.pareto import MAXIMIZE, MINIMIZE, pareto_front, to_minimization
 from search.schema import ConfigError
 from trainers.costs.metrics import METRICS, direction, headline_metrics
@@ -119,6 +120,11 @@ def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[st
                 f"point, {', '.join(metrics)} scaled to [0, 1], quality and cost weighed equally)")
     else:
         prefer = default_preference(settings, metrics, directions)
+        allowed = sorted(set(metrics) | set(objective_metrics()))
+        if prefer not in allowed:
+            raise ConfigError(f"prefer must be an objective or a metric a study may optimise, "
+                              f"one of {allowed} (selection never reads the test split), "
+                              f"got '{prefer}'")
         if prefer not in front:
             raise ConfigError(f"prefer must be a recorded metric, one of "
                               f"{sorted(c for c in front.columns if c in _numeric(front))}, "

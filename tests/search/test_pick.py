@@ -74,9 +74,13 @@ def test_bad_settings_are_rejected_with_the_rule(kwargs, message):
         PickSettings(**kwargs)
 
 
-def test_unknown_preference_lists_the_metrics():
-    with pytest.raises(ConfigError, match="prefer must be a recorded metric.*got 'speed'"):
-        pick_trial(_frame(), PickSettings(prefer="speed"), METRICS, DIRECTIONS)
+@pytest.mark.parametrize("prefer", ["speed", "test_accuracy", "seed", "trial"])
+def test_a_preference_must_be_a_metric_a_study_may_optimise(prefer):
+    # the test split is for reporting: selection never reads it; trial numbers are no metric
+    with pytest.raises(ConfigError, match=f"prefer must be an objective or a metric a study may "
+                                          f"optimise.*test split.*got '{prefer}'"):
+        frame = _frame().assign(test_accuracy=0.9, seed=1)
+        pick_trial(frame, PickSettings(prefer=prefer), METRICS, DIRECTIONS)
 
 
 def test_pick_api_and_cli_on_the_finished_study(finished_study, study_cli):

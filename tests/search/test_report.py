@@ -66,3 +66,11 @@ def test_report_cli(study_cli, tmp_path):
     assert code == 0
     assert out.strip() == f"report: {tmp_path / 'index.html'}"
     assert (tmp_path / "front_accuracy_flops.png").is_file()
+
+
+@pytest.mark.parametrize("trial, rule", [("999", "one of the study's trial numbers 0..6"),
+                                          ("-1", "one of the study's trial numbers")])
+def test_report_of_a_trial_that_is_not_there_is_refused(study_cli, tmp_path, trial, rule):
+    code, _, err = study_cli("report", "--trial", trial, "--to", str(tmp_path / "r"))
+    assert code == 2 and f"--trial must be {rule}" in err and trial in err
+    assert not (tmp_path / "r").exists()          # nothing written

@@ -11,6 +11,7 @@ import pandas as pd
 from search.decide.hypervolume import completed, hypervolume_history
 from search.decide.noise import first_cost
 from search.decide.pick import PickResult, PickSettings, pick_trial
+from search.decide.retrain import completed_trial
 from search.decide.report.importance import objective_importances
 from search.decide.status import StudyStatus, study_status
 from search.decide.tables import front_of, trials_frame
@@ -81,10 +82,8 @@ def gather(result: Any, picks: Sequence[PickSettings] = (), trials: Sequence[int
     chosen: list[Picked] = []
     notes: list[str] = []
     by_number = {int(r["trial"]): r for r in frame.to_dict(orient="records")} if len(frame) else {}
-    for number in trials:
-        if number not in by_number or by_number[number].get("state") != "COMPLETE":
-            notes.append(f"trial {number} is not a completed trial; left out")
-            continue
+    for number in trials:   # refused as export refuses it: a report of nothing is no report
+        completed_trial(result.study, number, done="reported", name="--trial")
         chosen.append(Picked(number, "requested by trial number", by_number[number]))
     settings = list(picks) or ([] if trials else [PickSettings(knee=True)])
     for setting in settings:

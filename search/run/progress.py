@@ -100,8 +100,9 @@ class BudgetAndProgress:
 
 class FrontSize:
     """How many completed trials are on the Pareto front (as ``study.best_trials`` counts them:
-    feasible ones only), kept up to date from the trials each call adds: the same cost at trial
-    1,000 as at trial 10."""
+    feasible ones only, ties included; a trial that reused an earlier one's result, marked
+    ``duplicate_of``, is that model again and not counted, as in ``pareto.csv``), kept up to
+    date from the trials each call adds: the same cost at trial 1,000 as at trial 10."""
 
     def __init__(self, directions: Sequence[str]):
         self.directions = list(directions)
@@ -113,8 +114,8 @@ class FrontSize:
             if trial.state != TrialState.COMPLETE or trial.number in self.seen:
                 continue
             self.seen.add(trial.number)
-            if trial.values is None or any(c > 0 for c in trial.system_attrs.get(
-                    CONSTRAINTS_KEY, ())):
+            if trial.values is None or "duplicate_of" in trial.user_attrs or any(
+                    c > 0 for c in trial.system_attrs.get(CONSTRAINTS_KEY, ())):
                 continue
             point = to_minimization([trial.values], self.directions)[0]
             if dominated_by(self.front, point).any():

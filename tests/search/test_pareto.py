@@ -54,3 +54,17 @@ def test_the_progress_front_size_follows_optuna_as_trials_arrive():
         study.optimize(lambda t: [t.suggest_int("a", 0, 3) / 3, t.suggest_int("b", 0, 4),
                                   t.suggest_int("c", 0, 2)], n_trials=7)
         assert front.size(study.get_trials(deepcopy=False)) == len(study.best_trials)
+
+
+def test_the_progress_front_size_counts_a_reused_duplicate_once():
+    from search.run.progress import FrontSize
+
+    directions = ["maximize", "minimize"]
+    study = optuna.create_study(directions=directions)
+    for values, attrs in (([0.9, 2.0], {}), ([0.8, 1.0], {}), ([0.9, 2.0], {"duplicate_of": 0})):
+        trial = study.ask()
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, values)
+    assert len(study.best_trials) == 3                 # Optuna counts the reused copy too
+    assert FrontSize(directions).size(study.get_trials(deepcopy=False)) == 2

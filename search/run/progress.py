@@ -42,6 +42,7 @@ class BudgetAndProgress:
         self.stop_reason: str | None = None
         self.front = FrontSize(config.search.objectives.directions)
         self.screening = ""
+        self.said_epochs = False
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         budget = self.config.search.n_trials
@@ -50,9 +51,10 @@ class BudgetAndProgress:
         done = sum(1 for t in trials if t.state in FINISHED_STATES)
         reason = str(trial.user_attrs.get("fail_reason", "unknown"))
         if is_surplus(trial):
-            if not budget_open(study, budget, trials) or not epochs_open(
-                    trials, self.config.search.budget_epochs, self.config.reserve_epochs()):
+            if not budget_open(study, budget, trials):
                 study.stop()    # others hold the rest of the budget
+            elif not self.epochs_left(trials):
+                self.stop_at_epoch_budget(study, trials, done)
             return
         if trial.state == TrialState.FAIL and trial.user_attrs.get("invalid"):
             self.invalid += 1
@@ -78,10 +80,25 @@ class BudgetAndProgress:
                                 f"(10 x search.max_consecutive_failures); last: {reason}")
         if self.stop_reason:
             study.stop()
-        elif done >= budget or not budget_open(study, budget, trials) \
-                or not epochs_open(trials, self.config.search.budget_epochs,
-                                   self.config.reserve_epochs()):
+        elif done >= budget or not budget_open(study, budget, trials):
             study.stop()
+        elif not self.epochs_left(trials):
+            self.stop_at_epoch_budget(study, trials, done)
+
+    def epochs_left(self, trials: Sequence[FrozenTrial]) -> bool:
+        """Whether the epoch budget (if any) still affords a trial's fine-tune."""
+        return epochs_open(trials, self.config.search.budget_epochs, self.config.reserve_epochs())
+
+    def stop_at_epoch_budget(self, study: optuna.Study, trials: Sequence[FrozenTrial],
+                             done: int) -> None:
+        """Stop the study, saying once that ``search.budget_epochs`` is what ended it."""
+        if not self.said_epochs:
+            self.said_epochs = True
+            self.log(f"fine-tune epoch budget reached: {self.epochs(trials)} epochs spent or held "
+                     f"by running trials (search.budget_epochs), {done}/"
+                     f"{self.config.search.n_trials} trials finished; the study ends here (raise "
+                     f"search.budget_epochs or --budget-epochs and run again to go on)")
+        study.stop()
 
     def epochs(self, trials: Sequence[FrozenTrial]) -> str | None:
         """``spent/budget`` fine-tune epochs, when the study has an epoch budget."""

@@ -64,7 +64,10 @@ def test_an_epoch_budget_is_never_overshot_and_resumes(tmp_path, capsys):
     assert main(["run", str(path)]) == 0
     first = spent(trials_of(tmp_path))
     assert 9 - EPOCHS < first <= 9
-    assert f"| {first}/9 epochs] trial" in capsys.readouterr().out      # the progress line
+    out = capsys.readouterr().out
+    assert f"| {first}/9 epochs] trial" in out                          # the progress line
+    assert out.count("fine-tune epoch budget reached") == 1, out        # why it ended, once
+    assert f"{first}/9 epochs spent or held" in out and "/200 trials finished" in out
     # Resume with a larger epoch budget: goes on from what the storage holds.
     assert main(["run", str(path), "--budget-epochs", "15"]) == 0
     out = capsys.readouterr().out

@@ -99,6 +99,9 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from search.run.sensitivity import FOLDER, format_sensitivity
 
     config = resolve_config(args)
+    if args.config is None and args.study and not (config.study_dir / "config.yaml").is_file():
+        raise ConfigError(f"--study: no study '{args.study}' in '{config.output_dir}' (no "
+                          f"config.yaml there); give a CONFIG file to analyse a new study's layers")
     if args.device:
         config = config.with_overrides(device=args.device)
     result = analyse_sensitivity(config, grid=args.grid, criterion=args.criterion,

@@ -108,3 +108,11 @@ def test_sensitivity_bounds_from_another_model_are_refused(tmp_path):
         {"dense_accuracy": 0.9, "criterion": "magnitude", "grid": [0.5], "layers": ["encoder.0"]}))
     with pytest.raises(ConfigError, match="space.sensitivity_max_drop: the sensitivity analysis"):
         run_search(config_from_dict(raw), log=lambda line: None)
+
+
+def test_sensitivity_of_a_study_that_is_not_there_trains_nothing(tmp_path, capsys):
+    from search.cli.main import main
+
+    assert main(["sensitivity", "--output-dir", str(tmp_path / "runs"), "--study", "typo"]) == 2
+    assert "no study 'typo'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()           # no folder, no dense training

@@ -36,14 +36,20 @@ def enqueue_starting_points(study: optuna.Study, space: SearchSpace, context: Ev
     """Enqueue the starting candidates once per study, even when a kill interrupts the loop.
 
     The study attr ``starting_enqueued`` is False while enqueueing and True after; a run that finds
-    False enqueues again, skipping what is already there.
+    False enqueues again, skipping what is already there. ``starting_count`` records how many
+    were enqueued: a first budget smaller than the list cuts it, and a resume with a larger
+    budget enqueues the rest (first, before the sampler's trials).
     """
     resumed = bool(study.trials)
-    if resumed and study.user_attrs.get("starting_enqueued") is not False:
+    attrs = study.user_attrs
+    starting = starting_candidates(space, context, config)
+    done = attrs.get("starting_enqueued")
+    if resumed and done is not False and len(starting) <= attrs.get("starting_count", 1 << 30):
         return
     study.set_user_attr("starting_enqueued", False)
-    for origin, candidate in starting_candidates(space, context, config):
+    for origin, candidate in starting:
         # A new study holds nothing to skip (Optuna would read every trial per enqueue to see).
         study.enqueue_trial(space.to_params(candidate), user_attrs={"origin": origin},
                             skip_if_exists=resumed)
+    study.set_user_attr("starting_count", len(starting))
     study.set_user_attr("starting_enqueued", True)

@@ -194,3 +194,15 @@ def test_a_resumed_study_does_not_draw_the_first_runs_candidates_again(tmp_path)
     # a new study keeps seed + worker; a study with trials gets a mixed, repeatable seed
     assert sampler_seed(7, 1, 0) == 8
     assert sampler_seed(7, 0, 5) == sampler_seed(7, 0, 5) not in {7, 8, sampler_seed(7, 1, 5)}
+
+
+def test_baselines_cut_by_a_small_first_budget_run_when_it_grows(tiny_config):
+    small = dataclasses.replace(tiny_config, search=dataclasses.replace(tiny_config.search,
+                                                                        n_trials=2))
+    first = run_search(small, log=lambda _: None).study
+    assert [t.user_attrs["origin"] for t in first.trials] == ["dense", "uniform"]
+    grown = run_search(tiny_config, log=lambda _: None).study          # 4 trials
+    origins = [t.user_attrs["origin"] for t in grown.trials]
+    assert origins[:3] == ["dense", "uniform", "global_magnitude"], origins
+    assert grown.user_attrs["starting_count"] == 3
+    assert len(grown.trials) == 4 and "duplicate_of" not in grown.trials[2].user_attrs

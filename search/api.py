@@ -168,7 +168,8 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     if study.user_attrs.get("budget_epochs") != config.search.budget_epochs:
         study.set_user_attr("budget_epochs", config.search.budget_epochs)
     if "dense_reference" not in study.user_attrs:
-        study.set_user_attr("dense_reference", reference_metrics(space.dense_candidate(), context))
+        study.set_user_attr("dense_reference", reference_metrics(space.reference_candidate(),
+                                                                  context))
     if "val_samples" not in study.user_attrs:   # what the accuracy is a fraction of (intervals)
         study.set_user_attr("val_samples", prediction_count(context.data.val))
     save_study_config(config)

@@ -7,6 +7,7 @@ function. The settings live in ``spaces.settings``, how a sparsity is sampled in
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 from spaces.candidate import BITS_PREFIX, Candidate
@@ -173,8 +174,14 @@ class SearchSpace:
         return self.suggest(_FixedTrial(params))
 
     def dense_candidate(self) -> Candidate:
-        """All layers dense at 32 bits: the reference point, enqueued as the first trial."""
+        """All layers dense at 32 bits (or the widest allowed): enqueued as the first trial."""
         return self.uniform_candidate(0.0, 32)
+
+    def reference_candidate(self) -> Candidate:
+        """The dense reference as trained: no layer pruned, float weights (32 bits) even where the
+        space draws only narrower ones; what its costs are computed for."""
+        dense = self.dense_candidate()
+        return replace(dense, bits={name: 32 for name in dense.bits})
 
     def uniform_candidate(self, sparsity: float, bits: int, criterion: str = "magnitude") -> Candidate:
         """The same sparsity in every searched layer and the same bits everywhere (hand-made sweep),

@@ -113,3 +113,12 @@ def test_a_granularity_without_usable_criterion_is_refused():
     settings = SpaceSettings(criteria=("fpgm",), granularities=("unstructured",))
     with pytest.raises(ValueError, match="granularity 'unstructured' has no usable criterion"):
         SearchSpace(LAYERS, settings, criteria_by_granularity={"unstructured": []})
+
+
+def test_the_reference_is_float_even_when_the_space_draws_narrower_bits():
+    narrow = SearchSpace(LAYERS, SpaceSettings(bits=(4, 8)))
+    assert set(narrow.dense_candidate().bits.values()) == {8}       # the widest it can draw
+    reference = narrow.reference_candidate()
+    assert set(reference.bits.values()) == {32} and set(reference.sparsity.values()) == {0.0}
+    wide = SearchSpace(LAYERS, SpaceSettings())
+    assert wide.reference_candidate() == wide.dense_candidate()      # 32 among the bits

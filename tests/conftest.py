@@ -26,6 +26,27 @@ def tiny_config_dict(tmp_path: Path, **search: object) -> dict:
     }
 
 
+SQLITE_SIDE_FILES = ("-wal", "-shm")   # SQLite's log and index beside a WAL-mode database
+
+
+def folder_contents(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by its bytes, a SQLite database by its rows (its dump, which
+    reads the write-ahead log too): "unchanged" means the same studies, not the same pages,
+    and SQLite's side files change when a process only reads."""
+    import sqlite3
+
+    contents = {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.name.endswith(SQLITE_SIDE_FILES):
+            continue
+        if path.suffix == ".db":
+            with sqlite3.connect(path) as db:
+                contents[str(path.relative_to(folder))] = "\n".join(db.iterdump()).encode()
+        else:
+            contents[str(path.relative_to(folder))] = path.read_bytes()
+    return contents
+
+
 def cli_env() -> dict:
     """Environment for running ``python -m search`` from the repo without an install."""
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from trainers.data.labels import LabelError, label_problem
+from trainers.errors import SetupError
 from trainers.pruning.in_place import InPlaceMasks
 from trainers.train_settings import TrainSettings
 
@@ -22,6 +24,38 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+class ModelOutputError(SetupError):
+    """The model's forward does not return one logits tensor (what the loss, the metric and the
+    cost counters read)."""
+
+
+def check_output(output: object) -> torch.Tensor:
+    """``output`` itself when it is a tensor; else a ``ModelOutputError`` saying what it is."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        got, example = f"a dict with keys {sorted(map(str, output))}", " (e.g. out['logits'])"
+    elif isinstance(output, (tuple, list)):
+        kinds = ", ".join(type(item).__name__ for item in output[:4])
+        got, example = f"a {type(output).__name__} of {len(output)} ({kinds})", " (e.g. out[0])"
+    else:
+        got, example = f"a {type(output).__name__}", ""
+    raise ModelOutputError(
+        f"forward must return one logits tensor (batch, classes), got {got}; return that tensor "
+        f"itself{example} or wrap the model in a module that does: a custom loss= or metric= "
+        f"(Python API) receives the same tensor, so neither can take another output")
+
+
+def _default_loss_error(logits: torch.Tensor, targets: torch.Tensor) -> SetupError | None:
+    """Why cross-entropy refused these targets, in the user's terms (``None``: not the labels)."""
+    try:
+        classes = logits.shape[1] if logits.ndim > 1 else 1
+        problem = label_problem(targets, classes, classes_of="outputs of the model")
+    except Exception:     # e.g. a device in a failed state: keep the original error
+        return None
+    return LabelError(f"the labels {problem}") if problem else None
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -78,8 +112,11 @@ def train_epochs(model: nn.Module, dataset: Dataset, settings: TrainSettings, *,
     optimizer step's forward pass (schedules).
     ``lr_window=(first_epoch, total_epochs)`` places these epochs inside a longer cosine schedule
     (a run split in phases, e.g. around a physical shrink). Raises ``TrainingDiverged`` on a NaN /
-    infinite loss.
+    infinite loss, ``ModelOutputError`` when the model does not return one tensor and, with the
+    default loss, ``LabelError`` when cross-entropy cannot read the labels (a ``SetupError``, said
+    in the user's terms instead of torch's).
     """
+    default_loss = loss_fn is None
     loss_fn = loss_fn or nn.functional.cross_entropy
     optimizer = make_optimizer(model, settings)
     scheduler = None
@@ -107,7 +144,15 @@ def train_epochs(model: nn.Module, dataset: Dataset, settings: TrainSettings, *,
                 if in_place:
                     in_place.apply()
                 logits = model(x)
-                loss = loss_fn(logits, y)
+                if steps == 0:
+                    check_output(logits)
+                try:
+                    loss = loss_fn(logits, y)
+                except (IndexError, RuntimeError, TypeError, ValueError) as exc:
+                    error = _default_loss_error(logits, y) if default_loss else None
+                    if error is None:
+                        raise
+                    raise error from exc
                 if extra_loss is not None:
                     loss = loss + extra_loss(model, x, y, logits)
                 if not math.isfinite(loss.item()):
@@ -139,7 +184,7 @@ def predict(model: nn.Module, dataset: Dataset, device: torch.device, batch_size
     model.eval()
     logits, targets = [], []
     for x, y in iterate_batches(dataset, batch_size, device, shuffle=False):
-        logits.append(model(x))
+        logits.append(check_output(model(x)))
         targets.append(y)
     return torch.cat(logits), torch.cat(targets)
 

@@ -16,13 +16,14 @@ from spaces.settings import SpaceSettings
 from spaces.space import SearchSpace
 from trainers.costs import CostBasis, cost_basis, load_profile
 from trainers.data import DataBundle, load_data
+from trainers.data.labels import LabelError, check_class_labels
 from trainers.device import resolve_device
 from trainers.errors import SetupError
 from trainers.eval_context import EvalContext
 from trainers.models import build_model
 from trainers.models.attention import splitting
 from trainers.reference import load_or_train_dense
-from trainers.training import LossFn, MetricFn
+from trainers.training import LossFn, MetricFn, ModelOutputError, TrainingDiverged
 
 
 def set_threads(config: ExperimentConfig, workers: int = 1) -> int:
@@ -97,17 +98,19 @@ class ModelAndData:
     probe: nn.Module
     basis: CostBasis
     from_config: bool       # neither data nor model came from Python objects
+    model_name: str = ""    # the config's model name, or ``python: <factory>``
 
 
 def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
                    model_factory: Callable[[], nn.Module] | None = None,
                    basis: CostBasis | None = None) -> ModelAndData:
     """Load the data and build the model once (bad names and shapes fail here, in seconds)."""
+    name = config.model.name if model_factory is None else f"python: {_qualified(model_factory)}"
     try:
         device = resolve_device(config.device)
         loaded = data or load_data(config.data)
         factory = splitting(model_factory) if model_factory else model_factory_for(config, loaded)
-        probe = factory()
+        probe = _probe(factory, user_code=model_factory is not None, name=name)
     except SetupError as exc:
         raise ConfigError(str(exc)) from exc
     except ValueError as exc:
@@ -119,7 +122,25 @@ def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
                           f"expected a torch.nn.Module")
     return ModelAndData(device, loaded, factory, probe,
                         basis if basis is not None else cost_basis(probe, loaded.input_shape),
-                        from_config=model_factory is None and data is None)
+                        from_config=model_factory is None and data is None, model_name=name)
+
+
+def _qualified(obj: object) -> str:
+    kind = obj if callable(obj) and hasattr(obj, "__qualname__") else type(obj)
+    return f"{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', kind)}"
+
+
+def _probe(factory: Callable[[], nn.Module], *, user_code: bool, name: str) -> nn.Module:
+    """The first model the factory builds. A Python factory (API) that raises is named, as a
+    config's ``module:callable`` is by ``trainers.models.build``."""
+    try:
+        return factory()
+    except SetupError:
+        raise
+    except Exception as exc:
+        if not user_code:
+            raise
+        raise SetupError(f"model factory '{name}' raised {type(exc).__name__}: {exc}") from exc
 
 
 def context_basis(context: EvalContext) -> CostBasis:
@@ -135,13 +156,16 @@ def eval_context(config: ExperimentConfig, parts: ModelAndData, *,
                  dense_state: Mapping[str, torch.Tensor] | None = None) -> EvalContext:
     """The evaluation context of every trial: the dense reference (loaded from the study folder,
     or trained once) plus the fine-tuning, cost and pruning settings."""
+    if loss_fn is None:     # cross-entropy's targets; a user's own loss defines its own
+        try:
+            check_class_labels(parts.data)
+        except LabelError as exc:
+            raise ConfigError(f"data '{parts.data.name}': {exc}") from exc
     if dense_key is None:
         dense_key = (config.dense_key() if parts.from_config and loss_fn is None
                      else user_dense_key(parts.probe, parts.data, config, loss_fn))
-    dense_state = dense_state if dense_state is not None else load_or_train_dense(
-        config.study_dir / "dense.pt", dense_key, parts.factory, parts.data, config.dense,
-        batch_size=config.data.batch_size, device=parts.device, seed=config.seed,
-        loss_fn=loss_fn, log=log)
+    if dense_state is None:
+        dense_state = dense_reference(config, parts, dense_key, loss_fn=loss_fn, log=log)
     return EvalContext(
         model_factory=parts.factory, data=parts.data, dense_state=dense_state,
         layers=list(parts.basis.layers), finetune=config.finetune,
@@ -154,6 +178,29 @@ def eval_context(config: ExperimentConfig, parts: ModelAndData, *,
         latency=config.cost.latency_settings(), measure_test=config.cost.measure_test_accuracy,
         pruning=config.pruning, dense_train=config.dense,
         loss_fn=loss_fn, metric_fn=metric_fn)
+
+
+def dense_reference(config: ExperimentConfig, parts: ModelAndData, dense_key: str, *,
+                    loss_fn: LossFn | None = None,
+                    log: Callable[[str], None] = print) -> Mapping[str, torch.Tensor]:
+    """The dense reference (cached, or trained now); what the user can fix in a failed training
+    (a model output, labels, a diverging loss) is a ``ConfigError`` naming the setting."""
+    try:
+        return load_or_train_dense(
+            config.study_dir / "dense.pt", dense_key, parts.factory, parts.data, config.dense,
+            batch_size=config.data.batch_size, device=parts.device, seed=config.seed,
+            loss_fn=loss_fn, log=log)
+    except ModelOutputError as exc:
+        raise ConfigError(f"model '{parts.model_name}': {exc}") from exc
+    except LabelError as exc:
+        raise ConfigError(f"data '{parts.data.name}': {exc}") from exc
+    except TrainingDiverged as exc:
+        dense = config.dense
+        raise ConfigError(
+            f"dense: training the dense reference diverged (TrainingDiverged: {exc}) with "
+            f"dense.optimizer '{dense.optimizer}', dense.lr {dense.lr:g}, dense.weight_decay "
+            f"{dense.weight_decay:g}, dense.epochs {dense.epochs}; lower dense.lr (or change "
+            f"dense.optimizer), or check the data for NaN or infinite inputs") from exc
 
 
 def bounded_space(config: ExperimentConfig, context: EvalContext, space: SearchSpace | None = None,

@@ -11,7 +11,7 @@ import torch
 import yaml
 from torch import nn
 
-from conftest import tiny_config_dict
+from conftest import SQLITE_SIDE_FILES, folder_contents, tiny_config_dict
 from search.api import run_search
 from search.cli.main import EXIT_BAD_INPUT, main
 from search.config import config_from_dict
@@ -28,13 +28,13 @@ def existing(tmp_path_factory):
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return folder_contents(folder)
 
 
 def all_paths(folder: Path) -> set[str]:
     """Every file and folder under ``folder`` (an empty folder left behind shows here)."""
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")
+            if not p.name.endswith(SQLITE_SIDE_FILES)}
 
 
 def run_cli(tmp: Path, text: str, capsys) -> str:

@@ -48,9 +48,15 @@ def bundle_from_user_value(value: Any, settings: DataSettings, name: str) -> Dat
 
 
 def load_user_data(settings: DataSettings) -> DataBundle:
-    """Import and call the data factory ``settings.name`` (``module:callable``)."""
+    """Import and call the data factory ``settings.name`` (``module:callable``); whatever it
+    raises becomes a ``SetupError`` naming the factory."""
     factory = load_callable(settings.name, what="data factory")
     offered = {"root": settings.root, "download": settings.download, "seed": settings.split_seed}
-    value = call_with_supported(factory, settings.options, offered,
-                                what=f"data factory '{settings.name}'")
+    what = f"data factory '{settings.name}'"
+    try:
+        value = call_with_supported(factory, settings.options, offered, what=what)
+    except SetupError:
+        raise
+    except Exception as exc:    # the user's code failed: name it (run and inspect both say so)
+        raise SetupError(f"{what} raised {type(exc).__name__}: {exc}") from exc
     return bundle_from_user_value(value, settings, settings.name)

@@ -19,11 +19,18 @@ from trainers.models.torchvision_models import build_torchvision_model
 def build_user_model(name: str, input_shape: tuple[int, ...], num_classes: int,
                      **options: Any) -> nn.Module:
     """Call the user's ``module:callable`` with ``options``, plus ``num_classes``,
-    ``input_shape`` and ``in_channels`` when its signature names them."""
+    ``input_shape`` and ``in_channels`` when its signature names them. Whatever it raises
+    becomes a ``SetupError`` naming the factory."""
     factory = load_callable(name, what="model factory")
     offered = {"num_classes": num_classes, "input_shape": tuple(input_shape),
                "in_channels": input_shape[0] if input_shape else None}
-    model = call_with_supported(factory, options, offered, what=f"model factory '{name}'")
+    what = f"model factory '{name}'"
+    try:
+        model = call_with_supported(factory, options, offered, what=what)
+    except SetupError:
+        raise
+    except Exception as exc:    # the user's code failed: name it (run and inspect both say so)
+        raise SetupError(f"{what} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, nn.Module):
         raise SetupError(f"model factory '{name}' returned {type(model).__name__}, "
                          f"expected a torch.nn.Module")

@@ -1,6 +1,7 @@
 """The ``parallel:`` and ``ray:`` config sections: which backend runs the trials, and how.
 
-Plain data (no Ray import): ``search.config`` embeds these in ``ExperimentConfig``.
+Plain data (no Ray import): ``search.config`` embeds these in ``ExperimentConfig``. Bad values
+raise ``ConfigError`` whether they come from the YAML or a command-line flag (``--workers 0``).
 """
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from search.run.backends.registry import BACKENDS
+from search.schema import ConfigError
 
 BACKEND_NAMES = tuple(BACKENDS)
 ADDRESS_PATTERN = re.compile(r"^(auto|ray://[^\s]+|[^\s:/]+:\d{1,5})$")
@@ -23,10 +25,10 @@ class ParallelSettings:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKEND_NAMES:
-            raise ValueError(f"parallel.backend must be one of {list(BACKEND_NAMES)}, "
-                             f"got '{self.backend}'")
+            raise ConfigError(f"parallel.backend must be one of {list(BACKEND_NAMES)}, "
+                              f"got '{self.backend}'")
         if self.workers < 1:
-            raise ValueError(f"parallel.workers must be >= 1, got {self.workers}")
+            raise ConfigError(f"parallel.workers must be >= 1, got {self.workers}")
 
 
 @dataclass(frozen=True)
@@ -53,17 +55,17 @@ class RaySettings:
 
     def __post_init__(self) -> None:
         if self.address is not None and not ADDRESS_PATTERN.match(self.address):
-            raise ValueError(f"ray.address must be HOST:PORT, ray://HOST:PORT or 'auto', "
-                             f"got '{self.address}'")
+            raise ConfigError(f"ray.address must be HOST:PORT, ray://HOST:PORT or 'auto', "
+                              f"got '{self.address}'")
         if not self.cpus_per_trial > 0:
-            raise ValueError(f"ray.cpus_per_trial must be > 0, got {self.cpus_per_trial}")
+            raise ConfigError(f"ray.cpus_per_trial must be > 0, got {self.cpus_per_trial}")
         if self.gpus_per_trial < 0:
-            raise ValueError(f"ray.gpus_per_trial must be >= 0, got {self.gpus_per_trial}")
+            raise ConfigError(f"ray.gpus_per_trial must be >= 0, got {self.gpus_per_trial}")
         if self.max_concurrent < 0:
-            raise ValueError(f"ray.max_concurrent must be >= 0, got {self.max_concurrent}")
+            raise ConfigError(f"ray.max_concurrent must be >= 0, got {self.max_concurrent}")
         if self.max_failures < 0:
-            raise ValueError(f"ray.max_failures must be >= 0, got {self.max_failures}")
+            raise ConfigError(f"ray.max_failures must be >= 0, got {self.max_failures}")
         for name in ("num_cpus", "num_gpus"):
             value = getattr(self, name)
             if value is not None and value < 0:
-                raise ValueError(f"ray.{name} must be >= 0, got {value}")
+                raise ConfigError(f"ray.{name} must be >= 0, got {value}")

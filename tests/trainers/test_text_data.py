@@ -42,6 +42,10 @@ def test_bundle_shapes_and_subsampling():
     assert (len(data.train), len(data.val), len(data.test)) == (100, 50, 50)
     x, y = data.train[0]
     assert x.dtype == torch.long and torch.equal(x[1:], y[:-1])
+    # what an export's manifest tells its users: the ids, and how to make them
+    recipe = data.preprocessing
+    assert recipe["known"] and recipe["symbols"] == SYMBOLS and recipe["unknown_id"] == UNKNOWN
+    assert encode("A").item() == ord("A") - 31 and "ord(c) - 31" in recipe["description"]
 
 
 @pytest.mark.parametrize("options, message", [

@@ -59,6 +59,18 @@ def topic_split() -> dict[str, tuple[str, ...]]:
     return {part: tuple(sorted(names)) for part, names in split.items()}
 
 
+PREPROCESSING = {   # what an exported model's manifest tells its users (it reads token ids)
+    "known": True,
+    "description": (
+        f"character ids: a character's index in trainers.data.text.SYMBOLS ('\\n', then the "
+        f"printable ASCII characters 32-126, so id = ord(c) - 31 for those), {UNKNOWN} for any "
+        f"other character after typographic quotes and dashes become ASCII "
+        f"(trainers.data.text.encode); windows of data.options.context ids"),
+    "symbols": SYMBOLS,
+    "unknown_id": UNKNOWN,
+}
+
+
 def encode(text: str) -> torch.Tensor:
     """Token ids (int64) of ``text``: its position in ``SYMBOLS``, or ``UNKNOWN``."""
     index = {symbol: i for i, symbol in enumerate(SYMBOLS)}
@@ -95,7 +107,7 @@ def load_pydoc_text(settings: DataSettings) -> DataBundle:
         limit = opts.get("max_train" if part == "train" else "max_eval")
         parts[part] = _subsample(*windows(stream, context, stride), limit, settings.split_seed)
     return DataBundle(parts["train"], parts["val"], parts["test"], VOCAB_SIZE, (context,),
-                      "pydoc_text")
+                      "pydoc_text", preprocessing=PREPROCESSING)
 
 
 def _positive(opts: dict, key: str, default: int) -> int:

@@ -6,6 +6,12 @@ One forward pass of one zero sample under ``trainers.weight_calls.WeightCalls``:
 call is made outside the module's own ``forward`` (torchvision's Swin uses its ``qkv`` and ``proj``
 weights that way; module hooks never see them). ``nn.MultiheadAttention`` is not a layer here: the
 model builders split it into four ``Linear`` layers first (``trainers.models.attention``).
+
+Tied weights (one Parameter held by several modules: ``out.weight = proj.weight``, a GPT's output
+head and token embedding) are left out of the search: a mask or quantizer attached to one holder
+would not reach the others during the search, and folding it at export would write into the
+shared tensor, so the exported model would not be the searched one. Such layers stay dense and at
+full precision; their work is fixed cost, and ``others`` says why they are not searched.
 """
 from __future__ import annotations
 
@@ -49,6 +55,9 @@ class Discovery:
         free_elems: activation elements those products read and write.
         free_by_op: ``free_flops`` by operation (``scaled_dot_product_attention``, ``matmul``, ...).
         others: the weight matrices that are not searched, with the reason.
+        classifier: the Conv2d / Linear layer executed last (the model's output), searched or
+            not: a tied output head is not a searched layer, and its outputs must not be pruned.
+        tied: modules whose weight another module holds too, with those modules (not searched).
     """
 
     layers: list[LayerInfo]
@@ -56,6 +65,8 @@ class Discovery:
     free_elems: int = 0
     free_by_op: dict[str, int] = field(default_factory=dict)
     others: list[OtherWeight] = field(default_factory=list)
+    classifier: str | None = None
+    tied: dict[str, list[str]] = field(default_factory=dict)
 
 
 class _Recorder:
@@ -81,11 +92,36 @@ class _Recorder:
         self.found.free_by_op[op] = self.found.free_by_op.get(op, 0) + flops
 
 
+def shared_parameters(model: nn.Module) -> dict[str, list[str]]:
+    """Qualified parameter name -> the other modules holding the same Parameter, for every
+    parameter that several modules hold (tied weights). One module registered under two names,
+    or called twice, shares nothing: it is one module."""
+    holders: dict[int, list[tuple[str, str]]] = {}
+    for module_name, module in model.named_modules():
+        for param_name, param in module.named_parameters(recurse=False):
+            holders.setdefault(id(param), []).append((module_name, param_name))
+    shared = {}
+    for found in holders.values():
+        for module_name, param_name in found:
+            others = [other for other, _ in found if other != module_name]
+            if others:
+                shared[f"{module_name}.{param_name}" if module_name else param_name] = others
+    return shared
+
+
+def tied_layers(model: nn.Module) -> dict[str, list[str]]:
+    """Conv2d / Linear modules whose weight other modules hold too -> those modules."""
+    shared = shared_parameters(model)
+    return {name: shared[f"{name}.weight" if name else "weight"]
+            for name, module in model.named_modules()
+            if layer_kind(module) is not None and (f"{name}.weight" if name else "weight") in shared}
+
+
 @torch.no_grad()
 def discover(model: nn.Module, input_shape: tuple[int, ...]) -> Discovery:
     """Prunable layers, weight-free products and unsearched weight matrices of ``model`` for one
     sample (a batch of 1 zero input; eval mode, restored after). Layers called several times add
-    up."""
+    up; layers with a tied weight are not searched (``Discovery.tied``)."""
     record = _Recorder()
     was_training = model.training
     model.eval()
@@ -98,15 +134,20 @@ def discover(model: nn.Module, input_shape: tuple[int, ...]) -> Discovery:
     finally:
         model.train(was_training)
     modules = dict(model.named_modules())
-    order = list(record.macs)
-    for i, name in enumerate(order):
+    called = list(record.macs)
+    tied = tied_layers(model)
+    classifier = called[-1] if called else None
+    order = [name for name in called if name not in tied]
+    for name in order:
         module = modules[name]
         weight = module.weight
         record.found.layers.append(LayerInfo(
             name=name, kind=layer_kind(module), weight_shape=tuple(weight.shape),
-            params=weight.numel(), macs=record.macs[name], is_classifier=(i == len(order) - 1),
+            params=weight.numel(), macs=record.macs[name], is_classifier=(name == classifier),
             in_elems=record.elems[name][0], out_elems=record.elems[name][1]))
-    record.found.others = _other_weights(model, set(order), record.used)
+    record.found.classifier = classifier
+    record.found.tied = tied
+    record.found.others = _other_weights(model, set(order), record.used, shared_parameters(model))
     return record.found
 
 
@@ -118,7 +159,8 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[Laye
     return discover(model, input_shape).layers
 
 
-def _other_weights(model: nn.Module, layers: set[str], used: dict[str, str]) -> list[OtherWeight]:
+def _other_weights(model: nn.Module, layers: set[str], used: dict[str, str],
+                   shared: dict[str, list[str]]) -> list[OtherWeight]:
     """Every parameter of 2+ dimensions that is not the weight of a found layer, and why."""
     others = []
     for module_name, module in model.named_modules():
@@ -128,8 +170,9 @@ def _other_weights(model: nn.Module, layers: set[str], used: dict[str, str]) -> 
             if param.dim() < 2 or (module_name in layers and param_name == "weight"):
                 continue
             name = f"{module_name}.{param_name}" if module_name else param_name
-            others.append(OtherWeight(name, tuple(param.shape),
-                                      _reason(module, param_name, name, used)))
+            reason = (f"weight shared with {', '.join(shared[name])}: left out of the search"
+                      if name in shared else _reason(module, param_name, name, used))
+            others.append(OtherWeight(name, tuple(param.shape), reason))
     return others
 
 

@@ -38,7 +38,8 @@ class ModelReport:
     @property
     def other_flops(self) -> int:
         """What ``FlopCounterMode`` counts beyond the prunable layers and the weight-free products
-        (modules of other kinds, e.g. ``Conv1d``; products with parameters that are no layer's).
+        (modules of other kinds, e.g. ``Conv1d``; products with parameters that are no layer's;
+        layers left out of the search because their weight is tied to another module's).
         Negative would mean discovery counts work ``FlopCounterMode`` does not see."""
         return self.flop_counter - self.prunable_flops - self.free_flops
 

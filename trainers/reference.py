@@ -14,14 +14,12 @@ from trainers.training import LossFn, train_epochs
 
 
 def count_other_params(model: nn.Module, prunable: set[str]) -> int:
-    """Parameters that are not the weight of a prunable layer (biases, norms, embeddings)."""
-    total = 0
-    for module_name, module in model.named_modules():
-        for param_name, param in module.named_parameters(recurse=False):
-            if module_name in prunable and param_name == "weight":
-                continue
-            total += param.numel()
-    return total
+    """Parameters that are not the weight of a prunable layer (biases, norms, embeddings). A
+    parameter several modules hold (tied weights: an output head and its token embedding) counts
+    once, as it is stored once."""
+    layer_weights = {id(dict(module.named_parameters(recurse=False)).get("weight"))
+                     for name, module in model.named_modules() if name in prunable}
+    return sum(param.numel() for param in model.parameters() if id(param) not in layer_weights)
 
 
 def load_or_train_dense(path: str | Path, key: str, model_factory: Callable[[], nn.Module],

@@ -126,7 +126,8 @@ class Channel(Granularity):
                                              stats=stats).float().clone()
             if previous is not None and name in previous.channels:
                 scores[~previous.channels[name].to(scores.device)] = PRUNED
-            requested[name] = lowest_channels(scores, s, self.coupling.heads.get(name))
+            requested[name] = lowest_channels(scores, s, self.coupling.heads.get(name),
+                                              self.coupling.groups.get(name, 1))
         removed = self.coupling.expand(requested)
         for name in sparsity:
             if name == self.coupling.classifier:

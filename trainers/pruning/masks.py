@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from trainers.discovery import shared_parameters
 from trainers.quantization import masked_fake_quantize, masked_quantized_values
 
 
@@ -95,8 +96,13 @@ def _find(module: nn.Module, tensor_name: str, kind: type) -> nn.Module | None:
 
 
 def attach(model: nn.Module, masks: Mapping[str, torch.Tensor], bits: Mapping[str, int]) -> None:
-    """Register (or replace) the mask-and-quantize parametrization on each named layer."""
+    """Register (or replace) the mask-and-quantize parametrization on each named layer.
+
+    A layer whose weight another module holds too (tied) is refused: the parametrization would
+    reach only this holder, and folding it would write into the shared tensor.
+    """
     modules = dict(model.named_modules())
+    _refuse_tied(model, set(masks) | set(bits))
     for name in set(masks) | set(bits):
         module = modules[name]
         weight = module.weight
@@ -107,6 +113,17 @@ def attach(model: nn.Module, masks: Mapping[str, torch.Tensor], bits: Mapping[st
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
         parametrize.register_parametrization(
             module, "weight", MaskedQuantizedWeight(mask.to(weight.device), bits.get(name, 32)))
+
+
+def _refuse_tied(model: nn.Module, names: set[str]) -> None:
+    shared = shared_parameters(model)
+    for name in sorted(names):
+        others = shared.get(f"{name}.weight" if name else "weight")
+        if others:
+            holders = ", ".join(f"'{other}'" for other in others)
+            raise ValueError(f"the weight of '{name}' is shared with {holders} (tied): a mask or "
+                             f"quantizer on one holder would not reach the others; leave '{name}' "
+                             f"out of the candidate (discovery leaves tied layers out of the search)")
 
 
 def set_masks(model: nn.Module, masks: Mapping[str, torch.Tensor],

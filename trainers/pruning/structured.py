@@ -14,23 +14,33 @@ two ways and keep the two exactly equivalent:
 The indices to remove come from our own criteria (not torch-pruning's importances) so that the
 exported model is the searched one. The first layer of a coupled group (in execution order) with a
 nonzero request decides the group's channels; later requests for coupled layers are ignored.
+Groups that would remove output channels of the classifier (the last Conv2d / Linear executed,
+searched or not) or of a layer with a tied weight (``trainers.discovery``) are not pruned.
 
 Attention heads: the q / k / v projections of a module that declares its heads (``head_layout()``,
 as ``trainers.models.attention.SplitAttention`` does) lose whole heads: a sparsity ``s`` removes
 ``round(s * heads)`` heads (at least one kept), ranked by the sum of their channels' scores.
 torch-pruning's graph couples a head's rows of q, k and v with its columns of ``out_proj``, so the
 masked head outputs exactly zero during the search and is removed physically at export.
+
+Grouped convolutions (``trainers.pruning.grouped_convs``): a layer whose channels reach one is
+pruned in equal blocks at the same positions (``ChannelCoupling.groups``, ``lowest_channels``; a
+position scores the sum of its channels); a group that would still leave a grouped convolution
+invalid is not pruned, in the masks and at export alike.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
-from trainers.discovery import discover_layers, layer_kind
+from trainers.discovery import discover, layer_kind
 from trainers.pruning.criteria import get_criterion
+from trainers.pruning.grouped_convs import (channel_blocks, fits_conv_groups, has_grouped_conv,
+                                            is_grouped_conv)
+from trainers.pruning.kept_outputs import blocked, fixed_outputs, head_dims
 from trainers.pruning.masks import fold, folded_copy, mask_lowest
 
 ChannelRequest = Mapping[str, "torch.Tensor | float"]
@@ -49,30 +59,35 @@ def channels_to_remove(out_channels: int, ratio: float) -> int:
     return min(int(round(ratio * out_channels)), out_channels - 1)
 
 
-def head_dims(model: nn.Module) -> tuple[dict[str, int], set[str]]:
-    """For every module declaring ``head_layout()``: projection layer name -> channels per head,
-    and the names of the output projections (whose output is the residual stream)."""
-    heads, outputs = {}, set()
-    for name, module in model.named_modules():
-        layout = getattr(module, "head_layout", None)
-        if callable(layout):
-            head_dim, projections, output = layout()
-            prefix = f"{name}." if name else ""
-            heads.update({prefix + projection: int(head_dim) for projection in projections})
-            outputs.add(prefix + output)
-    return heads, outputs
+def conv_groups(graph: tp.DependencyGraph, modules: Mapping[str, nn.Module],
+                names: Iterable[str]) -> dict[str, int]:
+    """Layer name -> the number of equal blocks its output channels are pruned in, for the layers
+    whose channels reach grouped convolutions (``channel_blocks``) and split into that many."""
+    if not any(is_grouped_conv(module) for module in modules.values()):
+        return {}
+    found = {}
+    for name in names:
+        module = modules[name]
+        channels = module.weight.shape[0]
+        group = graph.get_pruning_group(module, _out_channel_fn(module), list(range(channels)))
+        blocks = channel_blocks(group)
+        if blocks > 1 and channels % blocks == 0:
+            found[name] = blocks
+    return found
 
 
-def _blocked(found: Mapping[str, Sequence[int]], classifier: str, residual: set[str]) -> bool:
-    """A group that must not be pruned: it would change the model's output (the classifier's
-    outputs), or a transformer's residual width, which model code hard-codes (torchvision's ViT
-    reshapes its patches to ``hidden_dim``)."""
-    return classifier in found or bool(residual.intersection(found))
-
-
-def lowest_channels(scores: torch.Tensor, ratio: float, head_dim: int | None = None) -> list[int]:
+def lowest_channels(scores: torch.Tensor, ratio: float, head_dim: int | None = None,
+                    groups: int = 1) -> list[int]:
     """Indices of the ``round(ratio * n)`` lowest-scoring channels (at least one kept); with
-    ``head_dim``, of whole heads: a head scores the sum of its channels, ``ratio`` counts heads."""
+    ``head_dim``, of whole heads: a head scores the sum of its channels, ``ratio`` counts heads;
+    with ``groups`` > 1, the same positions of each of ``groups`` equal blocks: a position scores
+    the sum of its channels, ``ratio`` counts positions (at least one kept)."""
+    if groups > 1 and not head_dim:
+        positions = scores.reshape(groups, -1).sum(dim=0)
+        gone = (~mask_lowest(positions, channels_to_remove(positions.shape[0], ratio))
+                ).nonzero().flatten()
+        starts = torch.arange(groups, device=gone.device) * positions.shape[0]
+        return (starts[:, None] + gone[None, :]).flatten().tolist()
     if not head_dim:
         keep = mask_lowest(scores, channels_to_remove(scores.shape[0], ratio))
         return (~keep).nonzero().flatten().tolist()
@@ -93,11 +108,17 @@ class ChannelCoupling:
     def __init__(self, model: nn.Module, example_input: torch.Tensor):
         self._plain = folded_copy(model).eval()
         self._example = example_input
-        layers = discover_layers(self._plain, tuple(example_input.shape[1:]))
-        self.layer_order = [layer.name for layer in layers]
-        self.classifier = next(layer.name for layer in layers if layer.is_classifier)
-        self.heads, self._residual = head_dims(self._plain)
+        found = discover(self._plain, tuple(example_input.shape[1:]))
+        self.layer_order = [layer.name for layer in found.layers]
+        self.classifier = found.classifier
+        self.heads = head_dims(self._plain)[0]
+        self._fixed = fixed_outputs(self._plain, found)
         self._graph = None
+        self.groups: dict[str, int] = {}     # layer -> equal blocks (grouped convolutions)
+        if has_grouped_conv(self._plain):
+            self._build()
+            self.groups = conv_groups(self._graph, self._modules,
+                                      [n for n in self.layer_order if n != self.classifier])
 
     def _build(self) -> tp.DependencyGraph:
         if self._graph is None:
@@ -120,7 +141,8 @@ class ChannelCoupling:
         """Output channels removed per module (layers and norms) once couplings are followed.
 
         ``removed`` maps prunable layer names to channel indices. Requests for the classifier, and
-        groups that would reach the model's output or a transformer's residual stream, are ignored
+        groups that would reach the model's output, a transformer's residual stream or the outputs
+        of a tied weight, or leave a grouped convolution invalid (``fits_conv_groups``), are ignored
         (the output shape and the embedding width must not change).
         """
         graph = self._build()
@@ -132,8 +154,8 @@ class ChannelCoupling:
             module = self._modules[name]
             group = graph.get_pruning_group(module, _out_channel_fn(module), idxs)
             found = _out_targets(graph, self._names, group)
-            if (_blocked(found, self.classifier, self._residual)
-                    or not graph.check_pruning_group(group)):
+            if (blocked(found, self._fixed)
+                    or not graph.check_pruning_group(group) or not fits_conv_groups(graph, group)):
                 continue
             for target, target_idxs in found.items():
                 result.setdefault(target, set()).update(target_idxs)
@@ -186,14 +208,17 @@ def channel_masks(model: nn.Module, removed: Mapping[str, Sequence[int]]
 
 
 def removal_indices(model: nn.Module, request: ChannelRequest, *, criterion: str = "magnitude",
-                    seed: int = 0) -> dict[str, list[int]]:
+                    seed: int = 0, groups: Mapping[str, int] | None = None
+                    ) -> dict[str, list[int]]:
     """Channel indices to remove per layer from keep-masks or ratios.
 
     A mask is a boolean keep-mask over output channels (1-D) or over the weight (a channel goes when
     all its weights are masked). A ratio removes the ``round(ratio * channels)`` lowest-scoring
     channels by ``criterion`` (data-free criteria only: magnitude, l2, random, fpgm); for an
-    attention projection, whole heads (``lowest_channels``).
+    attention projection, whole heads; for a layer in ``groups`` (``conv_groups``), the same
+    positions of each block (``lowest_channels``).
     """
+    groups = groups or {}
     modules = dict(model.named_modules())
     heads = head_dims(model)[0]
     scorer = None
@@ -217,7 +242,8 @@ def removal_indices(model: nn.Module, request: ChannelRequest, *, criterion: str
                 raise ValueError(f"shrink_model with ratios needs a data-free criterion; "
                                  f"'{criterion}' needs gradients: pass channel masks instead")
         scores = scorer.channel_score(weight, layer_name=name, seed=seed)
-        removed[name] = lowest_channels(scores, float(value), heads.get(name))
+        removed[name] = lowest_channels(scores, float(value), heads.get(name),
+                                        groups.get(name, 1))
     return removed
 
 
@@ -240,15 +266,17 @@ def shrink_model(model: nn.Module, example_input: torch.Tensor, channel_masks_or
     target = fold(model) if inplace else folded_copy(model)
     was_training = target.training
     target.eval()
-    removed = removal_indices(target, channel_masks_or_ratios, criterion=criterion, seed=seed)
     with torch.no_grad():
         shape_before = tuple(target(example_input).shape)
-    layers = discover_layers(target, tuple(example_input.shape[1:]))
-    classifier = next(layer.name for layer in layers if layer.is_classifier)
-    residual = head_dims(target)[1]
+    found = discover(target, tuple(example_input.shape[1:]))
+    layers, classifier, fixed = found.layers, found.classifier, fixed_outputs(target, found)
     graph = tp.DependencyGraph().build_dependency(target, example_inputs=example_input, verbose=False)
     modules = dict(target.named_modules())
     names = {id(module): name for name, module in modules.items()}
+    ratios = [layer.name for layer in layers if layer.name != classifier
+              and not isinstance(channel_masks_or_ratios.get(layer.name, 0.0), torch.Tensor)]
+    removed = removal_indices(target, channel_masks_or_ratios, criterion=criterion, seed=seed,
+                              groups=conv_groups(graph, modules, ratios))
     done: set[str] = set()
     for layer in layers:
         name = layer.name
@@ -258,7 +286,8 @@ def shrink_model(model: nn.Module, example_input: torch.Tensor, channel_masks_or
         module = modules[name]
         group = graph.get_pruning_group(module, _out_channel_fn(module), sorted(set(idxs)))
         touched = _out_targets(graph, names, group)
-        if _blocked(touched, classifier, residual) or not graph.check_pruning_group(group):
+        if (blocked(touched, fixed) or not graph.check_pruning_group(group)
+                or not fits_conv_groups(graph, group)):
             continue
         done.update(touched)
         group.prune()

@@ -112,7 +112,9 @@ class BudgetAndProgress:
         return (f"study '{self.config.study}' stopped: {self.stop_reason}; "
                 f"{done}/{self.config.search.n_trials} trials finished"
                 f"{'; failures this run: ' + kinds if kinds else ''}; "
-                f"fix the cause and run the same command again to resume")
+                f"fix the cause and run the same command again to resume (a fix in the code, "
+                f"data or environment resumes this study; a changed setting such as "
+                f"finetune.lr makes a different study: give it another --study name)")
 
 
 class FrontSize:

@@ -59,6 +59,8 @@ def test_nan_losses_stop_the_study_after_n_consecutive_failures(tmp_path, capsys
                              "(search.max_consecutive_failures: 2); last reason: "
                              "TrainingDiverged: loss became ")
     assert "0/4 trials finished" in err[0] and "TrainingDiverged x2" in err[0]
+    # the advice says what resumes and what needs a new study (a lower lr is a new setup)
+    assert "a changed setting such as finetune.lr makes a different study" in err[0]
     import optuna
     from search.run.storage import open_storage
     study = optuna.load_study(study_name="tiny", storage=open_storage(

@@ -220,6 +220,8 @@ def bounded_space(config: ExperimentConfig, context: EvalContext, space: SearchS
 def _make_space(layers: list, settings: SpaceSettings, config: ExperimentConfig) -> SearchSpace:
     try:
         return SearchSpace(layers, settings, seed=config.seed,
-                           criteria_by_granularity=criteria_by_granularity(settings))
+                           criteria_by_granularity=criteria_by_granularity(settings),
+                           nm_block=config.pruning.nm_block)
     except ValueError as exc:
-        raise ConfigError(f"space: {exc} (model '{config.model.name}')") from exc
+        message = str(exc) if str(exc).startswith("space.") else f"space: {exc}"
+        raise ConfigError(f"{message} (model '{config.model.name}')") from exc

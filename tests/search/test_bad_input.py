@@ -95,6 +95,8 @@ CASES = {
     "nothing to search": ({"study": "other", "space": {"sparsity": {"low": 0.0, "high": 0.0},
                                                        "bits": [32], "criteria": ["magnitude"]}},
                           ["space: search space is empty: no layer's sparsity can vary"]),
+    "group matching nothing": ({"study": "g", "space": {"groups": {"convs": "nosuch.*"}}},
+                               ["space.groups.convs: pattern 'nosuch.*' matches no"]),
     "device": ({"device": "gpu0"}, ["device must be one of auto, cpu, cuda, cuda:N, mps; "
                                     "got 'gpu0'"]),
     "storage url": ({"study": "new-db", "search": {"storage": "nosuchdb://host/x"}},
@@ -121,6 +123,7 @@ def test_bad_config_one_line_exit_2_study_untouched(case, existing, capsys):
     message = run_cli(tmp, yaml.safe_dump(merge(base, change)), capsys)
     for part in expected:
         assert part in message, message
+    assert not message.startswith("space: space."), message      # one prefix, not two
     assert folder_bytes(tmp / "runs" / "kept") == before_kept(before)
     assert all_paths(tmp / "runs") == paths          # nothing left behind, not even a folder
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -227,7 +228,7 @@ def validate_methods(space: SpaceSettings) -> None:
         if not set(works_with) & set(space.granularities):
             raise ConfigError(
                 f"space.criteria: criterion '{name}' works only with granularities "
-                f"{list(works_with)} ({CRITERIA[name].__doc__.splitlines()[0].strip()}), but "
+                f"{list(works_with)} ({_first_sentence(CRITERIA[name].__doc__)}), but "
                 f"space.granularities is {list(space.granularities)}; add one of them or remove "
                 f"'{name}'")
     for granularity in space.granularities:
@@ -252,6 +253,13 @@ def config_from_dict(data: dict[str, Any] | None) -> ExperimentConfig:
     config = from_dict(ExperimentConfig, data)
     validate_names(config)
     return config
+
+
+def _first_sentence(doc: str | None) -> str:
+    """A docstring's first sentence on one line (a criterion's description in an error)."""
+    text = " ".join((doc or "").split())
+    end = re.search(r"\.\s+(?=[A-Z])", text)     # not inside "et al. 2019"
+    return text if end is None else text[:end.start() + 1]
 
 
 def load_config(path: str | Path | None) -> ExperimentConfig:

@@ -10,7 +10,9 @@ from search.schema import ConfigError
 
 @pytest.mark.parametrize("space, message", [
     ({"criteria": ["fpgm"], "granularities": ["unstructured"]},
-     "space.criteria: criterion 'fpgm' works only with granularities ['channel']"),
+     "space.criteria: criterion 'fpgm' works only with granularities ['channel'] (Filter pruning "
+     "via geometric median (He et al. 2019): a channel's score is the sum of its L2 distances to "
+     "all other channels of the layer; the most redundant"),
     ({"criteria": ["magnitude", "l2"]},
      "space.criteria: criterion 'l2' works only with granularities ['channel']"),
     ({"criteria": ["l2"], "granularities": ["channel", "n:m"]},

@@ -13,9 +13,10 @@ from typing import Any, Mapping, Sequence
 from spaces.candidate import BITS_PREFIX, Candidate
 from spaces.groups import assign_groups, matches
 from spaces.layers import LayerInfo
+from spaces.nm_grid import NM_GRANULARITY, grid_value_for, nm_inputs, nm_sparsity
 from spaces.offsets import GlobalOffset
 from spaces.settings import SpaceSettings, settings_signature
-from spaces.sparsity_range import TrialLike
+from spaces.sparsity_range import FixedTrial, TrialLike
 
 # Candidate.options keys and their neutral values (left out of a candidate when neutral).
 OPTION_NEUTRAL = {"reg": 0.0, "distill": False}
@@ -25,15 +26,22 @@ class SearchSpace:
     """Per-layer sparsity and bits plus method choices over a fixed list of layers."""
 
     def __init__(self, layers: Sequence[LayerInfo], settings: SpaceSettings, seed: int = 0,
-                 criteria_by_granularity: Mapping[str, Sequence[str]] | None = None):
+                 criteria_by_granularity: Mapping[str, Sequence[str]] | None = None,
+                 nm_block: int = 4):
         """``criteria_by_granularity`` restricts the criteria drawn for each granularity (e.g.
-        ``fpgm`` only with ``channel``); by default every criterion goes with every granularity."""
+        ``fpgm`` only with ``channel``); by default every criterion goes with every granularity.
+        ``nm_block``: M of the ``n:m`` granularity (``pruning.nm_block``), which decides what
+        sparsity an n:m candidate records (see ``spaces.nm_grid``)."""
         if not layers:
             raise ValueError("search space is empty: the model has no prunable Conv2d/Linear layer")
+        if nm_block < 2:
+            raise ValueError(f"pruning.nm_block must be >= 2, got {nm_block}")
         self.layers = tuple(layers)
         self.settings = settings
         self.seed = seed
+        self.nm_block = nm_block
         self._names = frozenset(layer.name for layer in self.layers)
+        self._layer = {layer.name: layer for layer in self.layers}
         self._check_caps()
         self._sparsity_bounds = {layer.name: self._bounds_for(layer) for layer in self.layers}
         self._criteria = {g: [c for c in (criteria_by_granularity or {}).get(g, settings.criteria)
@@ -141,6 +149,8 @@ class SearchSpace:
         bits = {name: int(self._choose(trial, BITS_PREFIX + name, self.settings.bits))
                 for name in self.layer_names}
         granularity = self._choose(trial, "granularity", self.settings.granularities)
+        if granularity == NM_GRANULARITY:   # record what N:M applies, not what was asked
+            sparsity = {name: self._nm_value(name, s) for name, s in sparsity.items()}
         criterion = self._choose(trial, self._criterion_key(granularity), self._criteria[granularity])
         schedule = self._choose(trial, "schedule", self.settings.schedules)
         options: dict[str, Any] = {}
@@ -171,7 +181,7 @@ class SearchSpace:
 
     def from_params(self, params: Mapping[str, Any]) -> Candidate:
         """Rebuild the candidate of a stored trial from its Optuna parameters."""
-        return self.suggest(_FixedTrial(params))
+        return self.suggest(FixedTrial(params))
 
     def dense_candidate(self) -> Candidate:
         """All layers dense at 32 bits (or the widest allowed): enqueued as the first trial."""
@@ -214,6 +224,9 @@ class SearchSpace:
         rng = self.settings.sparsity
         units = self._units()
         by_unit = {}
+        if candidate.granularity == NM_GRANULARITY:   # its values are N:M's, not grid values
+            by_unit = {name: self._nm_grid_value(name, low, high, candidate)
+                       for name, _, low, high in units}
         for name in self.searched_layers():      # a group takes its first member's value
             by_unit.setdefault(self._group_of.get(name, name), candidate.sparsity.get(name, 0.0))
         if self.settings.parametrization == "global_offset":
@@ -240,6 +253,19 @@ class SearchSpace:
                 params[key] = value
         return params
 
+    def _nm_value(self, layer: str, sparsity: float) -> float:
+        """The sparsity N:M applies to ``layer`` asked for ``sparsity`` (kept within its bound)."""
+        info = self._layer[layer]
+        return nm_sparsity(sparsity, nm_inputs(info.weight_shape), self.nm_block,
+                           high=self._sparsity_bounds[layer][1])
+
+    def _nm_grid_value(self, unit: str, low: float, high: float, candidate: Candidate) -> float:
+        """A grid sparsity of ``unit`` (a layer or group) that ``suggest`` turns into the n:m
+        values ``candidate`` records for its members (``spaces.nm_grid.grid_value_for``)."""
+        members = [n for n in self.searched_layers() if self._group_of.get(n, n) == unit]
+        return grid_value_for(self.settings.sparsity.grid_values(low, high),
+                              {n: candidate.sparsity.get(n, 0.0) for n in members}, self._nm_value)
+
     def signature(self) -> dict[str, Any]:
         """A JSON-able description; a study resumed with a different one is refused."""
         return {
@@ -248,25 +274,6 @@ class SearchSpace:
             "seed": self.seed,
             "criteria_by_granularity": {g: list(c) for g, c in self._criteria.items()},
         }
-
-
-class _FixedTrial:
-    """Replays stored parameters through ``suggest`` (missing ones raise a clear error)."""
-
-    def __init__(self, params: Mapping[str, Any]):
-        self.params = params
-
-    def _get(self, name: str) -> Any:
-        if name not in self.params:
-            raise ValueError(f"stored parameters have no value for '{name}'; "
-                             "was this study created with a different search space?")
-        return self.params[name]
-
-    def suggest_float(self, name, low, high, *, step=None, log=False):
-        return float(self._get(name))
-
-    def suggest_categorical(self, name, choices):
-        return self._get(name)
 
 
 MAX_BOUND = 0.9999   # the highest per-layer bound ``min_kept_per_output`` gives (1 - 1e-4)

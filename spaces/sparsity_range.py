@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from spaces.candidate import SPARSITY_PREFIX
 
@@ -70,6 +70,14 @@ class SparsityRange:
                                                   + 1e-9)
         return round(bottom, 10), round(top, 10), self.log_step
 
+    def grid_values(self, low: float, high: float) -> list[float]:
+        """Every sparsity the grid of [low, high] holds, in the sampled variable's order."""
+        start, stop, step = self.grid(low, high)
+        if stop <= start:
+            return [low]
+        return [self.to_sparsity(round(start + k * step, 10))
+                for k in range(round((stop - start) / step) + 1)]
+
     def suggest(self, trial: TrialLike, name: str, low: float, high: float,
                 group: bool = False) -> float:
         """Draw one layer's (or group's) sparsity within [low, high] on this range's grid."""
@@ -99,3 +107,22 @@ class SparsityRange:
         else:
             target = math.log10(max(1.0 - min(max(sparsity, low), high), 1e-12))
         return round(start + step * round((min(max(target, start), stop) - start) / step), 10)
+
+
+class FixedTrial:
+    """Replays stored parameters through ``suggest`` (missing ones raise a clear error)."""
+
+    def __init__(self, params: Mapping[str, Any]):
+        self.params = params
+
+    def _get(self, name: str) -> Any:
+        if name not in self.params:
+            raise ValueError(f"stored parameters have no value for '{name}'; "
+                             "was this study created with a different search space?")
+        return self.params[name]
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        return float(self._get(name))
+
+    def suggest_categorical(self, name, choices):
+        return self._get(name)

@@ -12,6 +12,7 @@ from typing import Callable, ClassVar, Mapping
 
 import torch
 
+from spaces.nm_grid import NM_GRANULARITY, forms_nm_block, nm_inputs, nm_kept
 from trainers.pruning.criteria import Criterion
 from trainers.pruning.gradients import GradientStats
 from trainers.pruning.masks import mask_from_scores
@@ -87,10 +88,13 @@ def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
 
 
 class NM(Granularity):
-    """Semi-structured N:M: in every block of M weights, N are kept; N = round((1 - s) * M), so a
-    layer's sparsity is rounded to a multiple of 1/M (M = ``pruning.nm_block``)."""
+    """Semi-structured N:M: in every block of M weights (M = ``pruning.nm_block``), N are kept,
+    N in 1..M the count whose applied sparsity is nearest the asked one (``spaces.nm_grid``: a
+    multiple of 1/M on a layer of whole blocks, round((1 - s) * M) kept, at least one). A layer
+    with fewer than M inputs forms no block: it gets no mask and stays dense, as the space records
+    it."""
 
-    name = "n:m"
+    name = NM_GRANULARITY
 
     def __init__(self, block: int = 4):
         self.block = block
@@ -98,9 +102,11 @@ class NM(Granularity):
     def masks(self, weights, sparsity, criterion, *, seed, stats=None, previous=None):
         out = PruneMasks()
         for name, s in sparsity.items():
+            inputs = nm_inputs(tuple(weights[name].shape))
+            if not forms_nm_block(inputs, self.block):
+                continue
             scores = _scores(criterion, weights[name], name, seed, stats, previous)
-            kept = int(round((1.0 - s) * self.block))
-            out.weights[name] = nm_mask(scores, kept, self.block)
+            out.weights[name] = nm_mask(scores, nm_kept(s, inputs, self.block), self.block)
         return out
 
 

@@ -22,7 +22,7 @@ class PruningSettings:
             initialisation).
         reg_epochs: for ``oneshot`` with a regularisation strength > 0, epochs of penalised training
             of the dense model before the cut (counted in the trial's training cost).
-        nm_block: M of the ``n:m`` granularity (N = round((1 - sparsity) * M) kept per block).
+        nm_block: M of the ``n:m`` granularity (N kept per block of M: ``spaces.nm_grid``).
         distill_temperature: softening temperature T of the distillation loss.
         distill_weight: weight of T^2 * KL(teacher || student) added to the task loss.
     """

@@ -58,6 +58,8 @@ def inspect_study_model(config: ExperimentConfig, input_shape: tuple[int, ...],
         space = SearchSpace(report.layers, config.space, seed=config.seed,
                             criteria_by_granularity=criteria_by_granularity(config.space))
     except (SetupError, ValueError, RuntimeError) as exc:
+        if str(exc).startswith("model factory "):   # names the model already, as run says it
+            raise ConfigError(str(exc)) from exc
         raise ConfigError(f"model '{config.model.name}' with input shape {input_shape}: "
                           f"{exc}") from exc
     bounds = space.sparsity_bounds()

@@ -174,8 +174,10 @@ def test_bad_user_code_or_data_one_line_exit_2_nothing_left(case, tmp_path, caps
 def test_inspect_and_run_say_the_same_of_a_raising_factory(tmp_path, capsys):
     config = user_config(tmp_path, model="broken_net")
     said = "userbad.py:broken_net' raised RuntimeError: my factory is broken"
-    assert said in run_cli(tmp_path, config, capsys, command="inspect")
-    assert said in run_cli(tmp_path, config, capsys)
+    inspected, ran = (run_cli(tmp_path, config, capsys, command="inspect"),
+                      run_cli(tmp_path, config, capsys))
+    assert said in inspected and said in ran
+    assert inspected == ran and inspected.startswith("model factory '")   # one wording, one prefix
 
 
 def test_diverging_dense_training_names_the_dense_settings(tmp_path, capsys):

@@ -12,6 +12,7 @@ from typing import Sequence
 import pandas as pd
 
 from search.decide.display import FrontDisplay
+from search.decide.noise import NOISE_COLUMN
 from search.decide.pick import direction_of
 from search.decide.tables import front_table
 from search.pareto import MINIMIZE
@@ -80,6 +81,10 @@ def render_front(front: pd.DataFrame, fmt: str,
     table = front_table(front, display.metrics, display.val_samples, display.cost)
     shown, title = shown_part(front, display)
     table = table[shown.to_numpy()]
+    if NOISE_COLUMN in table:   # a note naming a point the floor hides says so
+        visible = {f"#{trial}" for trial in table["trial"]}
+        table[NOISE_COLUMN] = [note + " (below the floor)" if note and note.rsplit(" ", 1)[-1]
+                               not in visible else note for note in table[NOISE_COLUMN]]
     if table.empty:
         text = "(no front point reaches the floor)"
     else:

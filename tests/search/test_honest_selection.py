@@ -86,6 +86,16 @@ def test_the_printed_front_starts_at_the_floor_and_says_so():
         assert shown[0].split()[0] == "trial" and len(shown) == 6
 
 
+def test_a_noise_note_naming_a_point_below_the_floor_says_so():
+    front = front_of_five()
+    front.loc[0, "accuracy"] = 0.945      # #7, the cheapest, now within noise of #3 above it...
+    display = FrontDisplay(("accuracy", "flops"), 1000, "flops", dense_accuracy=0.99, floor=0.04)
+    rows = render_front(front, "table", display).splitlines()[3:]   # ...and below the floor
+    by_trial = {row.split()[0]: row for row in rows}
+    assert "7" not in by_trial and by_trial["3"].endswith("within noise of #7 (below the floor)")
+    assert by_trial["5"].endswith("within noise of #3")               # #3 is shown
+
+
 def trials(accuracies: list[float]) -> pd.DataFrame:
     frame = pd.DataFrame({"trial": range(len(accuracies)), "accuracy": accuracies,
                           "flops": [100.0 * (i + 1) for i in range(len(accuracies))]})

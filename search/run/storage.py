@@ -186,5 +186,5 @@ def _open(url: str, heartbeat: bool) -> BaseStorage:
     return SweepingRDBStorage(url, engine_kwargs=engine, **sweep)
 
 
-__all__ = ["absolute_url", "checkpoint_sqlite", "is_journal", "journal_path", "open_storage", "rdb_url", "sqlite_path",
-           "storage_url"]
+__all__ = ["absolute_url", "checkpoint_sqlite", "is_journal", "journal_path", "open_storage",
+           "rdb_url", "sqlite_path", "storage_url"]

@@ -110,7 +110,7 @@ def open_study(config: ExperimentConfig, space: SearchSpace, worker_index: int =
     except ValueError as exc:
         raise _refuse(config, "different objective directions",
                       f"this config: {config.search.objectives.to_config_value()}") from exc
-    trials_before = len(study._storage.get_all_trials(study._study_id, deepcopy=False))
+    trials_before = len(study.get_trials(deepcopy=False))
     if trials_before:   # a resume or a late worker: a seed of its own (see sampler_seed)
         study.sampler = make_sampler(config, worker_index, trials_before)
     stored_sig = study.user_attrs.get("space_signature")

@@ -73,13 +73,23 @@ def resolve_config(config: ExperimentConfig | str | Path | Mapping[str, Any] | N
     return config_from_dict(merge_options(base, options))
 
 
+class CopyOf:
+    """A factory of fresh copies of a module instance (a class, not a lambda: local worker
+    processes receive it pickled)."""
+
+    def __init__(self, model: nn.Module):
+        self.template = copy.deepcopy(model)
+
+    def __call__(self) -> nn.Module:
+        return copy.deepcopy(self.template)
+
+
 def _model_factory(model: ModelSpec | None) -> Callable[[], nn.Module] | None:
     """A zero-argument factory from a callable or a module instance (copied for each use)."""
     if model is None or isinstance(model, (str, Mapping)):
         return None
     if isinstance(model, nn.Module):
-        template = copy.deepcopy(model)
-        return lambda: copy.deepcopy(template)
+        return CopyOf(model)
     if callable(model):
         return model
     raise ConfigError(f"model must be a callable returning an nn.Module, an nn.Module, a model "

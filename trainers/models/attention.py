@@ -14,6 +14,8 @@ residual width stays: the number of heads is read from ``q_proj``'s width at eve
 """
 from __future__ import annotations
 
+import functools
+
 import math
 from typing import Callable
 
@@ -168,13 +170,17 @@ def split_attention(model: nn.Module) -> dict[str, str]:
 
 
 def splitting(factory: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
-    """``factory`` whose models come with their attention split (``split_attention``)."""
-    def build() -> nn.Module:
-        model = factory()
-        if isinstance(model, nn.Module):
-            split_attention(model)
-        return model
-    return build
+    """``factory`` whose models come with their attention split (``split_attention``); a
+    ``partial`` of a module-level function, so it pickles whenever ``factory`` does (local
+    worker processes receive it)."""
+    return functools.partial(_build_split, factory)
+
+
+def _build_split(factory: Callable[[], nn.Module]) -> nn.Module:
+    model = factory()
+    if isinstance(model, nn.Module):
+        split_attention(model)
+    return model
 
 
 def _causal(length: int, source: int, device: torch.device) -> torch.Tensor:

@@ -92,6 +92,23 @@ def test_python_api_objects_that_cannot_reach_worker_processes_are_named(tmp_pat
                    log=lambda _: None)
 
 
+@pytest.mark.slow
+def test_a_python_model_instance_reaches_worker_processes(tmp_path):
+    """An nn.Module given to run_search is copied for each use by a picklable factory (the
+    attention-splitting wrapper too): with workers > 1 it used to be refused as unpicklable."""
+    from torch import nn
+
+    data = tiny_config_dict(tmp_path, n_trials=4)
+    data["parallel"] = {"workers": 2}
+    data["dense"] = {"epochs": 1}
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 4))
+    logs: list[str] = []
+    result = run_search(data, model=model, log=logs.append)   # refused as unpicklable before
+    trials = result.trials()
+    assert len(trials) == 4 and set(trials["state"]) <= {"COMPLETE", "PRUNED"}
+    assert any("starting 1 worker process" in line for line in logs)
+
+
 def test_a_worker_given_the_cost_basis_builds_the_same_context_without_counting_flops(tmp_path):
     """Spawned workers get the cost basis from the process that started them: the same context,
     and FlopCounterMode (whose first use imports torch._dynamo, ~1 s) never runs there."""

@@ -162,12 +162,12 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     backend = get_backend(config.parallel.backend)  # fails fast when an optional extra is missing
     with nothing_left_on_bad_input(config):  # a refused new study leaves no folder or file
-        preflight(config)               # bad input fails here, before training or writing
+        exists = preflight(config)      # bad input fails here, before training or writing
         backend.prepare(config)         # e.g. worker processes import while the context loads
         set_threads(config)
         context, space = build_study_context(config, log=log, data=data, model_factory=factory,
                                              loss_fn=loss, metric_fn=metric_fn,
-                                             dense_key=dense_key)
+                                             dense_key=dense_key, keep_dense=exists)
         study = open_study(config, space)
         _check_metric(study, config, metric_name(metric))
     log(space.describe_bounds())

@@ -9,6 +9,7 @@ from torch import nn
 
 from trainers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from trainers.data.bundle import DataBundle
+from trainers.errors import SetupError
 from trainers.train_settings import TrainSettings
 from trainers.training import LossFn, train_epochs
 
@@ -22,14 +23,21 @@ def count_other_params(model: nn.Module, prunable: set[str]) -> int:
     return sum(param.numel() for param in model.parameters() if id(param) not in layer_weights)
 
 
+class DenseMismatch(SetupError):
+    """An existing study's dense reference was made with other settings than this run's."""
+
+
 def load_or_train_dense(path: str | Path, key: str, model_factory: Callable[[], nn.Module],
                         data: DataBundle, settings: TrainSettings, *, batch_size: int,
                         device: torch.device, seed: int, loss_fn: LossFn | None = None,
-                        log: Callable[[str], None] = print) -> Mapping[str, torch.Tensor]:
+                        log: Callable[[str], None] = print,
+                        replace: bool = True) -> Mapping[str, torch.Tensor]:
     """Return the dense state dict, training it only when no checkpoint with ``key`` exists.
 
     ``key`` is a hash of everything that defines the dense model (model, data, training settings,
-    seed); a checkpoint with another key is ignored and replaced (atomically). A file that is
+    seed); a checkpoint with another key is ignored and replaced (atomically), unless
+    ``replace`` is False (an existing study's trials were measured against it: then
+    ``DenseMismatch``, and the file stays as it is). A file that is
     corrupt or not a dense reference is refused (``CheckpointError``), not overwritten: writes are
     atomic, so such a file was not left by a killed run, and it may be someone's data.
     """
@@ -45,6 +53,14 @@ def load_or_train_dense(path: str | Path, key: str, model_factory: Callable[[], 
                                   f"sparsity-search (no 'key' / 'state_dict'); delete it to retrain")
         if stored["key"] == key:
             return stored["state_dict"]
+        if not replace:
+            raise DenseMismatch(
+                f"the dense reference '{path}' was trained with other settings than this run's "
+                f"(another model, data, loss or dense settings: e.g. a study run from Python, "
+                f"resumed from the command line); the study's trials were measured against it, "
+                f"so it is not retrained: run with what the study was made with (from Python: "
+                f"the same model, data and loss, or its dense_key=; data.root is part of the "
+                f"settings: run with the data where it was) or use a new study name")
         log(f"dense reference at {path} was made with other settings; retraining it")
     torch.manual_seed(seed)
     model = model_factory().to(device)

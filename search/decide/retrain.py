@@ -65,7 +65,8 @@ def study_context(result: Any, config: ExperimentConfig, log: Callable[[str], No
                            else config.dense_key())
     parts = model_and_data(config, build.get("data"), build.get("model_factory"))
     return eval_context(config, parts, log=log, loss_fn=build.get("loss_fn"),
-                        metric_fn=build.get("metric_fn"), dense_key=build.get("dense_key"))
+                        metric_fn=build.get("metric_fn"), dense_key=build.get("dense_key"),
+                        keep_dense=True)   # the trials were measured against the stored one
 
 
 def trial_candidate(result: Any, trial: Any, config: ExperimentConfig, context: Any,

@@ -22,7 +22,7 @@ from trainers.errors import SetupError
 from trainers.eval_context import EvalContext
 from trainers.models import build_model
 from trainers.models.attention import splitting
-from trainers.reference import load_or_train_dense
+from trainers.reference import DenseMismatch, load_or_train_dense
 from trainers.training import LossFn, MetricFn, ModelOutputError, TrainingDiverged
 
 
@@ -69,7 +69,7 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
                         loss_fn: LossFn | None = None, metric_fn: MetricFn | None = None,
                         dense_key: str | None = None,
                         dense_state: Mapping[str, torch.Tensor] | None = None,
-                        basis: CostBasis | None = None,
+                        basis: CostBasis | None = None, keep_dense: bool = False,
                         ) -> tuple[EvalContext, SearchSpace]:
     """Data, dense reference (cached in the study folder), layers, cost profile and the space.
 
@@ -80,11 +80,13 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
     ``basis``: the model's cost basis as the process that started this one found it (a worker
     process): FlopCounterMode's count is then skipped, and with it the import of
     ``torch._dynamo`` its first use costs (about a second of every worker's start-up).
+    ``keep_dense``: the study exists, so a ``dense.pt`` made with other settings is refused, not
+    retrained (its trials were measured against it).
     """
     parts = model_and_data(config, data, model_factory, basis)
     space = _make_space(list(parts.basis.layers), config.space, config)  # before training
     context = eval_context(config, parts, log=log, loss_fn=loss_fn, metric_fn=metric_fn,
-                           dense_key=dense_key, dense_state=dense_state)
+                           dense_key=dense_key, dense_state=dense_state, keep_dense=keep_dense)
     return context, bounded_space(config, context, space, log=log)
 
 
@@ -153,9 +155,11 @@ def context_basis(context: EvalContext) -> CostBasis:
 def eval_context(config: ExperimentConfig, parts: ModelAndData, *,
                  log: Callable[[str], None] = print, loss_fn: LossFn | None = None,
                  metric_fn: MetricFn | None = None, dense_key: str | None = None,
-                 dense_state: Mapping[str, torch.Tensor] | None = None) -> EvalContext:
+                 dense_state: Mapping[str, torch.Tensor] | None = None,
+                 keep_dense: bool = False) -> EvalContext:
     """The evaluation context of every trial: the dense reference (loaded from the study folder,
-    or trained once) plus the fine-tuning, cost and pruning settings."""
+    or trained once; with ``keep_dense`` never retrained) plus the fine-tuning, cost and pruning
+    settings."""
     if loss_fn is None:     # cross-entropy's targets; a user's own loss defines its own
         try:
             check_class_labels(parts.data)
@@ -165,7 +169,8 @@ def eval_context(config: ExperimentConfig, parts: ModelAndData, *,
         dense_key = (config.dense_key() if parts.from_config and loss_fn is None
                      else user_dense_key(parts.probe, parts.data, config, loss_fn))
     if dense_state is None:
-        dense_state = dense_reference(config, parts, dense_key, loss_fn=loss_fn, log=log)
+        dense_state = dense_reference(config, parts, dense_key, loss_fn=loss_fn, log=log,
+                                      replace=not keep_dense)
     return EvalContext(
         model_factory=parts.factory, data=parts.data, dense_state=dense_state,
         layers=list(parts.basis.layers), finetune=config.finetune,
@@ -181,15 +186,18 @@ def eval_context(config: ExperimentConfig, parts: ModelAndData, *,
 
 
 def dense_reference(config: ExperimentConfig, parts: ModelAndData, dense_key: str, *,
-                    loss_fn: LossFn | None = None,
-                    log: Callable[[str], None] = print) -> Mapping[str, torch.Tensor]:
-    """The dense reference (cached, or trained now); what the user can fix in a failed training
-    (a model output, labels, a diverging loss) is a ``ConfigError`` naming the setting."""
+                    loss_fn: LossFn | None = None, log: Callable[[str], None] = print,
+                    replace: bool = True) -> Mapping[str, torch.Tensor]:
+    """The dense reference (cached, or trained now; ``replace`` False: an existing study's, never
+    retrained); what the user can fix in a failed training (a model output, labels, a diverging
+    loss) or a reference made with other settings is a ``ConfigError`` naming it."""
     try:
         return load_or_train_dense(
             config.study_dir / "dense.pt", dense_key, parts.factory, parts.data, config.dense,
             batch_size=config.data.batch_size, device=parts.device, seed=config.seed,
-            loss_fn=loss_fn, log=log)
+            loss_fn=loss_fn, log=log, replace=replace)
+    except DenseMismatch as exc:
+        raise ConfigError(f"study '{config.study}': {exc}") from exc
     except ModelOutputError as exc:
         raise ConfigError(f"model '{parts.model_name}': {exc}") from exc
     except LabelError as exc:

@@ -58,7 +58,7 @@ def run_worker(config: ExperimentConfig, *, worker_index: int | None = None, wor
         require_dense_reference(config)
     threads = set_threads(config, workers)
     index = default_worker_index() if worker_index is None else worker_index
-    context, space = build_study_context(config, log=log, basis=basis,
+    context, space = build_study_context(config, log=log, basis=basis, keep_dense=True,
                                          **(inputs.context_kwargs() if inputs else {}))
     study = open_study(config, space, worker_index=index)
     log(f"worker {index} ({process_token()}) joined study '{config.study}' with {threads} "

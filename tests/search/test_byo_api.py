@@ -69,12 +69,20 @@ def test_user_model_data_loss_and_metric_flow_through(tmp_path):
                metric=always_quarter, study="user", output_dir=str(tmp_path), log=logs.append,
                **TINY)
     assert not any("dense reference" in line for line in logs)
-    # Another model shape under the same study name: the cached reference is not reused.
-    with pytest.raises(ConfigError, match="different search space"):
+    # Another model under the same study name: refused before anything trains, and the study's
+    # dense reference, which its trials were measured against, is left as it was.
+    dense = (tmp_path / "user" / "dense.pt").read_bytes()
+    with pytest.raises(ConfigError, match="dense reference .* was trained with other settings"):
         run_search(model=lambda: UserNet(hidden=8), train=blobs(120), test=blobs(30, seed=1),
                    loss=loss, metric=always_quarter, study="user", output_dir=str(tmp_path),
                    log=logs.append, **TINY)
-    assert any("made with other settings; retraining" in line for line in logs)
+    assert not any("retraining" in line for line in logs)
+    assert (tmp_path / "user" / "dense.pt").read_bytes() == dense
+    # A worker joining it from the command line (the saved config names no Python model)
+    # refuses too, instead of retraining the study's reference under its trials.
+    from search.cli.main import main
+    assert main(["worker", "--study", "user", "--output-dir", str(tmp_path)]) == 2
+    assert (tmp_path / "user" / "dense.pt").read_bytes() == dense
     with pytest.raises(ConfigError, match="created with metric 'always_quarter'.*'f1_macro'"):
         run_search(model=UserNet, train=blobs(120), test=blobs(30, seed=1), loss=loss,
                    metric="f1_macro", study="user", output_dir=str(tmp_path), log=logs.append,

@@ -55,6 +55,14 @@ def check_resumable(config: ExperimentConfig) -> bool:
     try:
         study_id = storage.get_study_id_from_name(config.study)
     except KeyError:
+        saved = config.study_dir / "config.yaml"
+        if saved.is_file():   # the folder holds a study its storage does not: never start over
+            raise ConfigError(
+                f"study folder '{config.study_dir}' holds study '{config.study}' (config.yaml), "
+                f"but storage '{storage_url(config)}' has no study of that name: was the storage "
+                f"moved, or given as a relative path (read from the current folder: "
+                f"'{Path.cwd()}')? Give its URL with an absolute path (journal:////abs/path.log, "
+                f"sqlite:////abs/path.db), or delete the folder to start the study again")
         return False
     attrs = storage.get_study_user_attrs(study_id)
     objectives = config.search.objectives.to_config_value()

@@ -220,3 +220,17 @@ def test_one_line_from_the_real_command(existing, tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert proc.stderr.startswith("error: study 'kept' exists with a different search space")
+
+
+def test_a_study_folder_whose_storage_lacks_the_study_is_not_started_over(existing, tmp_path,
+                                                                             capsys):
+    """A storage given by a relative path read from another folder (or moved) holds no such
+    study: the run is refused instead of starting the study again over its folder's tables."""
+    tmp, base = existing
+    before = folder_bytes(tmp / "runs" / "kept")
+    moved = merge(base, {"search": {"storage": f"journal:///{tmp_path / 'elsewhere.log'}"}})
+    message = run_cli(tmp, yaml.safe_dump(moved), capsys)
+    assert "holds study 'kept' (config.yaml), but storage" in message, message
+    assert "has no study of that name" in message and "absolute path" in message
+    assert folder_bytes(tmp / "runs" / "kept") == before
+    assert not (tmp_path / "elsewhere.log").exists()        # nothing left behind either

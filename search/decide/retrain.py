@@ -63,7 +63,8 @@ def study_context(result: Any, config: ExperimentConfig, log: Callable[[str], No
     custom = any(build.get(k) is not None for k in ("data", "model_factory", "loss_fn"))
     _check_dense_reference(config, None if custom or build.get("dense_key")
                            else config.dense_key())
-    parts = model_and_data(config, build.get("data"), build.get("model_factory"))
+    parts = model_and_data(config, as_bundle(build.get("data"), config),
+                           build.get("model_factory"))
     return eval_context(config, parts, log=log, loss_fn=build.get("loss_fn"),
                         metric_fn=build.get("metric_fn"), dense_key=build.get("dense_key"),
                         keep_dense=True)   # the trials were measured against the stored one
@@ -114,6 +115,31 @@ def study_config(config: ExperimentConfig) -> ExperimentConfig:
     # Where the study lives (and its storage) may have moved since; the rest is as saved.
     return stored.with_overrides(output_dir=config.output_dir, study=config.study,
                                  search=config.search, device=config.device)
+
+
+def as_bundle(data: Any, config: ExperimentConfig) -> Any:
+    """``data=`` as ``run_search`` took it: a ``DataBundle``, one split (train: val and test are
+    carved from it with the study's saved fractions and seed, as the run carved them), or a
+    ``(train, val, test)`` / ``(train, test)`` tuple of Datasets, DataLoaders or tensors."""
+    from search.api import _inner
+    from trainers.data import DataBundle, bundle_from_splits
+    from trainers.errors import SetupError
+
+    if data is None or isinstance(data, DataBundle):
+        return data
+    splits = list(data) if isinstance(data, (tuple, list)) else [data]
+    if not 1 <= len(splits) <= 3:
+        raise ConfigError(f"data= takes a split or a (train, val, test) tuple, got "
+                          f"{len(splits)} items")
+    train, val, test = (splits + [None, None])[:3] if len(splits) != 2 else (splits[0], None,
+                                                                             splits[1])
+    settings = config.data
+    try:
+        return bundle_from_splits(train, val, test, val_fraction=settings.val_fraction,
+                                  test_fraction=settings.test_fraction, seed=settings.split_seed,
+                                  name=type(_inner(train)).__name__)   # as run_search names it
+    except (SetupError, TypeError, ValueError) as exc:
+        raise ConfigError(f"data=: {exc}") from exc
 
 
 def _check_sources(sources: Mapping[str, str], build: Mapping[str, Any]) -> None:

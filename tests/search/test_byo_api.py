@@ -170,3 +170,22 @@ def test_keyword_options_merge_into_the_config_section_by_section(tmp_path):
     assert config.search.n_trials == 2 and config.search.sampler == "tpe"   # merged, not replaced
     assert config.model.name == "torchvision:resnet18" and config.device == "cpu"
     assert resolve_config({"data": "torchvision:MNIST"}, {}).data.name == "torchvision:MNIST"
+
+
+def test_a_reopened_python_study_takes_its_data_as_run_search_took_it(tmp_path):
+    """Reopened from disk (another process, say), a study of Python objects is exported with
+    model_factory= and data= given as run_search took them: a split or a (train, test) tuple."""
+    from search.api import open_existing
+    from search.config import config_from_dict
+
+    result = run_search(model=UserNet, train=blobs(120), test=blobs(30, seed=1), study="again",
+                        output_dir=str(tmp_path), log=lambda _: None, **TINY)
+    done = result.trials()
+    trial = int(done[done["state"] == "COMPLETE"]["trial"].iloc[-1])
+    reopened = open_existing(config_from_dict({**TINY, "study": "again",
+                                               "output_dir": str(tmp_path)}))
+    exported = reopened.export(trial, model_factory=UserNet, log=lambda _: None,
+                               data=(blobs(120), blobs(30, seed=1)))     # (train, test)
+    assert exported.manifest["reproduction"]["within_tolerance"]
+    with pytest.raises(ConfigError, match=r"data= takes a split or a \(train, val, test\) tuple"):
+        reopened.export(trial, model_factory=UserNet, data=(), log=lambda _: None)

@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from pathlib import Path
 from matplotlib.image import imread
 
 from headless_browser import find_chromium, load_page
@@ -66,6 +67,11 @@ def test_report_cli(study_cli, tmp_path):
     assert code == 0
     assert out.strip() == f"report: {tmp_path / 'index.html'}"
     assert (tmp_path / "front_accuracy_flops.png").is_file()
+    # written elsewhere (--to), its links to the study's tables still reach them
+    page = (tmp_path / "index.html").read_text()
+    links = re.findall(r'<a href="([^"#]+\.csv)"', page)
+    assert sorted(Path(link).name for link in links) == ["pareto.csv", "trials.csv"]
+    assert all((tmp_path / link).is_file() for link in links), links
 
 
 @pytest.mark.parametrize("trial, rule", [("999", "one of the study's trial numbers 0..6"),

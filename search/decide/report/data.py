@@ -59,6 +59,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     val_samples: int | None = None      # the n of the accuracy intervals (None: not shown)
     cost: str | None = None             # the cost "cheaper" is read in (noise notes)
+    folder: Path | None = None          # the study folder (its trials.csv and pareto.csv)
 
 
 def _export_manifest(study_dir: Path, trial: int) -> dict[str, Any] | None:
@@ -101,7 +102,8 @@ def gather(result: Any, picks: Sequence[PickSettings] = (), trials: Sequence[int
         item.export = _export_manifest(config.study_dir, item.trial)
     importances, note = objective_importances(result.study, metrics)
     return ReportData(
-        study=config.study, metrics=list(metrics), directions=list(directions), trials=frame,
+        study=config.study, folder=config.study_dir, metrics=list(metrics),
+        directions=list(directions), trials=frame,
         done=completed(frame, metrics), front=front_of(frame, metrics, directions),
         dense=dense, status=study_status(result.study, metrics, directions, budget, dense,
                                          result.study.user_attrs.get("budget_epochs")),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -36,6 +37,13 @@ def png_size(path: Path) -> tuple[int, int]:
     with open(path, "rb") as handle:
         head = handle.read(24)
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _link(study: Path | None, folder: Path, name: str) -> str:
+    """The study folder's file ``name`` as seen from the report ``folder`` (``--to`` anywhere)."""
+    if study is None:
+        return f"../{name}"
+    return Path(os.path.relpath(Path(study).resolve() / name, Path(folder).resolve())).as_posix()
 
 
 def _img(folder: Path, name: str, alt: str) -> str:
@@ -155,8 +163,9 @@ def render_index(data: "ReportData", figures: dict[str, go.Figure], pngs: dict[s
         sections.append('<section id="front-table"><h2>Front as a table</h2>'
                         + _frame_table(front_table(data.front, data.metrics, data.val_samples,
                                                    data.cost)) + "</section>")
-    sections.append('<section id="files"><h2>Files</h2><p class="files">'
-                    '<a href="../trials.csv">trials.csv</a> <a href="../pareto.csv">pareto.csv</a> '
+    tables = " ".join(f'<a href="{_link(data.folder, folder, name)}">{name}</a>'
+                      for name in ("trials.csv", "pareto.csv"))
+    sections.append('<section id="files"><h2>Files</h2><p class="files">' + tables + " "
                     + " ".join(f'<a href="{name}">{name}</a>' for name in sorted(pngs.values()))
                     + "</p></section>")
     nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in (

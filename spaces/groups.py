@@ -78,3 +78,13 @@ def assign_groups(groups: Mapping[str, str], layers: Sequence[LayerInfo]) -> dic
         for layer in hits:
             assigned[layer.name] = group_name(group, pattern, layer)
     return assigned
+
+
+def group_sparsity(names: Sequence[str], sparsity: Mapping[str, float],
+                   layers: Mapping[str, LayerInfo]) -> float:
+    """One value for layers searched together: a single layer's own, else the mean weighted by
+    their weights, so a rule's per-layer values keep removing the same number of weights."""
+    if len(names) == 1:
+        return sparsity.get(names[0], 0.0)
+    total = sum(layers[n].params for n in names)
+    return sum(sparsity.get(n, 0.0) * layers[n].params for n in names) / max(1, total)

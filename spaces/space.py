@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 from spaces.candidate import BITS_PREFIX, Candidate
-from spaces.groups import assign_groups, matches
+from spaces.groups import assign_groups, group_sparsity, matches
 from spaces.layers import LayerInfo
 from spaces.nm_grid import NM_GRANULARITY, grid_value_for, nm_inputs, nm_sparsity
 from spaces.offsets import GlobalOffset
@@ -227,8 +227,11 @@ class SearchSpace:
         if candidate.granularity == NM_GRANULARITY:   # its values are N:M's, not grid values
             by_unit = {name: self._nm_grid_value(name, low, high, candidate)
                        for name, _, low, high in units}
-        for name in self.searched_layers():      # a group takes its first member's value
-            by_unit.setdefault(self._group_of.get(name, name), candidate.sparsity.get(name, 0.0))
+        members: dict[str, list[str]] = {}
+        for name in self.searched_layers():
+            members.setdefault(self._group_of.get(name, name), []).append(name)
+        for unit, names in members.items():   # a group: its members' weight-weighted mean
+            by_unit.setdefault(unit, group_sparsity(names, candidate.sparsity, self._layer))
         if self.settings.parametrization == "global_offset":
             params: dict[str, Any] = GlobalOffset(rng, self.settings.max_offset).to_params(
                 units, by_unit)

@@ -194,3 +194,19 @@ def test_min_kept_per_output_bounds_each_layer_by_what_it_must_keep():
     assert flat.sparsity_bounds()["big"][1] == 0.99
     with pytest.raises(ValueError, match="space.min_kept_per_output must be > 0"):
         SpaceSettings(min_kept_per_output=0)
+
+
+def test_a_group_enqueued_from_per_layer_values_removes_as_many_weights():
+    """A rule's per-layer sparsities (global magnitude, ERK) put into one group value: the
+    members' weight-weighted mean, so the baseline removes the share it says (the first
+    member's value, a small layer's, removed far less)."""
+    space = SearchSpace(THREE, SpaceSettings(groups={"convs": "type:conv2d"},
+                                             sparsity=SparsityRange(0.0, 0.99, 0.001,
+                                                                    scale="linear")))
+    convs = [layer for layer in THREE if layer.kind == "conv2d"]
+    wanted = {convs[0].name: 0.1, convs[1].name: 0.6}
+    candidate = space.candidate_for(wanted, {})
+    removed = sum(candidate.sparsity[layer.name] * layer.params for layer in convs)
+    asked = sum(wanted[layer.name] * layer.params for layer in convs)
+    assert removed == pytest.approx(asked, rel=0.01)
+    assert len({candidate.sparsity[layer.name] for layer in convs}) == 1     # one group value

@@ -183,6 +183,16 @@ def train_flops(model: nn.Module, context: EvalContext, epochs: int) -> float:
     return TRAIN_FLOPS_PER_FORWARD * forward_flops(model, context) * train_samples(context) * epochs
 
 
+def teacher_flops(candidate: Candidate, context: EvalContext, epochs: int) -> float:
+    """The distillation teacher's training FLOPs over ``epochs`` epochs: one forward pass of the
+    dense reference per sample-step (no backward), 0 without distillation."""
+    if not candidate.options.get("distill", False):
+        return 0.0
+    make_distillation(candidate, context)    # the teacher is built once per context
+    teacher = context.extras["teacher"]
+    return forward_flops(teacher, context) * train_samples(context) * epochs
+
+
 def steps_per_epoch(context: EvalContext) -> int:
     train = context.data.train
     if isinstance(train, DataLoader):

@@ -91,6 +91,7 @@ class OneShot(Schedule):
                extra_loss=method_parts.make_distillation(candidate, context),
                on_epoch=rung_hook(model, context, rung_check, settings.epochs))
         flops += method_parts.train_flops(model, context, settings.epochs)
+        flops += method_parts.teacher_flops(candidate, context, settings.epochs)
         return ScheduleResult(model, masks, train_flops=flops)
 
 
@@ -150,8 +151,9 @@ class Gradual(Schedule):
 
         _train(model, settings, context, candidate, on_step=on_step,
                extra_loss=combine(penalty, method_parts.make_distillation(candidate, context)))
-        return ScheduleResult(model, pruner.last or PruneMasks(),
-                              train_flops=method_parts.train_flops(model, context, settings.epochs))
+        flops = (method_parts.train_flops(model, context, settings.epochs)
+                 + method_parts.teacher_flops(candidate, context, settings.epochs))
+        return ScheduleResult(model, pruner.last or PruneMasks(), train_flops=flops)
 
 
 class DuringTraining(Schedule):
@@ -182,6 +184,7 @@ class DuringTraining(Schedule):
         _train(model, replace(settings, epochs=total - cut), context, candidate,
                lr_window=(cut, total), extra_loss=distill)
         flops += method_parts.train_flops(model, context, total - cut)
+        flops += method_parts.teacher_flops(candidate, context, total)   # both phases distil
         return ScheduleResult(model, masks, shrunk=shrunk, train_flops=flops,
                               train_flops_dense=dense_flops)
 

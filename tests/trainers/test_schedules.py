@@ -134,6 +134,13 @@ def test_regularisation_and_distillation_change_training(context):
     x = torch.randn(4, *SHAPE)
     assert not torch.allclose(base.model(x), reg.model(x))
     assert not torch.allclose(kd.model(x), plain.model(x))
+    # Distillation's teacher (the dense model) runs one forward pass per sample-step: counted.
+    from trainers import method_parts
+    teacher = method_parts.forward_flops(context.extras["teacher"], context)
+    epochs = method_parts.finetune_settings(
+        candidate_for(context, "magnitude", "unstructured", "oneshot"), context).epochs
+    assert kd.train_flops == pytest.approx(
+        plain.train_flops + teacher * method_parts.train_samples(context) * epochs)
     # The L1 penalty shrinks the surviving weights.
     w_base = base.model.features[2].weight.abs().sum()
     w_reg = reg.model.features[2].weight.abs().sum()

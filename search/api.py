@@ -21,7 +21,7 @@ import optuna
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from trainers.data import DataBundle, bundle_from_splits, prediction_count
+from trainers.data import DataBundle, bundle_from_splits, inner_dataset, prediction_count
 from trainers.errors import SetupError
 from trainers.selection_metrics import get_metric, metric_name
 from trainers.training import LossFn, MetricFn
@@ -107,14 +107,10 @@ def _user_data(config: ExperimentConfig, train: Split | None, val: Split | None,
     try:
         return bundle_from_splits(train, val, test, val_fraction=settings.val_fraction,
                                   test_fraction=settings.test_fraction, seed=settings.split_seed,
-                                  num_classes=num_classes, name=type(_inner(train)).__name__,
+                                  num_classes=num_classes, name=type(inner_dataset(train)).__name__,
                                   preprocessing=preprocessing)
     except SetupError as exc:
         raise ConfigError(str(exc)) from exc
-
-
-def _inner(split: Split) -> Any:
-    return split.dataset if isinstance(split, DataLoader) else split
 
 
 def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None = None, *,
@@ -199,7 +195,7 @@ def _describe(obj: Any, default: str) -> str:
     ``python: <name>`` (only the process that passed the object can rebuild it)."""
     if obj is None or isinstance(obj, (str, Mapping)):
         return default
-    target = _inner(obj) if isinstance(obj, (Dataset, DataLoader)) else obj
+    target = inner_dataset(obj) if isinstance(obj, (Dataset, DataLoader)) else obj
     kind = target if isinstance(target, type) or callable(target) and not isinstance(
         target, nn.Module) else type(target)
     return f"python: {getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', kind)}"

@@ -121,8 +121,7 @@ def as_bundle(data: Any, config: ExperimentConfig) -> Any:
     """``data=`` as ``run_search`` took it: a ``DataBundle``, one split (train: val and test are
     carved from it with the study's saved fractions and seed, as the run carved them), or a
     ``(train, val, test)`` / ``(train, test)`` tuple of Datasets, DataLoaders or tensors."""
-    from search.api import _inner
-    from trainers.data import DataBundle, bundle_from_splits
+    from trainers.data import DataBundle, bundle_from_splits, inner_dataset
     from trainers.errors import SetupError
 
     if data is None or isinstance(data, DataBundle):
@@ -137,7 +136,7 @@ def as_bundle(data: Any, config: ExperimentConfig) -> Any:
     try:
         return bundle_from_splits(train, val, test, val_fraction=settings.val_fraction,
                                   test_fraction=settings.test_fraction, seed=settings.split_seed,
-                                  name=type(_inner(train)).__name__)   # as run_search names it
+                                  name=type(inner_dataset(train)).__name__)   # as run_search
     except (SetupError, TypeError, ValueError) as exc:
         raise ConfigError(f"data=: {exc}") from exc
 

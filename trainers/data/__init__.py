@@ -9,5 +9,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "bundle": ["DataBundle"],
     "catalog": ["DATASETS", "is_known_data_name", "load_data"],
     "settings": ["DataSettings"],
-    "splits": ["bundle_from_splits", "prediction_count"],
+    "splits": ["bundle_from_splits", "inner_dataset", "prediction_count"],
 })

@@ -144,6 +144,11 @@ def rebuild_loader(loader: DataLoader, dataset: Dataset, *, shuffle: bool | None
     return DataLoader(dataset, shuffle=shuffle, **options)
 
 
+def inner_dataset(split: Split) -> Any:
+    """The data set of a split: a ``DataLoader``'s, or the split itself (what names it)."""
+    return split.dataset if isinstance(split, DataLoader) else split
+
+
 def bundle_from_splits(train: Split, val: Split | None = None, test: Split | None = None, *,
                        val_fraction: float = 0.15, test_fraction: float = 0.2, seed: int = 0,
                        num_classes: int | None = None, input_shape: tuple[int, ...] | None = None,

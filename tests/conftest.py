@@ -26,6 +26,34 @@ def tiny_config_dict(tmp_path: Path, **search: object) -> dict:
     }
 
 
+def tiny_eval_context(factory, samples: int = 96, **extra):
+    """An ``EvalContext`` for schedule tests: synthetic 8x8 data (4 classes), ``factory``'s
+    model trained one epoch as the dense reference, short fine-tuning and pruning settings."""
+    import torch
+
+    from trainers.costs import load_profile
+    from trainers.data import DataSettings, load_data
+    from trainers.discovery import discover_layers
+    from trainers.eval_context import EvalContext
+    from trainers.pruning import PruningSettings
+    from trainers.reference import count_other_params
+    from trainers.train_settings import TrainSettings
+    from trainers.training import train_epochs
+
+    torch.manual_seed(0)
+    data = load_data(DataSettings(name="synthetic", options={"samples": samples, "classes": 4}))
+    dense = factory()
+    train_epochs(dense, data.train, TrainSettings(epochs=1, lr=0.01), batch_size=32,
+                 device=torch.device("cpu"), seed=0)
+    layers = discover_layers(dense, tuple(data.input_shape))
+    return EvalContext(
+        model_factory=factory, data=data, dense_state=dense.state_dict(), layers=layers,
+        finetune=TrainSettings(epochs=1, lr=0.005), batch_size=32, device=torch.device("cpu"),
+        profile=load_profile(), other_params=count_other_params(dense, {l.name for l in layers}),
+        pruning=PruningSettings(score_batches=1, during_epochs=2, prune_at=0.5),
+        dense_train=TrainSettings(epochs=2, lr=0.01), **extra)
+
+
 SQLITE_SIDE_FILES = ("-wal", "-shm")   # SQLite's log and index beside a WAL-mode database
 
 

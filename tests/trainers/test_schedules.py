@@ -6,38 +6,20 @@ import functools
 import pytest
 import torch
 
+from conftest import tiny_eval_context
 from spaces.candidate import Candidate
-from trainers.costs import load_profile
-from trainers.data import DataSettings, load_data
-from trainers.discovery import discover_layers
 from trainers.eval_context import EvalContext
 from trainers.models import SmallCNN
-from trainers.pruning import CRITERIA, GRANULARITIES, PruningSettings, current_masks
+from trainers.pruning import CRITERIA, GRANULARITIES, current_masks
 from trainers.pruning.masks import current_param_masks
-from trainers.reference import count_other_params
 from trainers.schedules import SCHEDULES, agp_steps, run_schedule
-from trainers.train_settings import TrainSettings
-from trainers.training import train_epochs
 from trainers.trial import evaluate_candidate
 
 SHAPE = (1, 8, 8)
 
 
 def make_context() -> EvalContext:
-    torch.manual_seed(0)
-    data = load_data(DataSettings(name="synthetic", options={"samples": 96, "classes": 4}))
-
-    factory = functools.partial(SmallCNN, 1, 4, width=4)      # picklable, like a study's factory
-    dense = factory()
-    train_epochs(dense, data.train, TrainSettings(epochs=1, lr=0.01), batch_size=32,
-                 device=torch.device("cpu"), seed=0)
-    layers = discover_layers(dense, SHAPE)
-    return EvalContext(
-        model_factory=factory, data=data, dense_state=dense.state_dict(), layers=layers,
-        finetune=TrainSettings(epochs=1, lr=0.005), batch_size=32, device=torch.device("cpu"),
-        profile=load_profile(), other_params=count_other_params(dense, {l.name for l in layers}),
-        pruning=PruningSettings(score_batches=1, during_epochs=2, prune_at=0.5),
-        dense_train=TrainSettings(epochs=2, lr=0.01))
+    return tiny_eval_context(functools.partial(SmallCNN, 1, 4, width=4))   # picklable factory
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from conftest import tiny_eval_context
 from spaces.candidate import Candidate
-from trainers.costs import load_profile
 from trainers.costs.flops import count_flops
-from trainers.data import DataSettings, load_data
 from trainers.discovery import discover_layers
-from trainers.eval_context import EvalContext
 from trainers.export_form import exported_form
-from trainers.pruning import Pruner, PruningSettings, current_masks, shrink_model
+from trainers.pruning import Pruner, current_masks, shrink_model
 from trainers.pruning.structured import ChannelCoupling, lowest_channels
-from trainers.reference import count_other_params
 from trainers.schedules import run_schedule
-from trainers.train_settings import TrainSettings
-from trainers.training import train_epochs
 from trainers.trial import evaluate_candidate
 
 SHAPE = (1, 8, 8)
@@ -151,19 +146,7 @@ def test_a_grouped_conv_that_cannot_lose_input_channels_keeps_its_inputs():
 def grouped_context():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    data = load_data(DataSettings(name="synthetic", options={"samples": 64, "classes": 4}))
-    factory = functools.partial(GroupedNet)
-    dense = factory()
-    train_epochs(dense, data.train, TrainSettings(epochs=1, lr=0.01), batch_size=32,
-                 device=torch.device("cpu"), seed=0)
-    layers = discover_layers(dense, SHAPE)
-    yield EvalContext(
-        model_factory=factory, data=data, dense_state=dense.state_dict(), layers=layers,
-        finetune=TrainSettings(epochs=1, lr=0.005), batch_size=32, device=torch.device("cpu"),
-        profile=load_profile(), other_params=count_other_params(dense, {l.name for l in layers}),
-        pruning=PruningSettings(score_batches=1, during_epochs=2, prune_at=0.5),
-        dense_train=TrainSettings(epochs=2, lr=0.01), measure_test=False)
+    yield tiny_eval_context(functools.partial(GroupedNet), samples=64, measure_test=False)
     torch.set_num_threads(threads)
 
 

@@ -21,7 +21,7 @@ import optuna
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from trainers.data import DataBundle, bundle_from_splits, inner_dataset, prediction_count
+from trainers.data import inner_dataset, prediction_count
 from trainers.errors import SetupError
 from trainers.selection_metrics import get_metric, metric_name
 from trainers.training import LossFn, MetricFn
@@ -30,7 +30,7 @@ from trainers.trial import reference_metrics
 from search.config import ExperimentConfig, config_from_dict, load_config
 from search.decide.tables import write_tables
 from search.run.backends import ContextInputs, get_backend
-from search.run.context import build_study_context, set_threads
+from search.run.context import build_study_context, set_threads, user_data
 from search.run.preflight import nothing_left_on_bad_input, preflight
 from search.run.storage import checkpoint_sqlite
 from search.run.study import open_study, save_study_config
@@ -96,23 +96,6 @@ def _model_factory(model: ModelSpec | None) -> Callable[[], nn.Module] | None:
                       f"name or a model section, got {type(model).__name__}")
 
 
-def _user_data(config: ExperimentConfig, train: Split | None, val: Split | None,
-               test: Split | None, num_classes: int | None,
-               preprocessing: str | Mapping[str, Any] | None = None) -> DataBundle | None:
-    if train is None:
-        if val is not None or test is not None:
-            raise ConfigError("val/test were given without train; pass train as well")
-        return None
-    settings = config.data
-    try:
-        return bundle_from_splits(train, val, test, val_fraction=settings.val_fraction,
-                                  test_fraction=settings.test_fraction, seed=settings.split_seed,
-                                  num_classes=num_classes, name=type(inner_dataset(train)).__name__,
-                                  preprocessing=preprocessing)
-    except SetupError as exc:
-        raise ConfigError(str(exc)) from exc
-
-
 def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None = None, *,
                model: ModelSpec | None = None, train: Split | None = None,
                val: Split | None = None, test: Split | None = None,
@@ -148,7 +131,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         options = {**options, "model": model if isinstance(model, Mapping) else {"name": model}}
     config = resolve_config(config, options)
     factory = _model_factory(model)
-    data = _user_data(config, train, val, test, num_classes, preprocessing)
+    data = user_data(config, train, val, test, num_classes, preprocessing)
     try:
         metric_fn = get_metric(metric) if isinstance(metric, str) else metric
     except SetupError as exc:

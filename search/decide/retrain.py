@@ -121,8 +121,8 @@ def as_bundle(data: Any, config: ExperimentConfig) -> Any:
     """``data=`` as ``run_search`` took it: a ``DataBundle``, one split (train: val and test are
     carved from it with the study's saved fractions and seed, as the run carved them), or a
     ``(train, val, test)`` / ``(train, test)`` tuple of Datasets, DataLoaders or tensors."""
-    from trainers.data import DataBundle, bundle_from_splits, inner_dataset
-    from trainers.errors import SetupError
+    from search.run.context import user_data
+    from trainers.data import DataBundle
 
     if data is None or isinstance(data, DataBundle):
         return data
@@ -130,15 +130,9 @@ def as_bundle(data: Any, config: ExperimentConfig) -> Any:
     if not 1 <= len(splits) <= 3:
         raise ConfigError(f"data= takes a split or a (train, val, test) tuple, got "
                           f"{len(splits)} items")
-    train, val, test = (splits + [None, None])[:3] if len(splits) != 2 else (splits[0], None,
-                                                                             splits[1])
-    settings = config.data
-    try:
-        return bundle_from_splits(train, val, test, val_fraction=settings.val_fraction,
-                                  test_fraction=settings.test_fraction, seed=settings.split_seed,
-                                  name=type(inner_dataset(train)).__name__)   # as run_search
-    except (SetupError, TypeError, ValueError) as exc:
-        raise ConfigError(f"data=: {exc}") from exc
+    train, val, test = (splits[0], None, splits[1]) if len(splits) == 2 else (
+        splits + [None, None])[:3]
+    return user_data(config, train, val, test)
 
 
 def _check_sources(sources: Mapping[str, str], build: Mapping[str, Any]) -> None:

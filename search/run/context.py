@@ -5,7 +5,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -15,7 +15,7 @@ from search.schema import ConfigError, to_dict
 from spaces.settings import SpaceSettings
 from spaces.space import SearchSpace
 from trainers.costs import CostBasis, cost_basis, load_profile
-from trainers.data import DataBundle, load_data
+from trainers.data import DataBundle, bundle_from_splits, inner_dataset, load_data
 from trainers.data.labels import LabelError, check_class_labels
 from trainers.device import resolve_device
 from trainers.errors import SetupError
@@ -125,6 +125,26 @@ def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
     return ModelAndData(device, loaded, factory, probe,
                         basis if basis is not None else cost_basis(probe, loaded.input_shape),
                         from_config=model_factory is None and data is None, model_name=name)
+
+
+def user_data(config: ExperimentConfig, train: Any, val: Any = None, test: Any = None,
+              num_classes: int | None = None,
+              preprocessing: str | Mapping[str, Any] | None = None) -> DataBundle | None:
+    """A bundle from the user's splits (Datasets, DataLoaders or tensors), missing ones carved
+    from ``train`` with the config's fractions and seed: what ``run_search`` was given, and what
+    retraining a reopened study of Python objects is given again (None: no ``train``)."""
+    if train is None:
+        if val is not None or test is not None:
+            raise ConfigError("val/test were given without train; pass train as well")
+        return None
+    settings = config.data
+    try:
+        return bundle_from_splits(train, val, test, val_fraction=settings.val_fraction,
+                                  test_fraction=settings.test_fraction, seed=settings.split_seed,
+                                  num_classes=num_classes, name=type(inner_dataset(train)).__name__,
+                                  preprocessing=preprocessing)
+    except SetupError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _qualified(obj: object) -> str:

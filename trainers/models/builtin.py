@@ -8,6 +8,20 @@ import torch
 from torch import nn
 
 
+class MaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` that, without autograd (evaluation), pools a CPU tensor in channels-last
+    layout and hands it back in the input's: the same values (a maximum is exact). In torch 2.14
+    on CPU the NCHW kernel is about ten times slower than the channels-last one, so it took more
+    than half of an evaluation pass of the built-in CNN (13.5 -> 5.7 ms for 360 digits at one
+    thread). With autograd the two layout changes cost what they save, so training is unchanged."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or self.return_indices or x.device.type != "cpu" or \
+                x.dim() != 4 or x.is_contiguous(memory_format=torch.channels_last):
+            return super().forward(x)
+        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
 class SmallCNN(nn.Module):
     """Three 3x3 convolutions and two linear layers; about 0.64 M MACs per 8x8 sample."""
 
@@ -16,8 +30,8 @@ class SmallCNN(nn.Module):
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), MaxPool2d(2),
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.ReLU(), MaxPool2d(2),
         )
         spatial = max(input_size // 4, 1)
         self.classifier = nn.Sequential(

@@ -18,13 +18,14 @@ from trainers.checkpoint import atomic_write_text
 
 
 def study_definition(config: ExperimentConfig) -> dict:
-    """What makes the trials of one study comparable: data, model, training, costs, objectives.
+    """What makes the trials of one study comparable: data, model, training, the pruning
+    methods' fixed settings, costs, objectives.
 
     Budget, sampler, storage, device and paths may change between runs; these may not.
     """
     data = {k: v for k, v in to_dict(config.data).items() if k not in ("root", "download")}
     definition = {"seed": config.seed, "data": data}
-    for key in ("model", "dense", "finetune", "cost"):
+    for key in ("model", "dense", "finetune", "pruning", "cost"):
         definition[key] = to_dict(getattr(config, key))
     definition["objectives"] = config.search.objectives.to_config_value()
     return json.loads(json.dumps(definition))
@@ -44,6 +45,11 @@ def _refuse(config: ExperimentConfig, what: str, difference: str) -> ConfigError
         f"study '{config.study}' exists with {what} ({difference}); resume it with "
         f"its original config ({config.study_dir / 'config.yaml'}) or use a new study name, "
         f"e.g. --study {free_study_name(config)}")
+
+
+# Sections of ``study_definition`` added after studies were first stored: a study stored without
+# one resumes with any value of it (what its trials used is not on record).
+SECTIONS_ADDED_LATER = ("pruning",)
 
 
 def check_resumable(config: ExperimentConfig) -> bool:
@@ -73,6 +79,9 @@ def check_resumable(config: ExperimentConfig) -> bool:
     stored_def = attrs.get("definition")
     definition = without_new_defaults(study_definition(config), stored_def,
                                       study_definition(ExperimentConfig()))
+    for key in SECTIONS_ADDED_LATER:   # a study stored before they were compared: unknown
+        if isinstance(stored_def, dict) and key not in stored_def:
+            definition.pop(key, None)
     if stored_def is not None and stored_def != definition:
         raise _refuse(config, "a different setup",
                       describe_difference(stored_def, definition, "config"))

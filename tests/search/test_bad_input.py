@@ -112,6 +112,9 @@ CASES = {
     "other fine-tuning": ({"finetune": {"epochs": 2}},
                           ["study 'kept' exists with a different setup (config.finetune.epochs: "
                            "stored 1, now 2)"]),
+    "other pruning settings": ({"pruning": {"nm_block": 8}},
+                               ["study 'kept' exists with a different setup "
+                                "(config.pruning.nm_block: stored 4, now 8)"]),
 }
 
 

@@ -77,6 +77,26 @@ def test_a_study_from_before_a_space_option_existed_resumes_unless_the_option_is
         run_search(changed, log=lambda _: None)
 
 
+def test_pruning_settings_are_part_of_a_study_but_older_studies_resume_with_any(tiny_config):
+    """``pruning:`` changes what a trial trains (M of n:m, AGP steps, ...): a resume with other
+    settings is refused, except for a study stored before the section was compared, which cannot
+    say what its trials used."""
+    from search.schema import ConfigError
+
+    first = run_search(dataclasses.replace(tiny_config, search=dataclasses.replace(
+        tiny_config.search, n_trials=1)), log=lambda _: None).study
+    grown = dataclasses.replace(tiny_config, search=dataclasses.replace(tiny_config.search,
+                                                                        n_trials=2))
+    other = dataclasses.replace(grown, pruning=dataclasses.replace(grown.pruning,
+                                                                   gradual_steps=3))
+    with pytest.raises(ConfigError, match="different setup .*pruning.gradual_steps"):
+        run_search(other, log=lambda _: None)
+    definition = dict(first.user_attrs["definition"])
+    del definition["pruning"]                            # as an older version stored it
+    first.set_user_attr("definition", definition)
+    assert len(run_search(other, log=lambda _: None).study.trials) == 2
+
+
 def test_identical_candidate_is_not_trained_twice_and_baselines_are_labelled(tiny_config):
     from search.run.context import build_study_context
     from search.run.study import open_study

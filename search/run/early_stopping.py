@@ -48,6 +48,11 @@ class FrontRungCheck:
         self.learned = settings.learned_bound
         self.rungs = tuple(settings.rungs)
 
+    @property
+    def metric(self) -> str:
+        """The study's selection metric, which the reasons name (read only to give one)."""
+        return self.view.user_attr("metric") or "accuracy"
+
     def optimistic(self, epoch: int, accuracy: float,
                    finished: Sequence[optuna.trial.FrozenTrial]) -> float:
         """The best final accuracy this candidate may still reach: its accuracy + margin, or
@@ -72,7 +77,7 @@ class FrontRungCheck:
         if other is not None:
             raise StopCandidate(
                 epoch, accuracy,
-                f"after {epoch} fine-tune epoch(s) val accuracy {accuracy:.4f}, optimistic "
+                f"after {epoch} fine-tune epoch(s) val {self.metric} {accuracy:.4f}, optimistic "
                 f"final {bound:.4f}, is dominated by trial {other.number}")
 
     def screen(self, rung0: Mapping[str, float], settings: ScreeningSettings) -> None:
@@ -93,7 +98,7 @@ class FrontRungCheck:
         if other is not None:
             raise StopCandidate(
                 0, seen, f"screened out before fine-tuning: {fitted.feature} "
-                f"{rung0[fitted.feature]:.4f} predicts a final val accuracy <= {bound:.4f}, "
+                f"{rung0[fitted.feature]:.4f} predicts a final val {self.metric} <= {bound:.4f}, "
                 f"dominated by trial {other.number}")
         if settings.fine_tune_share >= 1.0 or self.refinement():
             return

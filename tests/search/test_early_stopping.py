@@ -29,8 +29,12 @@ def check(study, flops, **settings):
 def test_fixed_margin_stops_a_candidate_dominated_even_with_the_margin():
     study = finished_study([(0.95, 100.0, 0.60)])
     stop = check(study, 200.0, margin=0.03, learned_bound=False)
-    with pytest.raises(StopCandidate, match="optimistic final 0.9000, is dominated by trial 0"):
+    with pytest.raises(StopCandidate, match="epoch.s. val accuracy 0.8700, optimistic final "
+                                            "0.9000, is dominated by trial 0"):
         stop(1, 0.87)
+    study.set_user_attr("metric", "f1_macro")          # the reason names the study's metric
+    with pytest.raises(StopCandidate, match="val f1_macro 0.8700, optimistic final 0.9000"):
+        check(study, 200.0, margin=0.03, learned_bound=False)(1, 0.87)
     stop(1, 0.93)              # 0.96 > 0.95: could still beat trial 0
     check(study, 50.0, learned_bound=False)(1, 0.10)   # cheaper than every trial: never dominated
 

@@ -205,10 +205,12 @@ def analyse_sensitivity(config: ExperimentConfig | str | Path | None = None, *,
     ``result.bounds(max_drop)`` gives ``{layer: max_sparsity}`` for narrowing the search space.
     """
     from search.decide.report.static import sensitivity_png
-    from search.run.sensitivity import DEFAULT_GRID, write_sensitivity
+    from search.run.sensitivity import (DEFAULT_GRID, check_replaceable, validate_grid,
+                                        write_sensitivity)
 
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
+    check_replaceable(config.study_dir, validate_grid(grid or DEFAULT_GRID), criterion)
     config.study_dir.mkdir(parents=True, exist_ok=True)
     result = run_sensitivity(config, grid=grid or DEFAULT_GRID, criterion=criterion,
                              granularity=granularity, log=log, **context)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -10,15 +11,14 @@ from typing import Any
 
 import yaml
 
+from search.cost_settings import CostSettings
 from search.objectives import Objectives, objective_metrics
 from search.run.backends.settings import ParallelSettings, RaySettings
 from search.run.early_stopping_settings import EarlyStoppingSettings, check_objectives
 from search.run.refine_settings import RefineSettings, refinable
 from search.run.samplers import SAMPLERS
 from search.schema import ConfigError, from_dict, to_dict
-from spaces.settings import SpaceSettings
-from trainers.costs import METER_CHOICES, LatencySettings, load_profile
-from trainers.costs.meters import DEFAULT_POWERCAP_ROOT
+from spaces.settings import BIT_WIDTHS, SpaceSettings
 from trainers.data import DATASETS, DataSettings, is_known_data_name
 from trainers.device import DEVICE_PATTERN
 from trainers.method_names import GRANULARITY_NAMES, SCHEDULE_NAMES
@@ -85,13 +85,19 @@ class SearchSettings:
             if bound not in ("max", "min") or metric not in objective_metrics():
                 raise ConfigError(f"search.constraints: keys must be max_<metric> or min_<metric> "
                                   f"with a metric from {objective_metrics()}, got '{key}'")
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"search.constraints.{key} must be a number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ConfigError(f"search.constraints.{key} must be a finite number, "
+                                  f"got {value!r}")
         check_objectives(self.early_stopping, self.objectives.metrics)
         if self.refine.within and not refinable(self.objectives.metrics,
                                                 self.objectives.directions):
             raise ConfigError(f"search.refine needs accuracy and a minimised cost among "
                               f"search.objectives, got {self.objectives.metrics}")
+        for value in self.baseline_bits:
+            if value not in BIT_WIDTHS:
+                raise ConfigError(f"search.baseline_bits must be values from {list(BIT_WIDTHS)}, "
+                                  f"got {value}")
         for value in self.baseline_sparsities:
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"search.baseline_sparsities must be in [0, 1), got {value}")
@@ -100,40 +106,8 @@ class SearchSettings:
                               f"got {self.max_consecutive_failures}")
 
 
-@dataclass(frozen=True)
-class CostSettings:
-    """The ``cost:`` section: energy profile, activation width, meters, what each trial measures
-    besides its validation accuracy (latency, test accuracy)."""
-
-    energy_profile: str | None = None   # shipped profile name or YAML file; default: horowitz45
-    activation_bits: int = 32
-    energy_meter: str = "auto"          # auto | nvml | rapl | estimate
-    watts_per_core: float = 10.0        # for the 'estimate' meter
-    powercap_root: str = DEFAULT_POWERCAP_ROOT   # where the 'rapl' meter looks
-    measure_latency: bool = True        # time the exported model of every trial
-    measure_test_accuracy: bool = True  # test metric of every trial (reported only; false: skip)
-    latency_batch_size: int = 32
-    latency_warmup: int = 2
-    latency_repeats: int = 10
-
-    def __post_init__(self) -> None:
-        if self.activation_bits not in (4, 8, 16, 32):
-            raise ConfigError(f"cost.activation_bits must be one of [4, 8, 16, 32], "
-                              f"got {self.activation_bits}")
-        if not self.watts_per_core > 0:
-            raise ConfigError(f"cost.watts_per_core must be > 0, got {self.watts_per_core}")
-        if self.energy_meter not in METER_CHOICES:
-            raise ConfigError(f"cost.energy_meter must be one of {list(METER_CHOICES)}, "
-                              f"got '{self.energy_meter}'")
-        try:
-            load_profile(self.energy_profile)
-            self.latency_settings()
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-
-    def latency_settings(self) -> LatencySettings:
-        return LatencySettings(enabled=self.measure_latency, batch_size=self.latency_batch_size,
-                               warmup=self.latency_warmup, repeats=self.latency_repeats)
+# Samplers take seeds below 2**32; each worker adds its index (``search.run.samplers``).
+MAX_SEED = 2 ** 31 - 1
 
 
 @dataclass(frozen=True)
@@ -166,6 +140,14 @@ class ExperimentConfig:
                               f"got '{self.device}'")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
+        if isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer in [0, {MAX_SEED}], got {self.seed}")
+        chosen = self.search.baseline_bits
+        if chosen != SearchSettings().baseline_bits:   # the default adapts to space.bits
+            for value in chosen:
+                if value not in self.space.bits:
+                    raise ConfigError(f"search.baseline_bits must be values from space.bits "
+                                      f"{list(self.space.bits)}, got {value}")
         latency_uses = ["search.objectives" for m in self.search.objectives.metrics
                         if m == "latency_ms"]
         latency_uses += [f"search.constraints.{key}" for key in self.search.constraints

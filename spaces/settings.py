@@ -1,6 +1,7 @@
 """What the user lets the search vary (the ``space:`` section of the config) and its stored form."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
@@ -10,6 +11,7 @@ from spaces.sparsity_range import SparsityRange
 
 CLASSIFIER_POLICIES = ("exclude", "cap", "include")
 PARAMETRIZATIONS = ("per_layer", "global_offset")
+BIT_WIDTHS = (2, 3, 4, 5, 6, 7, 8, 16, 32)   # what fake quantization offers (32: float)
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,13 @@ class SpaceSettings:
     min_kept_per_output: float | None = None
 
     def __post_init__(self) -> None:
-        if self.min_kept_per_output is not None and not self.min_kept_per_output > 0:
-            raise ValueError("space.min_kept_per_output must be > 0 (or null), "
+        if self.min_kept_per_output is not None and \
+                not 0 < self.min_kept_per_output < math.inf:
+            raise ValueError("space.min_kept_per_output must be a finite number > 0 (or null), "
                              f"got {self.min_kept_per_output}")
         for value in self.bits:
-            if value not in (2, 3, 4, 5, 6, 7, 8, 16, 32):
-                raise ValueError(
-                    f"space.bits must be values from [2, 3, 4, 5, 6, 7, 8, 16, 32], got {value}")
+            if value not in BIT_WIDTHS:
+                raise ValueError(f"space.bits must be values from {list(BIT_WIDTHS)}, got {value}")
         for name in ("bits", "criteria", "granularities", "schedules"):
             if len(getattr(self, name)) == 0:
                 raise ValueError(f"space.{name} must list at least one value, got []")

@@ -1,6 +1,7 @@
 """One training phase's settings (the ``dense:`` and ``finetune:`` sections; no torch here)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -17,8 +18,10 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be one of ['adam', 'sgd'], got '{self.optimizer}'")
         if self.lr_schedule not in ("cosine", "constant"):

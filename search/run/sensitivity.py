@@ -123,6 +123,26 @@ def bounds_for_space(study_dir: str | Path, context: Any, space: Any, max_drop: 
     return {name: bounds[name] for name in space.layer_names}
 
 
+def check_replaceable(study_dir: str | Path, grid: Sequence[float], criterion: str) -> None:
+    """Refuse to replace the analysis a study's search space was bounded by
+    (``space.sensitivity_max_drop`` in its saved config) with one of another grid or criterion:
+    the bounds would change and the study could no longer be resumed."""
+    from search.config import load_config
+
+    stored, saved = load_sensitivity(study_dir), Path(study_dir) / "config.yaml"
+    if stored is None or not saved.is_file():
+        return
+    max_drop = load_config(saved).space.sensitivity_max_drop
+    if max_drop is None or (tuple(stored.grid) == tuple(grid) and stored.criterion == criterion):
+        return
+    raise ConfigError(
+        f"study '{Path(study_dir).name}' bounds its search space by its sensitivity analysis "
+        f"(space.sensitivity_max_drop: {max_drop:g}; {stored.criterion}, grid "
+        f"{','.join(f'{g:g}' for g in stored.grid)}); another analysis would change those "
+        f"bounds and the study could not be resumed. Analyse under a new study name (--study "
+        f"NAME with a config), or read the stored one in '{Path(study_dir) / FOLDER}'")
+
+
 def write_sensitivity(result: SensitivityResult, study_dir: str | Path,
                       max_drop: float | None = None) -> Path:
     """Write the tables and the summary (with bounds when ``max_drop`` is given)."""

@@ -162,6 +162,11 @@ def checkpoint_sqlite(storage: BaseStorage) -> None:
 
 
 def _open(url: str, heartbeat: bool) -> BaseStorage:
+    if url.startswith("sqlite:") and (not url.startswith(SQLITE_PREFIX) or ":memory:" in url
+                                      or not url[len(SQLITE_PREFIX):].strip()):
+        raise ConfigError(f"search.storage must name a database file (sqlite:///path/study.db: "
+                          f"a study lives on after the run, and every worker opens the same "
+                          f"file), got '{url}'")
     sweep = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=3 * HEARTBEAT_SECONDS,
                  heartbeat_stale_trial_callback=RetryInterruptedTrial())
     if is_journal(url):

@@ -119,11 +119,11 @@ def _yaml_map(mapping: dict) -> str:
 def open_study(config: ExperimentConfig, space: SearchSpace, worker_index: int = 0) -> optuna.Study:
     """Create the study or load it; refuse to resume with another space or other objectives."""
     check_resumable(config)
+    sampler = make_sampler(config, worker_index)
     try:
         study = optuna.create_study(
             study_name=config.study, storage=open_storage(storage_url(config)), load_if_exists=True,
-            directions=config.search.objectives.directions,
-            sampler=make_sampler(config, worker_index))
+            directions=config.search.objectives.directions, sampler=sampler)
     except ValueError as exc:
         raise _refuse(config, "different objective directions",
                       f"this config: {config.search.objectives.to_config_value()}") from exc

@@ -112,6 +112,32 @@ CASES = {
     "other fine-tuning": ({"finetune": {"epochs": 2}},
                           ["study 'kept' exists with a different setup (config.finetune.epochs: "
                            "stored 1, now 2)"]),
+    "negative seed": ({"study": "n", "seed": -1}, ["seed must be an integer in [0, 2147483647], "
+                                                   "got -1"]),
+    "seed too large": ({"study": "n", "seed": 5000000000},
+                       ["seed must be an integer in [0, 2147483647], got 5000000000"]),
+    "negative weight decay": ({"study": "n", "dense": {"weight_decay": -1}},
+                              ["dense: weight_decay must be a finite number >= 0, got -1.0"]),
+    "infinite lr": ({"study": "n", "finetune": {"lr": float("inf")}},
+                    ["finetune: lr must be a finite number > 0, got inf"]),
+    "model option typo": ({"study": "n", "model": {"options": {"widht": 4}}},
+                          ["do not fit model 'cnn': ", "unexpected keyword argument 'widht'"]),
+    "validation split too small": ({"study": "n", "data": {"val_fraction": 0.001}},
+                                   ["data.val_fraction 0.001 of 240 samples is too small a split"]),
+    "infinite kept per output": ({"study": "n", "space": {"min_kept_per_output": float("inf")}},
+                                 ["space.min_kept_per_output must be a finite number > 0"]),
+    "NaN constraint": ({"study": "n", "search": {"constraints": {"max_flops": float("nan")}}},
+                       ["search.constraints.max_flops must be a finite number, got nan"]),
+    "baseline bits not a width": ({"study": "n", "search": {"baseline_bits": [64]}},
+                                  ["search.baseline_bits must be values from [2, 3, 4, 5, 6, 7, 8, "
+                                   "16, 32], got 64"]),
+    "baseline bits outside the space": ({"study": "n", "search": {"baseline_bits": [3]}},
+                                        ["search.baseline_bits must be values from space.bits "
+                                         "[2, 4, 8, 16, 32], got 3"]),
+    "infinite watts": ({"study": "n", "cost": {"watts_per_core": float("inf")}},
+                       ["cost.watts_per_core must be a finite number > 0, got inf"]),
+    "in-memory storage": ({"study": "n", "search": {"storage": "sqlite:///"}},
+                          ["search.storage must name a database file", "got 'sqlite:///'"]),
     "other pruning settings": ({"pruning": {"nm_block": 8}},
                                ["study 'kept' exists with a different setup "
                                 "(config.pruning.nm_block: stored 4, now 8)"]),

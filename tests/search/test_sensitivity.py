@@ -89,6 +89,13 @@ def test_a_search_with_sensitivity_bounds_measures_once_and_stays_inside(tmp_pat
     resumed = run_search(config_from_dict(raw), log=again.append)
     assert not any(line.startswith("sensitivity of") for line in again)
     assert len(resumed.trials()) == 8
+    # Another analysis would change the bounds the study was searched in: refused, nothing written.
+    from search.api import analyse_sensitivity
+
+    before = (result.folder / "sensitivity" / "accuracy.csv").read_bytes()
+    with pytest.raises(ConfigError, match="bounds its search space by its sensitivity analysis"):
+        analyse_sensitivity(result.folder / "config.yaml", grid=[0.5, 0.6], log=lambda _: None)
+    assert (result.folder / "sensitivity" / "accuracy.csv").read_bytes() == before
 
 
 def test_sensitivity_bounds_from_another_model_are_refused(tmp_path):

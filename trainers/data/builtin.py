@@ -7,6 +7,7 @@ from torch.utils.data import TensorDataset
 
 from trainers.data.bundle import DataBundle, scaled_preprocessing
 from trainers.data.settings import DataSettings
+from trainers.errors import SetupError
 
 
 def split_indices(n: int, settings: DataSettings, labels: np.ndarray | None = None
@@ -15,11 +16,17 @@ def split_indices(n: int, settings: DataSettings, labels: np.ndarray | None = No
     from sklearn.model_selection import train_test_split
 
     index = np.arange(n)
-    rest, test = train_test_split(index, test_size=settings.test_fraction,
-                                  random_state=settings.split_seed, stratify=labels)
-    val_share = settings.val_fraction / (1.0 - settings.test_fraction)
-    train, val = train_test_split(rest, test_size=val_share, random_state=settings.split_seed,
-                                  stratify=None if labels is None else labels[rest])
+    field, fraction = "data.test_fraction", settings.test_fraction
+    try:
+        rest, test = train_test_split(index, test_size=fraction,
+                                      random_state=settings.split_seed, stratify=labels)
+        field, fraction = "data.val_fraction", settings.val_fraction
+        val_share = settings.val_fraction / (1.0 - settings.test_fraction)
+        train, val = train_test_split(rest, test_size=val_share, random_state=settings.split_seed,
+                                      stratify=None if labels is None else labels[rest])
+    except ValueError as exc:   # too few samples for a stratified split (one per class at least)
+        raise SetupError(f"{field} {fraction} of {n} samples is too small a split: "
+                         f"{exc}") from exc
     return train, val, test
 
 

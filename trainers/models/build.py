@@ -41,10 +41,15 @@ def build_model(settings: ModelSettings, input_shape: tuple[int, ...], num_class
     """Instantiate the named model for the data's input shape and number of classes (attention
     split into ``Linear`` projections)."""
     name = settings.name
-    if name in MODELS:
-        model = MODELS[name](tuple(input_shape), num_classes, **settings.options)
-    elif name.startswith(TORCHVISION_PREFIX):
-        model = build_torchvision_model(name, tuple(input_shape), num_classes, **settings.options)
+    if name in MODELS or name.startswith(TORCHVISION_PREFIX):
+        build = MODELS.get(name, build_torchvision_model)
+        args = (tuple(input_shape), num_classes) if name in MODELS else \
+            (name, tuple(input_shape), num_classes)
+        try:
+            model = build(*args, **settings.options)
+        except TypeError as exc:   # an option the model does not take (a typo, most often)
+            raise SetupError(f"model.options {settings.options} do not fit model '{name}': "
+                             f"{exc}") from exc
     elif is_callable_spec(name):
         model = build_user_model(name, tuple(input_shape), num_classes, **settings.options)
     else:

@@ -73,8 +73,13 @@ def assign_groups(groups: Mapping[str, str], layers: Sequence[LayerInfo]) -> dic
     for group, pattern in groups.items():
         hits = [layer for layer in layers if layer.name not in assigned and matches(pattern, layer)]
         if not hits:
-            raise ValueError(f"space.groups.{group}: pattern '{pattern}' matches no searched layer outside earlier groups "
-                             f"(searched layers: {[layer.name for layer in layers]})")
+            prefix = re.match(r"^([A-Za-z_]+):", pattern)
+            hint = (f"; '{prefix.group(1)}:' is no pattern kind (type:, regex:, each: or a plain "
+                    f"regular expression)" if prefix and not pattern.startswith(
+                        ("type:", "regex:", EACH)) else "")
+            raise ValueError(f"space.groups.{group}: pattern '{pattern}' matches no searched "
+                             f"layer outside earlier groups (searched layers: "
+                             f"{[layer.name for layer in layers]}){hint}")
         for layer in hits:
             assigned[layer.name] = group_name(group, pattern, layer)
     return assigned

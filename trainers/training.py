@@ -52,7 +52,8 @@ def _default_loss_error(logits: torch.Tensor, targets: torch.Tensor) -> SetupErr
     """Why cross-entropy refused these targets, in the user's terms (``None``: not the labels)."""
     try:
         classes = logits.shape[1] if logits.ndim > 1 else 1
-        problem = label_problem(targets, classes, classes_of="outputs of the model")
+        problem = label_problem(targets, classes, classes_of="outputs of the model",
+                                counted="labels of the batch that failed")
     except Exception:     # e.g. a device in a failed state: keep the original error
         return None
     return LabelError(f"the labels {problem}") if problem else None

@@ -3,7 +3,8 @@
 PyYAML follows YAML 1.1, where a float's exponent needs a dot before it and a sign after the
 ``e`` (``2.0e+5``); written as most people and most tools write them, such numbers came back as
 strings and were refused as "not a number". ``safe_load`` is ``yaml.safe_load`` (no Python
-objects) with YAML 1.2's float pattern added; everything else reads as before.
+objects) with YAML 1.2's float pattern added and duplicate keys refused; everything else reads
+as before.
 """
 from __future__ import annotations
 
@@ -14,7 +15,20 @@ import yaml
 
 
 class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads YAML 1.2 floats (exponent without dot or sign)."""
+    """``yaml.SafeLoader`` that also reads YAML 1.2 floats (exponent without dot or sign) and
+    refuses a key given twice in one mapping (PyYAML keeps the last one, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"the key '{key}' is given twice", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(

@@ -64,6 +64,7 @@ def test_bad_values_name_field_rule_and_value(data, message):
     ("space:\n  criteria: [nope]\n", "criterion must be one of"),
     ("model:\n  name: nope\n", "model.name must be one of"),
     ("search: [unclosed\n", "is not valid YAML"),
+    ("study: a\nsearch: {n_trials: 3}\nstudy: b\n", "the key 'study' is given twice"),
 ])
 def test_cli_exits_2_with_one_line(tmp_path, text, message):
     path = tmp_path / "bad.yaml"

@@ -79,6 +79,8 @@ def test_group_patterns_are_checked():
         SpaceSettings(groups={"y": "regex:(("})
     with pytest.raises(ValueError, match="space.groups.z: pattern 'regex:nothing' matches no"):
         SearchSpace(LAYERS, SpaceSettings(groups={"z": "regex:nothing"}))
+    with pytest.raises(ValueError, match="'foo:' is no pattern kind .type:, regex:, each:"):
+        SearchSpace(LAYERS, SpaceSettings(groups={"w": "foo:bar"}))
 
 
 BLOCKS = [LayerInfo(f"blocks.{b}.attention.{p}_proj", "linear", (8, 8), 64, 64)

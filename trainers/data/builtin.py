@@ -49,6 +49,7 @@ def load_digits_bundle(settings: DataSettings) -> DataBundle:
     """scikit-learn's digits: 1,797 real 8x8 handwritten digits shipped with the package."""
     from sklearn.datasets import load_digits
 
+    check_options("digits", settings.options, ())
     digits = load_digits()
     recipe = scaled_preprocessing(
         "digits scaled to [-1, 1]: x = (pixel / 16 - 0.5) / 0.5, from scikit-learn's "
@@ -63,9 +64,13 @@ def load_digits_bundle(settings: DataSettings) -> DataBundle:
 def load_synthetic_bundle(settings: DataSettings) -> DataBundle:
     """Class-dependent 8x8 patterns plus noise: learnable in a few epochs, for fast tests."""
     opts = settings.options
+    check_options("synthetic", opts, ("samples", "classes", "size", "seed"))
     n = int(opts.get("samples", 600))
     classes = int(opts.get("classes", 4))
     size = int(opts.get("size", 8))
+    if classes < 2 or n < 2 * classes or size < 1:
+        raise SetupError(f"data.options of 'synthetic' need classes >= 2, samples >= 2 x classes "
+                         f"and size >= 1, got classes {classes}, samples {n}, size {size}")
     gen = np.random.default_rng(int(opts.get("seed", 0)))
     prototypes = gen.normal(size=(classes, 1, size, size)).astype(np.float32)
     y = np.arange(n) % classes
@@ -73,3 +78,11 @@ def load_synthetic_bundle(settings: DataSettings) -> DataBundle:
     made = {"known": True, "description": "synthetic inputs, used as generated (no preprocessing): "
             "class prototypes plus Gaussian noise (data.options seed, samples, classes, size)"}
     return bundle_from_arrays(x, y, settings, classes, "synthetic", made)
+
+
+def check_options(name: str, options: dict, known: tuple[str, ...]) -> None:
+    """Refuse ``data.options`` a built-in data set does not read (a typo would be ignored)."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise SetupError(f"data.options {unknown} are not options of data set '{name}' "
+                         f"(it takes {list(known) or 'none'})")

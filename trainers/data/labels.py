@@ -25,9 +25,10 @@ class LabelError(SetupError):
 
 
 def label_problem(labels: torch.Tensor | np.ndarray, num_classes: int, *,
-                  classes_of: str = "") -> str | None:
+                  classes_of: str = "", counted: str = "labels") -> str | None:
     """What is wrong with ``labels`` as class indices for ``num_classes`` classes, or ``None``
-    (``classes_of`` says whose classes they are, e.g. "the model's outputs").
+    (``classes_of`` says whose classes they are, e.g. "the model's outputs"; ``counted``, what
+    the labels are, e.g. "labels of the batch that failed").
 
     Floating-point labels with more than one value per sample may be class probabilities (which
     cross-entropy accepts): only one float per sample is refused.
@@ -49,7 +50,7 @@ def label_problem(labels: torch.Tensor | np.ndarray, num_classes: int, *,
     worst = int(bad.max()) if bad.max() >= num_classes else int(bad.min())
     return (f"must be class indices in [0, {num_classes}) for {num_classes} "
             f"{classes_of or 'classes (num_classes)'}, got {worst} ({bad.size} of {flat.size} "
-            f"labels out of range); fix the labels or the number of classes")
+            f"{counted} out of range); fix the labels or the number of classes")
 
 
 def check_class_labels(data: DataBundle) -> None:

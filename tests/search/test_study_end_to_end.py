@@ -116,6 +116,16 @@ def test_identical_candidate_is_not_trained_twice_and_baselines_are_labelled(tin
     assert second.user_attrs["finetune_epochs_done"] == 0 < first.user_attrs["finetune_epochs_done"]
     assert "duplicate_of" not in first.user_attrs and "duplicate_of" not in third.user_attrs
     assert first.user_attrs["origin"] == "uniform" and third.user_attrs["origin"] == "sampler"
+    # trials.csv writes the trial it reuses as a trial number (pandas made it 0.0: a column
+    # other trials lack is float)
+    from search.decide.tables import write_tables
+
+    write_tables(study, config.study_dir, ["accuracy", "flops"], ["maximize", "minimize"])
+    import csv
+
+    with open(config.study_dir / "trials.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["duplicate_of"] for row in rows] == ["", str(first.number), ""]
 
 
 def test_different_parameters_making_the_same_candidate_are_not_trained_twice(tiny_config):

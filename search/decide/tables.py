@@ -69,6 +69,60 @@ def write_tables(study: optuna.Study, folder: Path, metrics: Sequence[str],
     return front
 
 
+def _layer_summary(row: pd.Series, prefix: str, fmt: str) -> str:
+    values = [row[c] for c in row.index if c.startswith(prefix) and pd.notna(row[c])]
+    return "/".join(fmt.format(v) for v in values)
+
+
+def headline_figures(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(column, value) of the headline metrics recorded in ``row`` (a trial or the dense
+    reference), named and formatted as in the front table."""
+    source = row.get("energy_source")
+    sources = [source] if isinstance(source, str) else []
+    return [(column_name(key, sources), format_value(key, row[key])) for key in headline_metrics()
+            if key in row and pd.notna(row[key])]
+
+
+def format_front(front: pd.DataFrame, metrics: Sequence[str] = (), val_samples: int | None = None,
+                 cost: str | None = None) -> str:
+    """The front as a fixed-width text table: accuracy, costs (each labelled counted / est / meas),
+    layers, bits; plus a column for any objective in ``metrics`` not already shown (and the
+    accuracy intervals and noise notes of ``front_table``)."""
+    if front.empty:
+        return "(no completed trials yet)"
+    return front_table(front, metrics, val_samples, cost).to_string(index=False)
+
+
+def front_table(front: pd.DataFrame, metrics: Sequence[str] = (), val_samples: int | None = None,
+                cost: str | None = None) -> pd.DataFrame:
+    """The front's columns as display strings (the text table, Markdown and the report's table):
+    the registry's headline metrics (``trainers.costs.metrics``, e.g. ``MFLOPs``), then any
+    objective in ``metrics`` without a headline column, as recorded (``bops(counted)``).
+
+    With ``val_samples`` (the n of ``search.decide.noise``) each accuracy's 95% interval follows
+    it (``acc 95% CI``); with ``cost`` too, a last column notes the points whose edge over a
+    cheaper one is within that noise (``noise``: ``within noise of #N``).
+    """
+    sources = front.get("energy_source", pd.Series(dtype=str)).dropna()
+    table = pd.DataFrame({"trial": front["trial"].astype(int)})
+    for metric in headline_metrics():
+        if metric in front:
+            table[column_name(metric, sources)] = front[metric].map(
+                lambda value, name=metric: format_value(name, value))
+        if metric == "accuracy" and val_samples and metric in front:
+            table[INTERVAL_COLUMN] = interval_texts(front[metric], val_samples)
+    for metric in metrics:
+        if metric not in headline_metrics() and metric in front:
+            table[column_name(metric)] = front[metric].map("{:.4g}".format)
+    table["sparsity/layer"] = front.apply(lambda r: _layer_summary(r, SPARSITY_PREFIX, "{:.2f}"),
+                                          axis=1)
+    table["bits/layer"] = front.apply(lambda r: _layer_summary(r, BITS_PREFIX, "{:.0f}"), axis=1)
+    table["criterion"] = front.get("criterion", "")
+    if val_samples and cost and "accuracy" in front:
+        table[NOISE_COLUMN] = noise_notes(front, cost, val_samples)
+    return table
+
+
 def as_written(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its whole-number columns written as integers: a column that some trials
     lack (``retry_of``, ``duplicate_of``, ``pruned_rung``) is float in pandas and read 7.0."""

@@ -166,10 +166,15 @@ class ExperimentConfig:
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
     def reserve_epochs(self) -> int:
-        """The most fine-tune epochs one candidate may train (what a running trial holds of
-        ``search.budget_epochs``)."""
+        """The most epochs one candidate may train (what a running trial holds of
+        ``search.budget_epochs``; see ``trainers.method_parts.training_epochs``)."""
         searched = self.space.finetune_epochs
-        return max(1, max(searched) if searched else self.finetune.epochs)
+        most = max(searched) if searched else self.finetune.epochs
+        if "oneshot" in self.space.schedules and any(r > 0 for r in self.space.regularization):
+            most += self.pruning.reg_epochs
+        if "during_training" in self.space.schedules:
+            most = max(most, self.pruning.during_epochs or self.dense.epochs)
+        return max(1, most)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

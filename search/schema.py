@@ -89,6 +89,8 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f"; valid keys: {sorted(fields)}"
             raise ConfigError(f"unknown key '{child}'{hint}")
+        if isinstance(value, dict):   # a section given in part: the rest as the config's default
+            value = {**section_defaults(fields[key]), **value}
         kwargs[key] = _convert(hints[key], value, child)
     try:
         return cls(**kwargs)
@@ -99,6 +101,23 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
         if path and not message.startswith(path) and f"{path}." not in message:
             message = f"{path}: {message}"
         raise ConfigError(message) from exc
+
+
+def section_defaults(field: dataclasses.Field) -> dict[str, Any]:
+    """The values where a section's default in the config differs from its class's defaults
+    (``dense:`` is ``TrainSettings(epochs=40, lr=2e-3, weight_decay=1e-4)``): a section given in
+    part keeps those, as the configuration reference shows them, instead of the class's."""
+    if field.default_factory is dataclasses.MISSING:
+        return {}
+    base = field.default_factory()
+    if not dataclasses.is_dataclass(base):
+        return {}
+    try:
+        plain = type(base)()
+    except TypeError:
+        return {}
+    return {f.name: to_dict(getattr(base, f.name)) for f in dataclasses.fields(base)
+            if f.init and getattr(base, f.name) != getattr(plain, f.name)}
 
 
 def to_dict(obj: Any) -> Any:

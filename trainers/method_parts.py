@@ -153,6 +153,18 @@ def finetune_settings(candidate: Candidate, context: EvalContext) -> TrainSettin
     return context.finetune if epochs is None else replace(context.finetune, epochs=int(epochs))
 
 
+def training_epochs(candidate: Candidate, context: EvalContext) -> int:
+    """Epochs a candidate trains in full (what ``search.budget_epochs`` charges): its fine-tune
+    epochs, plus the penalised dense epochs of ``oneshot`` with regularisation; the from-scratch
+    epochs of ``during_training``."""
+    if candidate.schedule == "during_training":
+        return int(from_scratch_settings(context).epochs)
+    epochs = int(finetune_settings(candidate, context).epochs)
+    if candidate.schedule == "oneshot" and make_penalty(candidate) is not None:
+        epochs += context.pruning.reg_epochs
+    return epochs
+
+
 def from_scratch_settings(context: EvalContext) -> TrainSettings:
     """Settings of ``during_training``: the dense reference's, over ``pruning.during_epochs``."""
     base = context.dense_train or context.finetune

@@ -27,7 +27,7 @@ class DenseMismatch(SetupError):
     """An existing study's dense reference was made with other settings than this run's."""
 
 
-def load_or_train_dense(path: str | Path, key: str, model_factory: Callable[[], nn.Module],
+def load_or_train_dense(path: str | Path, key: str | tuple[str, ...], model_factory: Callable[[], nn.Module],
                         data: DataBundle, settings: TrainSettings, *, batch_size: int,
                         device: torch.device, seed: int, loss_fn: LossFn | None = None,
                         log: Callable[[str], None] = print,
@@ -35,13 +35,15 @@ def load_or_train_dense(path: str | Path, key: str, model_factory: Callable[[], 
     """Return the dense state dict, training it only when no checkpoint with ``key`` exists.
 
     ``key`` is a hash of everything that defines the dense model (model, data, training settings,
-    seed); a checkpoint with another key is ignored and replaced (atomically), unless
+    seed), or several (the first is written; the others, older forms of it, are accepted too); a
+    checkpoint with another key is ignored and replaced (atomically), unless
     ``replace`` is False (an existing study's trials were measured against it: then
     ``DenseMismatch``, and the file stays as it is). A file that is
     corrupt or not a dense reference is refused (``CheckpointError``), not overwritten: writes are
     atomic, so such a file was not left by a killed run, and it may be someone's data.
     """
     path = Path(path)
+    accepted = (key,) if isinstance(key, str) else tuple(key)
     if path.exists():
         try:
             stored = load_checkpoint(path)
@@ -51,7 +53,7 @@ def load_or_train_dense(path: str | Path, key: str, model_factory: Callable[[], 
                 and isinstance(stored.get("state_dict"), dict)):
             raise CheckpointError(f"dense reference '{path}' is not a checkpoint written by "
                                   f"sparsity-search (no 'key' / 'state_dict'); delete it to retrain")
-        if stored["key"] == key:
+        if stored["key"] in accepted:
             return stored["state_dict"]
         if not replace:
             raise DenseMismatch(
@@ -68,5 +70,5 @@ def load_or_train_dense(path: str | Path, key: str, model_factory: Callable[[], 
     train_epochs(model, data.train, settings, batch_size=batch_size, device=device, seed=seed,
                  loss_fn=loss_fn)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_checkpoint({"key": key, "state_dict": state}, path)
+    save_checkpoint({"key": accepted[0], "state_dict": state}, path)
     return state

@@ -43,17 +43,26 @@ def _size(split: object) -> int:
     return len(getattr(split, "dataset", split))  # a DataLoader counts its data set
 
 
-def user_dense_key(model: nn.Module, data: DataBundle, config: ExperimentConfig,
-                   loss_fn: LossFn | None = None) -> str:
-    """Dense-reference key for a model and data the config does not name (Python API).
+def user_dense_keys(model: nn.Module, data: DataBundle, config: ExperimentConfig,
+                    loss_fn: LossFn | None = None) -> tuple[str, str]:
+    """Dense-reference keys for a model and data the config does not name (Python API): the key,
+    then its older form, which a study made before still holds.
 
-    It hashes what can be seen without reading the data: the model's class and parameter shapes,
+    They hash what can be seen without reading the data: the model's class and parameter shapes,
     the data's name, shapes and split sizes, the dense training settings, batch size, seed and
-    loss. Data whose *content* changes at equal sizes needs a new ``dense_key`` or study.
+    loss. Data whose *content* changes at equal sizes needs a new ``dense_key`` or study. The
+    class is named without its module: a script's class is ``__main__.Net`` when the script runs
+    and ``script.Net`` when another script (an export) imports it; the older form named both.
     """
     cls = type(model)
+    return (_dense_hash(model, data, config, loss_fn, cls.__qualname__),
+            _dense_hash(model, data, config, loss_fn, f"{cls.__module__}.{cls.__qualname__}"))
+
+
+def _dense_hash(model: nn.Module, data: DataBundle, config: ExperimentConfig,
+                loss_fn: LossFn | None, model_name: str) -> str:
     parts = {
-        "model": f"{cls.__module__}.{cls.__qualname__}",
+        "model": model_name,
         "params": [[n, list(p.shape)] for n, p in model.state_dict().items()],
         "data": [data.name, list(data.input_shape), data.num_classes,
                  _size(data.train), _size(data.val), _size(data.test)],
@@ -74,7 +83,7 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
     """Data, dense reference (cached in the study folder), layers, cost profile and the space.
 
     ``data`` / ``model_factory`` replace the config's data set and model (Python API); the dense
-    reference is then keyed by ``dense_key`` or, without one, by ``user_dense_key``.
+    reference is then keyed by ``dense_key`` or, without one, by ``user_dense_keys``.
     ``dense_state``: the trained dense reference, when the caller has it already (a Ray trial on
     another node gets it through Ray's object store instead of the study folder).
     ``basis``: the model's cost basis as the process that started this one found it (a worker
@@ -174,7 +183,8 @@ def context_basis(context: EvalContext) -> CostBasis:
 
 def eval_context(config: ExperimentConfig, parts: ModelAndData, *,
                  log: Callable[[str], None] = print, loss_fn: LossFn | None = None,
-                 metric_fn: MetricFn | None = None, dense_key: str | None = None,
+                 metric_fn: MetricFn | None = None,
+                 dense_key: str | tuple[str, ...] | None = None,
                  dense_state: Mapping[str, torch.Tensor] | None = None,
                  keep_dense: bool = False) -> EvalContext:
     """The evaluation context of every trial: the dense reference (loaded from the study folder,
@@ -187,7 +197,7 @@ def eval_context(config: ExperimentConfig, parts: ModelAndData, *,
             raise ConfigError(f"data '{parts.data.name}': {exc}") from exc
     if dense_key is None:
         dense_key = (config.dense_key() if parts.from_config and loss_fn is None
-                     else user_dense_key(parts.probe, parts.data, config, loss_fn))
+                     else user_dense_keys(parts.probe, parts.data, config, loss_fn))
     if dense_state is None:
         dense_state = dense_reference(config, parts, dense_key, loss_fn=loss_fn, log=log,
                                       replace=not keep_dense)
@@ -205,7 +215,8 @@ def eval_context(config: ExperimentConfig, parts: ModelAndData, *,
         loss_fn=loss_fn, metric_fn=metric_fn)
 
 
-def dense_reference(config: ExperimentConfig, parts: ModelAndData, dense_key: str, *,
+def dense_reference(config: ExperimentConfig, parts: ModelAndData,
+                    dense_key: str | tuple[str, ...], *,
                     loss_fn: LossFn | None = None, log: Callable[[str], None] = print,
                     replace: bool = True) -> Mapping[str, torch.Tensor]:
     """The dense reference (cached, or trained now; ``replace`` False: an existing study's, never

@@ -20,7 +20,7 @@ from search.run.trial_writes import BufferedWrites
 from spaces.candidate import Candidate
 from spaces.space import SearchSpace
 from trainers.eval_context import EvalContext
-from trainers.method_parts import finetune_settings, prepare_candidate, previews_final
+from trainers.method_parts import prepare_candidate, previews_final, training_epochs
 from trainers.rung0 import measure_rung0
 from trainers.rungs import StopCandidate
 from trainers.trial import evaluate_candidate, known_costs
@@ -127,8 +127,9 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
 
 
 def finetune_epochs(candidate: Candidate, context: EvalContext) -> int:
-    """Fine-tune epochs a completed candidate trained (the unit of the search's training cost)."""
-    return int(finetune_settings(candidate, context).epochs)
+    """Epochs a completed candidate trained (the unit of the search's training cost): its
+    fine-tune epochs, or all it trained where the schedule trains more (``training_epochs``)."""
+    return training_epochs(candidate, context)
 
 
 def find_duplicate(trials: Sequence[FrozenTrial], candidate: dict) -> FrozenTrial | None:

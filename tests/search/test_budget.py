@@ -74,3 +74,22 @@ def test_running_trial_of_a_dead_local_process_does_not_hold_a_slot():
     study._storage.set_trial_system_attr(remote._trial_id, OWNER_KEY,
                                          {**owner, "host": "another-host"})
     assert not budget_open(study, budget=3)
+
+
+def test_a_training_budget_charges_the_epochs_a_schedule_trains(tmp_path):
+    """``during_training`` trains ``pruning.during_epochs`` from scratch, not the fine-tune
+    epochs: the epoch budget charges those (it charged 1 of 3 before, and a budget of 7 ran 9
+    trials), and a trial starts only if its 3 epochs fit."""
+    from conftest import tiny_config_dict
+    from search.api import run_search
+    from search.config import config_from_dict
+
+    raw = tiny_config_dict(tmp_path, n_trials=9, budget_epochs=7, enqueue_dense=False,
+                           baselines=[])
+    raw["space"] = {"schedules": ["during_training"], "bits": [8, 32]}
+    raw["pruning"] = {"during_epochs": 3}
+    config = config_from_dict(raw)
+    assert config.reserve_epochs() == 3
+    trials = run_search(config, log=lambda _: None).trials()
+    finished = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
+    assert len(finished) == 2 and (finished["finetune_epochs_done"] == 3).all()

@@ -189,3 +189,38 @@ def test_a_reopened_python_study_takes_its_data_as_run_search_took_it(tmp_path):
     assert exported.manifest["reproduction"]["within_tolerance"]
     with pytest.raises(ConfigError, match=r"data= takes a split or a \(train, val, test\) tuple"):
         reopened.export(trial, model_factory=UserNet, data=(), log=lambda _: None)
+
+
+def test_a_script_s_model_is_the_same_model_when_another_script_imports_it(tmp_path):
+    """A class is ``__main__.Net`` in the script that runs the study and ``script.Net`` in the
+    one that imports it to export: the dense reference's key names the class without its
+    module (an export was refused as "trained with other settings"). A ``dense.pt`` keyed the
+    older way (module included) is still accepted."""
+    from search.api import open_existing
+    from search.config import config_from_dict
+    from search.decide.retrain import as_bundle
+    from search.run.context import user_dense_keys
+    from trainers.checkpoint import load_checkpoint, save_checkpoint
+
+    class Net(UserNet):
+        pass
+
+    Net.__module__ = "__main__"                          # the script, run
+    result = run_search(model=Net, train=blobs(120), test=blobs(30, seed=1), study="script",
+                        output_dir=str(tmp_path), log=lambda _: None, **TINY)
+    trial = int(result.trials().query("state == 'COMPLETE'")["trial"].iloc[-1])
+    Net.__module__ = "script"                            # the script, imported by another
+    reopened = open_existing(config_from_dict({**TINY, "study": "script",
+                                               "output_dir": str(tmp_path)}))
+    data = (blobs(120), blobs(30, seed=1))
+    exported = reopened.export(trial, model_factory=Net, data=data, log=lambda _: None)
+    assert exported.manifest["reproduction"]["within_tolerance"]
+    dense = result.folder / "dense.pt"
+    stored = load_checkpoint(dense)
+    config = config_from_dict({**TINY, "study": "script", "output_dir": str(tmp_path)})
+    new, older = user_dense_keys(Net(), as_bundle(data, config), config)
+    assert stored["key"] == new != older
+    save_checkpoint({**stored, "key": older}, dense)     # as a study made before keyed it
+    again = reopened.export(trial, model_factory=Net, data=data, to=tmp_path / "again",
+                            log=lambda _: None)
+    assert again.manifest["reproduction"]["within_tolerance"]

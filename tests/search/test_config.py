@@ -26,6 +26,21 @@ def test_numbers_written_with_an_exponent_are_numbers(tmp_path):
     assert load_config(path).study == "1e5x"
 
 
+def test_a_section_given_in_part_keeps_the_other_defaults_of_the_reference():
+    """``dense: {epochs: 20}`` kept the class's lr 1e-3 and no weight decay, not the dense
+    defaults the configuration reference shows (lr 2e-3, weight decay 1e-4)."""
+    import dataclasses
+
+    from search.config import ExperimentConfig
+
+    defaults = ExperimentConfig()
+    assert config_from_dict({"dense": {"epochs": 20}}).dense == dataclasses.replace(
+        defaults.dense, epochs=20)
+    assert config_from_dict({"finetune": {"lr": 0.002}}).finetune == dataclasses.replace(
+        defaults.finetune, lr=0.002)
+    assert config_from_dict({"dense": {"weight_decay": 0.0}}).dense.weight_decay == 0.0
+
+
 def test_custom_values_round_trip(tmp_path):
     config = config_from_dict({"search": {"objectives": {"accuracy": "max", "size_bytes": "min"},
                                           "sampler": "tpe"},

@@ -13,6 +13,7 @@ The command line is a thin layer over ``run_search`` / ``open_existing``.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -152,6 +153,12 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     log(space.describe_bounds())
     study.set_user_attr("sources", {"model": _describe(model, "config"),
                                     "data": _describe(train, "config")})
+    if data is not None and (num_classes is not None or preprocessing is not None):
+        from search.decide.retrain import DATA_ATTR   # what an export from disk says again
+
+        declared = None if preprocessing is None else json.loads(
+            json.dumps(dict(data.preprocessing), default=str))
+        study.set_user_attr(DATA_ATTR, {"num_classes": num_classes, "preprocessing": declared})
     if study.user_attrs.get("n_trials") != config.search.n_trials:
         study.set_user_attr("n_trials", config.search.n_trials)   # a resume may change the budget
     if study.user_attrs.get("budget_epochs") != config.search.budget_epochs:

@@ -98,9 +98,16 @@ def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[st
     if settings.reevaluated:
         frame, note = on_reevaluated(frame, reevaluation)
     needed = set(metrics) | {c.metric for c in settings.constraints()}
-    if frame.empty or "state" not in frame or not needed <= set(frame.columns):
+    if frame.empty or "state" not in frame or "COMPLETE" not in set(frame["state"]):
         return PickResult(None, None, "the study has no completed trials yet", 0, 0)
-    done = frame[frame["state"] == "COMPLETE"].dropna(subset=sorted(needed))
+    completed = frame[frame["state"] == "COMPLETE"]
+    unrecorded = sorted(m for m in needed - set(metrics)
+                        if m not in completed or completed[m].isna().all())
+    if unrecorded:     # a bound on what this study never measured (cost.measure_latency: false)
+        return PickResult(None, None, f"no completed trial of this study records "
+                          f"{', '.join(unrecorded)}, which a bound names (was it measured? "
+                          f"see the cost: section of its config)", 0, 0)
+    done = completed.dropna(subset=sorted(needed))
     if done.empty:
         return PickResult(None, None, "the study has no completed trials yet", 0, 0)
     constraints = settings.constraints()

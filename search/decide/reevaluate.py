@@ -7,8 +7,9 @@ end of the front, where many candidates are within an image or two of each other
 retrains a trial's candidate as ``export`` does (``search.decide.retrain``: the same function the
 trial ran, the deployable form measured on the CPU) ``repeats`` times, with seeds
 ``candidate.seed + 1 ... + repeats`` and ``epochs`` of fine-tuning (default: the trial's own), and
-records each repeat in ``<study>/reevaluation.csv``: one row per (trial, seed, epochs), a re-run
-replacing its rows (nothing else is lost). ``<study>/reevaluation_summary.csv`` is rewritten from
+records each repeat in ``<study>/reevaluation.csv``: one row per (trial, seed, epochs). A repeat
+stored already is kept, not trained again (an interrupted run resumes where it stopped; more
+repeats add to the stored ones); to measure one again, delete its rows. ``<study>/reevaluation_summary.csv`` is rewritten from
 it after each repeat, for reading; the readers (``pick --reevaluated``, the summary tables)
 compute from ``reevaluation.csv`` itself.
 
@@ -132,8 +133,13 @@ def reevaluate_trials(result: Any, trials: Sequence[int] | None = None, *,
     for trial in chosen:
         candidate = trial_candidate(result, trial, config, context, log)
         length = trained_epochs(candidate, context) if epochs is None else epochs
+        stored = set(zip(rows["trial"], rows["seed"], rows["epochs"]))
         for repeat in range(1, repeats + 1):
             seed = candidate.seed + repeat
+            if (trial.number, seed, length) in stored:
+                log(f"trial {trial.number} repeat {repeat}/{repeats} (seed {seed}, epochs "
+                    f"{length}): stored already, kept")
+                continue
             start = time.perf_counter()
             measured = retrain_with(candidate, context, seed=seed, epochs=length).measured
             seconds = time.perf_counter() - start

@@ -63,7 +63,8 @@ def study_context(result: Any, config: ExperimentConfig, log: Callable[[str], No
     custom = any(build.get(k) is not None for k in ("data", "model_factory", "loss_fn"))
     _check_dense_reference(config, None if custom or build.get("dense_key")
                            else config.dense_key())
-    parts = model_and_data(config, as_bundle(build.get("data"), config),
+    recorded = result.study.user_attrs.get(DATA_ATTR) or {}
+    parts = model_and_data(config, as_bundle(build.get("data"), config, **recorded),
                            build.get("model_factory"))
     return eval_context(config, parts, log=log, loss_fn=build.get("loss_fn"),
                         metric_fn=build.get("metric_fn"), dense_key=build.get("dense_key"),
@@ -117,10 +118,17 @@ def study_config(config: ExperimentConfig) -> ExperimentConfig:
                                  search=config.search, device=config.device)
 
 
-def as_bundle(data: Any, config: ExperimentConfig) -> Any:
+# Study attribute: what ``run_search`` was told about the user's data beyond the splits
+# (``num_classes``, ``preprocessing``), so that a study reopened from disk says it again.
+DATA_ATTR = "user_data"
+
+
+def as_bundle(data: Any, config: ExperimentConfig, num_classes: int | None = None,
+              preprocessing: Any = None) -> Any:
     """``data=`` as ``run_search`` took it: a ``DataBundle``, one split (train: val and test are
     carved from it with the study's saved fractions and seed, as the run carved them), or a
-    ``(train, val, test)`` / ``(train, test)`` tuple of Datasets, DataLoaders or tensors."""
+    ``(train, val, test)`` / ``(train, test)`` tuple of Datasets, DataLoaders or tensors;
+    ``num_classes`` and ``preprocessing`` as the run recorded them (``DATA_ATTR``)."""
     from search.run.context import user_data
     from trainers.data import DataBundle
 
@@ -132,7 +140,7 @@ def as_bundle(data: Any, config: ExperimentConfig) -> Any:
                           f"{len(splits)} items")
     train, val, test = (splits[0], None, splits[1]) if len(splits) == 2 else (
         splits + [None, None])[:3]
-    return user_data(config, train, val, test)
+    return user_data(config, train, val, test, num_classes, preprocessing)
 
 
 def _check_sources(sources: Mapping[str, str], build: Mapping[str, Any]) -> None:

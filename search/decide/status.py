@@ -32,6 +32,7 @@ class StudyStatus:
     duplicates: int = 0           # trials that reused a finished twin's result (no training)
     screened: int = 0             # pruned at rung 0: screened out before any fine-tuning
     budget_epochs: int | None = None   # the study's budget in fine-tune epochs (None: none)
+    metric: str = "accuracy"      # what the accuracy objective measures (the study's metric)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +69,7 @@ def study_status(study: optuna.Study, metrics: Sequence[str], directions: Sequen
         duplicates=int(frame["duplicate_of"].notna().sum()) if "duplicate_of" in frame else 0,
         screened=sum(1 for t in trials if t.state == TrialState.PRUNED
                      and t.user_attrs.get("pruned_rung") == 0),
-        budget_epochs=budget_epochs)
+        budget_epochs=budget_epochs, metric=study.user_attrs.get("metric") or "accuracy")
 
 
 def _column_sum(frame: Any, column: str) -> int:
@@ -93,7 +94,7 @@ def format_status(status: StudyStatus) -> str:
         ("front", f"{status.front_size} trials"),
         ("hypervolume", f"{status.hypervolume:.4f} (normalised; reference: accuracy 0, "
                         f"costs 1.1 x dense)"),
-        ("best val acc", best),
+        ("best val acc" if status.metric == "accuracy" else f"best val {status.metric}", best),
     ]
     width = max(len(k) for k, _ in lines)
     return "\n".join(f"{key.ljust(width)}  {value}" for key, value in lines)

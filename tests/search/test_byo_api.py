@@ -179,7 +179,8 @@ def test_a_reopened_python_study_takes_its_data_as_run_search_took_it(tmp_path):
     from search.config import config_from_dict
 
     result = run_search(model=UserNet, train=blobs(120), test=blobs(30, seed=1), study="again",
-                        output_dir=str(tmp_path), log=lambda _: None, **TINY)
+                        output_dir=str(tmp_path), log=lambda _: None,
+                        preprocessing="blobs, used as drawn", **TINY)
     done = result.trials()
     trial = int(done[done["state"] == "COMPLETE"]["trial"].iloc[-1])
     reopened = open_existing(config_from_dict({**TINY, "study": "again",
@@ -187,6 +188,8 @@ def test_a_reopened_python_study_takes_its_data_as_run_search_took_it(tmp_path):
     exported = reopened.export(trial, model_factory=UserNet, log=lambda _: None,
                                data=(blobs(120), blobs(30, seed=1)))     # (train, test)
     assert exported.manifest["reproduction"]["within_tolerance"]
+    # what run_search was told about the data is said again (it read "unknown" from disk)
+    assert exported.manifest["preprocessing"]["description"] == "blobs, used as drawn"
     with pytest.raises(ConfigError, match=r"data= takes a split or a \(train, val, test\) tuple"):
         reopened.export(trial, model_factory=UserNet, data=(), log=lambda _: None)
 

@@ -33,6 +33,18 @@ def test_cost_constraint_then_highest_accuracy():
     assert "highest accuracy" in result.reason and "flops 5e+05 <= 5.5e+05" in result.reason
 
 
+def test_a_bound_on_a_metric_the_study_never_recorded_says_so():
+    """Latency not measured (``cost.measure_latency: false``): the pick said "the study has no
+    completed trials yet"."""
+    result = pick_trial(_frame(), PickSettings(min_accuracy=0.9, max_latency_ms=1.0), METRICS,
+                        DIRECTIONS)
+    assert result.trial is None
+    assert "no completed trial of this study records latency_ms" in result.reason
+    empty = _frame().assign(state="FAIL")
+    assert "no completed trials yet" in pick_trial(empty, PickSettings(knee=True), METRICS,
+                                                   DIRECTIONS).reason
+
+
 def test_accuracy_floor_alone_prefers_the_cheapest_model():
     result = pick_trial(_frame(), PickSettings(min_accuracy=0.95), METRICS, DIRECTIONS)
     assert result.trial == 2

@@ -105,17 +105,25 @@ def test_the_summary_is_the_mean_with_its_interval_over_the_validation_samples(c
                                       > (high - low) / 2)
 
 
-def test_a_second_run_replaces_its_rows(copied, reevaluated):
+def test_a_second_run_keeps_the_stored_repeats_and_trains_only_new_ones(copied, reevaluated):
+    """An interrupted run resumes (it trained every repeat again); more repeats add to them."""
     before = copied.reevaluation()
     lines: list[str] = []
     summary = copied.reevaluate(reevaluated[0], repeats=REPEATS, log=lines.append)
     after = copied.reevaluation()
-    assert len(after) == len(before)
-    columns = ["trial", "repeat", "seed", "epochs", "accuracy", "test_accuracy"]
-    pd.testing.assert_frame_equal(after[columns], before[columns])   # seeded: the same figures
+    columns = ["trial", "repeat", "seed", "epochs", "accuracy", "test_accuracy", "seconds"]
+    pd.testing.assert_frame_equal(after[columns], before[columns])   # kept as they were
     assert sorted(summary["trial"]) == sorted(reevaluated[0])
     assert (summary["repeats"] == REPEATS).all()
-    assert sum(line.startswith("trial ") for line in lines) == REPEATS * len(reevaluated[0])
+    kept = [line for line in lines if line.endswith("stored already, kept")]
+    assert len(kept) == sum(line.startswith("trial ") for line in lines) \
+        == REPEATS * len(reevaluated[0])
+    trial = reevaluated[0][0]
+    lines.clear()
+    copied.reevaluate([trial], repeats=REPEATS + 1, log=lines.append)
+    trained = [line for line in lines if line.startswith("trial ") and "val acc" in line]
+    assert trained and all(f"repeat {REPEATS + 1}/{REPEATS + 1}" in line for line in trained)
+    assert len(copied.reevaluation()) == len(before) + 1
 
 
 def test_the_search_seed_and_epochs_reproduce_the_searched_accuracy(copied):

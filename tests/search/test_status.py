@@ -59,3 +59,9 @@ def test_a_reused_duplicate_is_one_point_of_the_front():
         values=[0.9, 10.0], user_attrs={**point, "finetune_epochs_done": 0, "duplicate_of": 0}))
     status = study_status(study, ["accuracy", "flops"], ["maximize", "minimize"], budget=2)
     assert status.front_size == 1 and status.duplicates == 1 and status.finetune_epochs == 4
+    from search.decide.status import format_status
+
+    assert "best val acc  " in format_status(status)
+    study.set_user_attr("metric", "f1_macro")      # named after the study's metric
+    status = study_status(study, ["accuracy", "flops"], ["maximize", "minimize"], budget=2)
+    assert "best val f1_macro  0.9000" in format_status(status)

@@ -192,7 +192,7 @@ def test_min_kept_per_output_bounds_each_layer_by_what_it_must_keep():
     assert capped.sparsity_bounds()["big"][1] == 0.9
     flat = SearchSpace([big, small], SpaceSettings(classifier="include"))
     assert flat.sparsity_bounds()["big"][1] == 0.99
-    with pytest.raises(ValueError, match="space.min_kept_per_output must be > 0"):
+    with pytest.raises(ValueError, match="space.min_kept_per_output must be a finite number > 0"):
         SpaceSettings(min_kept_per_output=0)
 
 

@@ -164,7 +164,7 @@ class DuringTraining(Schedule):
     def run(self, candidate, context, rung_check=None, prepared=None):
         settings = method_parts.from_scratch_settings(context)
         total = settings.epochs
-        cut = int(round(context.pruning.prune_at * total))
+        cut = cut_epoch(context.pruning.prune_at, total)
         model = context.model_factory().to(context.device)
         pruner = method_parts.make_pruner(candidate, context)
         penalty = method_parts.make_penalty(candidate)
@@ -187,6 +187,16 @@ class DuringTraining(Schedule):
         flops += method_parts.teacher_flops(candidate, context, total)   # both phases distil
         return ScheduleResult(model, masks, shrunk=shrunk, train_flops=flops,
                               train_flops_dense=dense_flops)
+
+
+def cut_epoch(prune_at: float, total: int) -> int:
+    """The epoch ``during_training`` prunes at: ``prune_at`` of ``total``, rounded, but at least
+    one dense epoch when ``prune_at`` > 0 and at least one pruned epoch (0.2 of 2 epochs rounded
+    to 0, pruning at initialisation although ``prune_at`` asked for dense training first)."""
+    cut = int(round(prune_at * total))
+    if prune_at > 0 and total > 1:
+        cut = min(max(cut, 1), total - 1)
+    return cut
 
 
 SCHEDULES: dict[str, Callable[[], Schedule]] = {

@@ -129,6 +129,15 @@ def test_regularisation_and_distillation_change_training(context):
     assert w_reg < w_base
 
 
+def test_during_training_cuts_after_at_least_one_dense_and_before_the_last_epoch():
+    from trainers.schedules import cut_epoch
+
+    assert cut_epoch(0.2, 40) == 8 and cut_epoch(0.5, 2) == 1
+    assert cut_epoch(0.2, 2) == 1          # rounded to 0 it pruned at initialisation
+    assert cut_epoch(0.9, 2) == 1          # rounded to 2 nothing trained after the cut
+    assert cut_epoch(0.0, 2) == 0 and cut_epoch(0.3, 1) == 0
+
+
 def test_agp_steps_hand_computed():
     plan = agp_steps(total_steps=100, steps=4, end=0.8)
     assert list(plan) == [20, 40, 60, 80 - 1 + 1]

@@ -1,8 +1,12 @@
 """The dense reference model: trained once per study and cached in the study folder."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -43,7 +47,31 @@ def load_or_train_dense(path: str | Path, key: str | tuple[str, ...], model_fact
     atomic, so such a file was not left by a killed run, and it may be someone's data.
     """
     path = Path(path)
-    accepted = (key,) if isinstance(key, str) else tuple(key)
+    with one_at_a_time(path):   # a second process on a new study waits, then loads it
+        return _load_or_train(path, (key,) if isinstance(key, str) else tuple(key), model_factory,
+                              data, settings, batch_size=batch_size, device=device, seed=seed,
+                              loss_fn=loss_fn, log=log, replace=replace)
+
+
+@contextmanager
+def one_at_a_time(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` among the processes of this machine (``flock``; the kernel
+    releases it when its holder dies). The lock file lives in the temporary folder, not beside
+    ``path``: a study folder holds only the study's files."""
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
+    lock = Path(tempfile.gettempdir()) / f"sparsity-search-{digest}.lock"
+    with open(lock, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _load_or_train(path: Path, accepted: tuple[str, ...], model_factory: Callable[[], nn.Module],
+                   data: DataBundle, settings: TrainSettings, *, batch_size: int,
+                   device: torch.device, seed: int, loss_fn: LossFn | None,
+                   log: Callable[[str], None], replace: bool) -> Mapping[str, torch.Tensor]:
     if path.exists():
         try:
             stored = load_checkpoint(path)

@@ -60,7 +60,12 @@ def one_at_a_time(path: Path) -> Iterator[None]:
     ``path``: a study folder holds only the study's files."""
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
     lock = Path(tempfile.gettempdir()) / f"sparsity-search-{digest}.lock"
-    with open(lock, "a") as handle:
+    try:
+        handle = open(lock, "a")
+    except OSError:          # no writable temporary folder: go on without the lock
+        yield
+        return
+    with handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield

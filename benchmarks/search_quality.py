@@ -64,6 +64,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -74,6 +75,7 @@ from search.api import merge_options, run_search  # noqa: E402
 from search.config import BASELINES, config_from_dict  # noqa: E402
 from search.pareto import MINIMIZE, dominates, pareto_front  # noqa: E402
 from search.decide.hypervolume import hypervolume, normalised_losses  # noqa: E402
+from spaces.settings import SpaceSettings  # noqa: E402
 from trainers.yaml_file import safe_load  # noqa: E402
 
 METRICS = ["accuracy", "flops", "energy_uj"]
@@ -82,6 +84,7 @@ ACCURACY_FLOOR = 0.5
 WITHIN = 0.01   # "within 1 point of the dense accuracy"
 REPO = Path(__file__).resolve().parents[1]
 TASK_CONFIGS = {"vit": "examples/vit_digits.yaml"}   # tasks beyond the built-in CNN and MLP
+SWEEP_BITS = (8, 32)   # the hand-made sweeps' bit-widths (those of them a task's space has)
 
 
 SENSITIVITY = "default+sens"
@@ -108,8 +111,9 @@ def _refine(spec: str) -> dict:
     return {"search": {"refine": {"within": within, **({"every": int(every)} if every else {})}}}
 
 
-def method_overrides(name: str, n_trials: int) -> dict:
-    """Config changes (on top of the common base) that make each method."""
+def method_overrides(name: str, n_trials: int, bits: tuple[int, ...] = SWEEP_BITS) -> dict:
+    """Config changes (on top of the common base) that make each method (``bits``: the sweeps'
+    bit-widths, ``sweep_bits`` of the task's space)."""
     if name == "default":
         return {}
     if name.startswith("default+") and not name.startswith(SENSITIVITY):
@@ -122,10 +126,21 @@ def method_overrides(name: str, n_trials: int) -> dict:
             change = merge_options(change, VARIANTS[prefix](part[len(prefix):]))
         return change
     no_stopping = {"search": {"early_stopping": {"enabled": False}}}
-    return merge_options(_method(name, n_trials), no_stopping)
+    return merge_options(_method(name, n_trials, bits), no_stopping)
 
 
-def _method(name: str, n_trials: int) -> dict:
+def sweep_bits(space_bits: Sequence[int] | None) -> tuple[int, ...]:
+    """The sweeps' bit-widths: 8 and 32 where the task's space has them, else its widest."""
+    allowed = tuple(space_bits) if space_bits else SpaceSettings().bits
+    return tuple(b for b in SWEEP_BITS if b in allowed) or (max(allowed),)
+
+
+def sweep_sizes(n_trials: int, bits: Sequence[int]) -> list[float]:
+    """The sparsities a sweep of ``n_trials`` trials (the dense one, then sizes x ``bits``) runs."""
+    return [round(v, 2) for v in np.linspace(0.1, 0.95, max(1, (n_trials - 1) // len(bits)))]
+
+
+def _method(name: str, n_trials: int, bits: tuple[int, ...] = SWEEP_BITS) -> dict:
     if name.startswith(SENSITIVITY):    # e.g. default+sens0.05: bounds for a 0.05 accuracy drop
         drop = float(name[len(SENSITIVITY):] or 0.02)
         return {"space": {"sensitivity_max_drop": drop}}
@@ -133,7 +148,7 @@ def _method(name: str, n_trials: int) -> dict:
         reach = name[len(GLOBAL_OFFSET):]
         return {"space": {"parametrization": "global_offset",
                           **({"max_offset": float(reach)} if reach else {})}}
-    sweep = [round(v, 2) for v in np.linspace(0.1, 0.95, max(1, (n_trials - 1) // 2))]
+    sweep = sweep_sizes(n_trials, bits)
     linear = {"sparsity": {"scale": "linear", "high": 0.95, "step": 0.01}}
     no_baselines = {"baseline_sparsities": []}
     no_refine = {"refine": {"within": []}}    # the samplers alone (like early stopping: off)
@@ -146,9 +161,9 @@ def _method(name: str, n_trials: int) -> dict:
         "plain_nsga2": {"space": {"sparsity": {"scale": "linear", "high": 0.95, "step": 0.05}},
                         "search": no_baselines},
         "uniform_sweep": {"space": linear, "search": {
-            "baselines": ["uniform"], "baseline_sparsities": sweep, "baseline_bits": [8, 32]}},
+            "baselines": ["uniform"], "baseline_sparsities": sweep, "baseline_bits": list(bits)}},
         **{f"{rule}_sweep": {"space": linear, "search": {
-            "baselines": [origin], "baseline_sparsities": sweep, "baseline_bits": [8, 32]}}
+            "baselines": [origin], "baseline_sparsities": sweep, "baseline_bits": list(bits)}}
            for rule, origin in (("global", "global_magnitude"), ("lamp", "lamp"), ("erk", "erk"))},
     }[name]
 
@@ -202,6 +217,21 @@ def baseline_fates(trials: pd.DataFrame) -> str:
     return f"{front}/{by_searched}/{rest} of {len(baselines)}"
 
 
+NOTED: set[str] = set()   # task files whose left-out keys were printed
+
+
+def protocol_keys(task: dict) -> list[str]:
+    """Remove from ``task`` what the protocol decides (its ``search:`` section: what makes each
+    method, the budget, the storage; ``space.finetune_epochs``: equal epochs per trial); return
+    their names. A task's sampler or baselines would otherwise change what "default" means."""
+    gone = [f"search.{key}" for key in (task.pop("search", None) or {})]
+    space = task.get("space") or {}
+    if isinstance(space, dict) and "finetune_epochs" in space:
+        space.pop("finetune_epochs")
+        gone.append("space.finetune_epochs")
+    return gone
+
+
 def base_config(args: argparse.Namespace, seed: int, out: Path) -> dict:
     # One torch thread per run: small models gain nothing from a second one, and on a busy machine
     # two spinning OpenMP threads per process slow training by up to 9x (measured here).
@@ -216,9 +246,13 @@ def base_config(args: argparse.Namespace, seed: int, out: Path) -> dict:
                              f"sections (model, data, space, ...); got {type(task).__name__}")
         for key in ("study", "output_dir", "seed", "threads"):   # the benchmark sets these
             task.pop(key, None)
-        for section, key in (("search", "n_trials"), ("search", "budget_epochs"),
-                             ("finetune", "epochs")):   # the protocol's budget
-            (task.get(section) or {}).pop(key, None)
+        (task.get("finetune") or {}).pop("epochs", None)   # the protocol's budget
+        left_out = protocol_keys(task)
+        if left_out and str(task_file) not in NOTED:
+            NOTED.add(str(task_file))
+            print(f"--config {task_file}: the protocol sets the search itself (each method's "
+                  f"sampler, baselines, stopping, budget) and the fine-tune epochs; the file's "
+                  f"{', '.join(left_out)} are left out", flush=True)
         config = merge_options(task, config)
         if "model" in task:
             config["model"] = task["model"]
@@ -241,14 +275,17 @@ def run_sharing_dense(config, dense_file: Path | None) -> tuple[object, float, P
     return result, time.perf_counter() - started, dense_file or config.study_dir / "dense.pt"
 
 
-def equal_epochs_overrides(method: str, epochs_budget: int, args: argparse.Namespace) -> dict:
+def equal_epochs_overrides(method: str, epochs_budget: int, args: argparse.Namespace,
+                           bits: tuple[int, ...] = SWEEP_BITS) -> dict:
     """What makes ``method`` spend the fine-tune epochs the default spent: a budget in epochs for
-    the samplers; for a sweep, as many sizes (x 2 bit-widths, + the dense trial) as it affords."""
+    the samplers; for a sweep, as many sizes (x its bit-widths, + the dense trial) as it affords,
+    and no more trials than it enqueues (a trial left over was the sampler's own draw)."""
     per_trial = max(1, args.epochs)
     if method.endswith("_sweep"):
-        affordable = max(3, epochs_budget // per_trial)
-        return merge_options(_method(method, affordable),
-                             {"search": {"n_trials": affordable, "budget_epochs": epochs_budget}})
+        affordable = max(1 + len(bits), epochs_budget // per_trial)
+        enqueued = 1 + len(sweep_sizes(affordable, bits)) * len(bits)
+        return merge_options(_method(method, affordable, bits),
+                             {"search": {"n_trials": enqueued, "budget_epochs": epochs_budget}})
     return {"search": {"budget_epochs": epochs_budget, "n_trials": 20 * args.trials}}
 
 
@@ -273,16 +310,21 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
         for method in ordered_methods(args):
             study = f"{args.task}-s{seed}-{method}"
             base = merge_options(base_config(args, seed, out), {"study": study})
-            change = method_overrides(method, args.trials)
+            bits = sweep_bits((base.get("space") or {}).get("bits"))
+            change = method_overrides(method, args.trials, bits)
             if earlier is not None and (seed, "default") in earlier.index:   # --epochs-from
                 budget = int(earlier.loc[(seed, "default"), "finetune_epochs"])
-                change = merge_options(change, equal_epochs_overrides(method, budget, args))
+                change = merge_options(change, equal_epochs_overrides(method, budget, args, bits))
             elif spent is not None and not method.startswith("default"):
-                change = merge_options(change, equal_epochs_overrides(method, spent, args))
+                change = merge_options(change, equal_epochs_overrides(method, spent, args, bits))
             config = config_from_dict(merge_options(base, change))
             result, seconds, dense_file = run_sharing_dense(config, dense_file)
             trials = result.trials()
             dense = result.dense_reference()
+            if not seed_trials and dense.get("accuracy", 1.0) <= args.accuracy_floor:
+                print(f"  warning: the dense val accuracy {dense['accuracy']:.4f} is at or below "
+                      f"--accuracy-floor {args.accuracy_floor:g}: every hypervolume is 0; set "
+                      f"the floor below it (fixed before the runs)", flush=True)
             seed_trials[method] = (trials, dense)
             if method == "default" and not args.equal_trials:
                 spent = int(trials["finetune_epochs_done"].fillna(0).sum())
@@ -441,8 +483,12 @@ def verdict(summary: pd.DataFrame) -> list[str]:
     for column, better, label in (("hypervolume", max, "hypervolume (higher is better)"),
                                   ("igd_plus", min, "IGD+ (lower is better)"),
                                   ("compression_1pt", max, "compression at 1 point (higher)")):
-        best_other = better(others[column].dropna()) if others[column].notna().any() else None
-        leader = others[column].idxmax() if better is max else others[column].idxmin()
+        if column not in summary or pd.isna(mine[column]):
+            lines.append(f"default has no median {label} (nothing measured)")
+            continue
+        values = others[column].dropna()
+        best_other = better(values) if len(values) else None
+        leader = (values.idxmax() if better is max else values.idxmin()) if len(values) else "-"
         if best_other is None or (mine[column] > best_other if better is max
                                   else mine[column] < best_other):
             word = "beats"

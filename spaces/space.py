@@ -201,9 +201,12 @@ class SearchSpace:
 
     def candidate_for(self, sparsity: Mapping[str, float], bits: Mapping[str, int],
                       criterion: str = "magnitude") -> Candidate:
-        """The drawable candidate closest to the given per-layer sparsity and bits (snapped to the
-        grid and to the allowed bit-widths), with the first choice of every other dimension."""
+        """The drawable candidate closest to the given per-layer sparsity and bits (clamped to each
+        layer's bounds and snapped to the grid and to the allowed bit-widths: a rule such as one
+        global magnitude threshold may empty a layer of small weights), with the first choice of
+        every other dimension."""
         allowed = self.settings.bits
+        bounds = self._sparsity_bounds
         granularity = self.settings.granularities[0]
         criteria = self._criteria[granularity]
         options: dict[str, Any] = {"reg": self.settings.regularization[0],
@@ -211,7 +214,8 @@ class SearchSpace:
         if self.settings.finetune_epochs:
             options["finetune_epochs"] = self.settings.finetune_epochs[0]
         candidate = Candidate(
-            sparsity={n: sparsity.get(n, 0.0) for n in self.layer_names},
+            sparsity={n: min(max(sparsity.get(n, 0.0), bounds[n][0]), bounds[n][1])
+                      for n in self.layer_names},
             bits={n: min(allowed, key=lambda b: (abs(b - bits.get(n, 32)), -b))
                   for n in self.layer_names},
             criterion=criterion if criterion in criteria else criteria[0],

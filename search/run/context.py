@@ -131,8 +131,16 @@ def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
     if not isinstance(probe, nn.Module):
         raise ConfigError(f"the model factory returned {type(probe).__name__}, "
                           f"expected a torch.nn.Module")
-    return ModelAndData(device, loaded, factory, probe,
-                        basis if basis is not None else cost_basis(probe, loaded.input_shape),
+    if basis is None:
+        try:          # the first forward pass: a model built for other inputs fails here
+            basis = cost_basis(probe, loaded.input_shape)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise ConfigError(f"model '{name}' failed on one input of the data's shape "
+                              f"{list(loaded.input_shape)} ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:300]}); build it for that input "
+                              f"(model.options, or the factory's input_shape / in_channels "
+                              f"arguments)") from exc
+    return ModelAndData(device, loaded, factory, probe, basis,
                         from_config=model_factory is None and data is None, model_name=name)
 
 

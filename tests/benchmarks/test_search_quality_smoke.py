@@ -75,6 +75,31 @@ def test_epochs_from_gives_a_changed_default_an_earlier_tables_epochs(tmp_path):
         "search": {"refine": {"within": [0.01, 0.02], "every": 4}}}
 
 
+def test_a_sweep_runs_only_what_it_enqueues_at_the_spaces_bit_widths():
+    """An even number of affordable trials left one to the sampler inside a hand-made sweep."""
+    bench = load_benchmark("search_quality.py")
+    args = bench.argparse.Namespace(epochs=4, trials=60)
+    for budget in (136, 140):       # 34 and 35 affordable trials
+        change = bench.equal_epochs_overrides("erk_sweep", budget, args)
+        search = change["search"]
+        assert search["n_trials"] == 1 + 2 * len(search["baseline_sparsities"]) <= budget // 4
+    assert bench.sweep_bits([2, 4, 8, 16, 32]) == (8, 32) and bench.sweep_bits([4, 8]) == (8,)
+    assert bench.sweep_bits([2, 4]) == (4,)
+    one = bench.equal_epochs_overrides("uniform_sweep", 40, args, (8,))["search"]
+    assert one["baseline_bits"] == [8] and one["n_trials"] == 1 + len(one["baseline_sparsities"])
+
+
+def test_the_verdict_skips_what_no_method_measured():
+    bench = load_benchmark("search_quality.py")
+    summary = pd.DataFrame({"hypervolume": [0.5, 0.4], "igd_plus": [0.0, float("nan")],
+                            "compression_1pt": [float("nan"), float("nan")]},
+                           index=["default", "uniform_sweep"])
+    lines = bench.verdict(summary)
+    assert lines[0].startswith("default beats every other method in median hypervolume")
+    assert "IGD+" in lines[1] and lines[2] == ("default has no median compression at 1 point "
+                                               "(higher) (nothing measured)")
+
+
 def test_changes_to_the_default_combine_and_unknown_ones_are_refused():
     bench = load_benchmark("search_quality.py")
     assert bench.method_overrides("default+bits:8+refine:0.01@5", 60) == {
@@ -89,18 +114,28 @@ def test_a_users_own_task_runs_the_same_protocol(tmp_path, capsys):
     bench = load_benchmark("search_quality.py")
     task = tmp_path / "my_task.yaml"
     # a study config as a user writes it; its own study name, seed and budget are the benchmark's
+    # its search section is the protocol's (a sampler of its own changed what "default" meant);
+    # a space without 32 bits gives the sweeps its widest width (32 was asked for, and refused)
     task.write_text("study: mine\nseed: 99\n"
                     "data: {name: synthetic, options: {samples: 240, classes: 4}}\n"
                     "model: {name: mlp, options: {hidden: [16]}}\n"
-                    "dense: {epochs: 3, lr: 0.005}\n"
-                    "search: {n_trials: 500}\n")
+                    "dense: {epochs: 3, lr: 0.005}\nspace: {bits: [4, 8]}\n"
+                    "search: {n_trials: 500, sampler: random}\n")
     assert bench.main(["--tiny", "--config", str(task), "--accuracy-floor", "0.3",
                        "--out", str(tmp_path), "--methods", "default", "erk_sweep"]) == 0
     table = pd.read_csv(tmp_path / "search_quality_my_task.csv")
     assert list(table["method"]) == ["default", "erk_sweep"]
     assert list(table["model"]) == ["my_task"] * 2 and list(table["seed"]) == [0, 0]
     assert table.set_index("method").loc["default", "trials"] == 6
-    assert "HV reference: accuracy 0.3" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "HV reference: accuracy 0.3" in out
+    assert "the file's search.n_trials, search.sampler are left out" in out
+    import yaml
+    saved = yaml.safe_load((tmp_path / "my_task-s0-default" / "config.yaml").read_text())
+    assert saved["search"]["sampler"] == "tpe"
+    sweep = pd.read_csv(tmp_path / "my_task-s0-erk_sweep" / "trials.csv")
+    assert set(sweep["origin"]) == {"dense", "erk"}          # every trial the rule's, none drawn
+    assert set(sweep["bits.net.1"]) == {8}
     with pytest.raises(SystemExit):
         bench.main(["--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path)])
     assert "no such file" in capsys.readouterr().err

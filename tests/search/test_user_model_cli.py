@@ -97,6 +97,8 @@ def in_user_folder(tmp_path, monkeypatch):
     ({"model": "torchvision:resnet19"}, "model.name must be one of"),
     ({"data": "torchvision:SVHN"}, "data.name must be one of"),
     ({"device": "gpu"}, "device must be one of auto, cpu, cuda, cuda:N, mps; got 'gpu'"),
+    ({"data": "digits"}, "model 'usernet_byo:make_net' failed on one input of the data's shape "
+                         "[1, 8, 8] (RuntimeError: mat1 and mat2 shapes cannot be multiplied"),
 ])
 def test_cli_errors_for_user_names_exit_2_with_one_line(in_user_folder, capsys, changes,
                                                         message):

@@ -210,3 +210,16 @@ def test_a_group_enqueued_from_per_layer_values_removes_as_many_weights():
     asked = sum(wanted[layer.name] * layer.params for layer in convs)
     assert removed == pytest.approx(asked, rel=0.01)
     assert len({candidate.sparsity[layer.name] for layer in convs}) == 1     # one group value
+
+
+def test_a_rule_that_empties_a_layer_gives_the_candidate_at_its_bound():
+    """One global magnitude threshold can put every weight of a layer of small weights below it
+    (sparsity 1.0): the baseline is clamped to the layer's bound, not a crash before any trial."""
+    space = SearchSpace(LAYERS, SpaceSettings())
+    searched = space.searched_layers()
+    bounds = space.sparsity_bounds()
+    wanted = {name: 1.0 for name in searched}
+    candidate = space.candidate_for(wanted, {name: 8 for name in space.layer_names})
+    for name in searched:
+        assert candidate.sparsity[name] == pytest.approx(bounds[name][1], abs=0.01)
+        assert candidate.sparsity[name] <= bounds[name][1]

@@ -341,7 +341,7 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "duplicates": int(trials["duplicate_of"].notna().sum())
                 if "duplicate_of" in trials else 0,
                 "finetune_epochs": int(trials["finetune_epochs_done"].fillna(0).sum()),
-                "compression_1pt": compression, "test_drop_1pt": test_drop,
+                "compression_1pt": compression, "test_drop_1pt": round(test_drop, 2),
                 "front_size": len(result.front()), "seconds": round(seconds, 1),
                 "best_acc_under_20pct_flops": best_accuracy_under(trials, dense, 0.2),
                 "baselines_front/searched/other": baseline_fates(trials),

@@ -168,6 +168,11 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
                                                                   context))
     if "val_samples" not in study.user_attrs:   # what the accuracy is a fraction of (intervals)
         study.set_user_attr("val_samples", prediction_count(context.data.val))
+    if study.user_attrs["val_samples"] < FEW_VAL_SAMPLES:
+        log(f"note: the validation split has {study.user_attrs['val_samples']} predictions, so "
+            f"an accuracy moves in steps of {1 / study.user_attrs['val_samples']:.3f}: the "
+            f"front and the picks are decided by a few samples (give more data or a larger "
+            f"data.val_fraction)")
     save_study_config(config)
     try:
         custom = any(x is not None for x in (data, factory, loss, metric_fn))
@@ -189,6 +194,9 @@ def _describe(obj: Any, default: str) -> str:
     kind = target if isinstance(target, type) or callable(target) and not isinstance(
         target, nn.Module) else type(target)
     return f"python: {getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', kind)}"
+
+
+FEW_VAL_SAMPLES = 30   # below this a validation split decides by a handful of predictions
 
 
 def _check_metric(study: optuna.Study, config: ExperimentConfig, name: str) -> None:

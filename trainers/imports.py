@@ -111,6 +111,7 @@ def call_with_supported(fn: Callable[..., Any], options: Mapping[str, Any],
     try:
         signature.bind(**options, **extra)
     except TypeError as exc:
-        raise SetupError(f"{what} cannot be called with options {sorted(options)}: "
-                         f"{exc}") from exc
+        given = f"options {sorted(options)}" if options else "no options"
+        raise SetupError(f"{what} cannot be called with {given} (and what it may take of "
+                         f"{sorted(offered)}): {exc}") from exc
     return fn(**options, **extra)

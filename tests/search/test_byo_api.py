@@ -227,3 +227,14 @@ def test_a_script_s_model_is_the_same_model_when_another_script_imports_it(tmp_p
     again = reopened.export(trial, model_factory=Net, data=data, to=tmp_path / "again",
                             log=lambda _: None)
     assert again.manifest["reproduction"]["within_tolerance"]
+
+
+def test_a_tiny_validation_split_is_pointed_out(tmp_path):
+    """18 validation predictions: an accuracy moves in steps of 0.056; the run says so."""
+    lines: list[str] = []
+    run_search(model=UserNet, train=blobs(120), study="few", log=lines.append,
+               output_dir=str(tmp_path),
+               **{**TINY, "search": {**TINY["search"], "n_trials": 1}})
+    notes = [line for line in lines if line.startswith("note: the validation split has")]
+    assert len(notes) == 1 and "18 predictions" in notes[0] and "steps of 0.056" in notes[0]
+

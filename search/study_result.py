@@ -101,6 +101,7 @@ class StudyResult:
         from search.decide.pick import PickSettings, pick_trial
 
         settings = settings or PickSettings(**constraints)
+        settings.check_metric(self.metric)
         objectives = self.config.search.objectives
         return pick_trial(self.trials(), settings, objectives.metrics, objectives.directions,
                           self.val_samples,

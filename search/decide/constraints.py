@@ -8,6 +8,7 @@ than it is recorded in names its bound after them: size is recorded in bytes, bo
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 # What ``min_accuracy`` bounds: the measured validation accuracy, or the lower end of its 95%
 # binomial interval (``search.decide.noise``), which a lucky draw of the split cannot pass.
 ACCURACY_BOUNDS = ("point", "lower")
+# Selection metrics (``trainers.selection_metrics``) whose values lie in [0, 1]: a bound on the
+# accuracy column of their studies must too. A custom metric (a negative loss, a score out of 100)
+# takes any finite bound.
+FRACTION_METRICS = ("accuracy", "top5", "f1_macro")
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,13 @@ class Bound:
         return (f"{'at most' if self.side == 'max' else 'at least'}: {info.meaning}"
                 + (f" [{notes}]" if notes else ""))
 
-    def check(self, value: float) -> None:
+    def check(self, value: float, in_limits: bool = True) -> None:
+        """Refuse a bound value outside the metric's valid range (``in_limits=False``: only a
+        number that is not finite, for a range that depends on the study's metric)."""
+        if not math.isfinite(value):
+            raise ConfigError(f"{self.keyword} must be a finite number, got {value}")
+        if self.limits is not None and not in_limits:
+            return
         if self.limits is None:
             if not value > 0:
                 raise ConfigError(f"{self.keyword} must be > 0, got {value}")
@@ -136,7 +147,7 @@ class PickSettings:
                             f"{list(known)}")
         values = {k: v for k, v in given.items() if v is not None}
         for keyword, value in values.items():
-            known[keyword].check(value)
+            known[keyword].check(value, in_limits=known[keyword].metric != "accuracy")
         if knee and prefer:
             raise ConfigError(f"choose either knee or prefer, got knee=True and prefer='{prefer}'")
         if accuracy_bound not in ACCURACY_BOUNDS:
@@ -159,6 +170,14 @@ class PickSettings:
     def __hash__(self) -> int:
         return hash((tuple(self.bounds.items()), self.knee, self.prefer, self.accuracy_bound,
                      self.reevaluated))
+
+    def check_metric(self, metric: str) -> None:
+        """Refuse a bound on the accuracy column outside [0, 1] when the study's selection
+        ``metric`` is a fraction (``FRACTION_METRICS``); a custom metric takes any finite one."""
+        if metric in FRACTION_METRICS:
+            known = pick_bounds()
+            for keyword, value in self.bounds.items():
+                known[keyword].check(value)
 
     def constraints(self) -> list[Constraint]:
         known = pick_bounds()

@@ -3,7 +3,9 @@
 Objectives live on very different scales (accuracy in [0, 1], FLOPs in millions), so they are put
 on one footing first (``normalised_losses``):
 
-- a maximised metric (accuracy) becomes the loss ``-value``; its reference is ``0`` (accuracy 0);
+- a maximised metric (accuracy) becomes the loss ``-value``; its reference is ``0`` (accuracy 0),
+  or, for a metric that goes below 0 (a custom one such as a negative loss), its lowest value
+  less 10% of the values' spread, so that such a study's volume is not 0;
 - a minimised metric (FLOPs, energy, size) is divided by the dense reference's value (or, when the
   study has none, by the largest value among the trials) and its reference is ``1.1``: 10% worse
   than the dense model, so the dense point itself still adds volume.
@@ -53,7 +55,7 @@ def normalised_losses(frame: pd.DataFrame, metrics: Sequence[str], directions: S
         values = frame[metric].to_numpy(dtype=float)
         if direction == MAXIMIZE:
             columns.append(-values)
-            reference.append(-GAIN_REFERENCE)
+            reference.append(-gain_reference(values))
             continue
         scale = float(dense.get(metric, 0.0) or 0.0)
         if not scale > 0:
@@ -63,6 +65,16 @@ def normalised_losses(frame: pd.DataFrame, metrics: Sequence[str], directions: S
         reference.append(COST_REFERENCE)
     losses = np.stack(columns, axis=1) if columns else np.zeros((len(frame), 0))
     return losses, np.asarray(reference, dtype=float)
+
+
+def gain_reference(values: np.ndarray) -> float:
+    """Reference of a maximised metric: 0, or below the lowest value when some are negative."""
+    finite = values[np.isfinite(values)]
+    if not finite.size or finite.min() >= GAIN_REFERENCE:
+        return GAIN_REFERENCE
+    low = float(finite.min())
+    spread = float(finite.max()) - low
+    return low - 0.1 * (spread or abs(low))
 
 
 def completed(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:

@@ -238,3 +238,24 @@ def test_a_tiny_validation_split_is_pointed_out(tmp_path):
     notes = [line for line in lines if line.startswith("note: the validation split has")]
     assert len(notes) == 1 and "18 predictions" in notes[0] and "steps of 0.056" in notes[0]
 
+
+
+def test_a_metric_below_zero_gets_a_hypervolume_and_takes_a_negative_bound(tmp_path):
+    """A negative loss as the metric (higher is better, always < 0): the status's hypervolume and
+    the screening's gains were 0 against the reference 0, and pick refused a negative bound."""
+    def neg_loss(logits, targets):
+        return -nn.functional.cross_entropy(logits, targets).item()
+
+    result = run_search(model=UserNet, train=blobs(120), test=blobs(30, seed=1), metric=neg_loss,
+                        study="negative", output_dir=str(tmp_path), log=lambda _: None,
+                        **{**TINY, "search": {**TINY["search"], "n_trials": 4}})
+    done = result.trials().query("state == 'COMPLETE'")
+    assert (done["accuracy"] < 0).all()
+    assert result.status().hypervolume > 0.0
+    bound = float(done["accuracy"].median())
+    picked = result.pick(min_accuracy=bound)
+    assert picked and picked.row["accuracy"] >= bound
+    with pytest.raises(ConfigError, match=r"min_accuracy must be in \[0, 1\]"):
+        run_search(model=UserNet, train=blobs(120), test=blobs(30, seed=1), metric="accuracy",
+                   study="fraction", output_dir=str(tmp_path), log=lambda _: None,
+                   **{**TINY, "search": {**TINY["search"], "n_trials": 1}}).pick(min_accuracy=bound)

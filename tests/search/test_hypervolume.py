@@ -53,3 +53,14 @@ def test_history_never_decreases_and_skips_unfinished_trials():
     assert np.all(np.diff(values) >= -1e-12)
     assert values[2] == pytest.approx(values[1])      # trial 3 is dominated
     assert values[-1] == pytest.approx(0.95 * (1.1 - 0.3))   # trial 4 dominates all
+
+
+def test_a_maximised_metric_below_zero_gets_a_reference_below_its_lowest_value():
+    frame = _frame([("COMPLETE", -2.0, 100.0), ("COMPLETE", -0.5, 150.0)])
+    losses, ref = normalised_losses(frame, ["accuracy", "flops"], ["maximize", "minimize"],
+                                    {"flops": 200.0})
+    assert ref[0] == pytest.approx(2.0 + 0.1 * 1.5)       # -(lowest - 10% of the spread)
+    assert study_hypervolume(frame, ["accuracy", "flops"], ["maximize", "minimize"],
+                             {"flops": 200.0}) > 0.0
+    ones = _frame([("COMPLETE", 0.5, 100.0)])              # accuracy-like values: reference 0
+    assert normalised_losses(ones, ["accuracy", "flops"], ["maximize", "minimize"])[1][0] == 0.0

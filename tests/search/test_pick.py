@@ -83,7 +83,16 @@ def test_knee_weighs_quality_and_cost_equally():
 ])
 def test_bad_settings_are_rejected_with_the_rule(kwargs, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        PickSettings(**kwargs)
+        PickSettings(**kwargs).check_metric("accuracy")
+
+
+def test_an_accuracy_bound_outside_0_1_is_refused_only_for_fraction_metrics():
+    PickSettings(min_accuracy=-0.5).check_metric("neg_loss")      # a custom metric: any number
+    for metric in ("accuracy", "top5", "f1_macro"):
+        with pytest.raises(ConfigError, match=r"min_accuracy must be in \[0, 1\], got -0.5"):
+            PickSettings(min_accuracy=-0.5).check_metric(metric)
+    with pytest.raises(ConfigError, match="min_accuracy must be a finite number, got nan"):
+        PickSettings(min_accuracy=float("nan"))
 
 
 @pytest.mark.parametrize("prefer", ["speed", "test_accuracy", "seed", "trial"])

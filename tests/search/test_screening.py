@@ -127,6 +127,18 @@ def test_hypervolume_gain_is_what_a_point_adds_to_the_front():
     assert cheaper == pytest.approx(0.5 * (0.5 - 0.2))            # the box left of trial 0
 
 
+def test_hypervolume_gain_of_a_metric_below_zero_is_not_zero():
+    """A custom metric such as a negative loss: against the reference 0 no point added volume, so
+    ranking screened every candidate out; the reference goes below the lowest value instead."""
+    from search.run.screening import hypervolume_gain
+
+    study = study_of([(-0.9, 50.0, 0.5, 1.0)])
+    better = hypervolume_gain([-0.3, 50.0], study.trials, METRICS, DIRECTIONS, {"flops": 100.0})
+    assert better > 0.0
+    worse = hypervolume_gain([-1.2, 80.0], study.trials, METRICS, DIRECTIONS, {"flops": 100.0})
+    assert worse == pytest.approx(0.0)
+
+
 def test_ranking_keeps_the_top_share_once_half_the_window_is_known():
     from search.run.screening import ranked_out
 

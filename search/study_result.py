@@ -71,7 +71,7 @@ class StudyResult:
         objectives = self.config.search.objectives
         return FrontDisplay(tuple(objectives.metrics), self.val_samples,
                             first_cost(objectives.metrics, objectives.directions),
-                            self.dense_reference().get("accuracy"), floor)
+                            self.dense_reference().get("accuracy"), floor, self.metric)
 
     def front(self) -> pd.DataFrame:
         """Pareto-optimal completed trials over the configured objectives."""

@@ -34,8 +34,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_pick(args: argparse.Namespace) -> int:
     from search.decide.pick import format_pick
 
-    result = _open(args).pick(pick_settings(args))
-    print(format_pick(result))
+    study = _open(args)
+    result = study.pick(pick_settings(args))
+    print(format_pick(result, study.metric))
     return 0 if result else EXIT_NOTHING_FITS
 
 
@@ -69,7 +70,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     result = _open(args)
     if trial is None:
         found = result.pick(settings)
-        print(format_pick(found))
+        print(format_pick(found, result.metric))
         if not found:
             return EXIT_NOTHING_FITS
         trial = found.trial

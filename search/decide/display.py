@@ -19,7 +19,8 @@ class FrontDisplay:
     ``val_samples``: the n of the accuracy intervals (``None``: no interval, no noise note);
     ``cost``: the cost in which the noise note reads "cheaper";
     ``dense_accuracy`` and ``floor``: the printed forms show the points with accuracy >=
-    ``dense_accuracy - floor`` (either ``None``: every point).
+    ``dense_accuracy - floor`` (either ``None``: every point); ``metric``: the study's selection
+    metric, named in the headings.
     """
 
     metrics: tuple[str, ...] = ()
@@ -27,6 +28,7 @@ class FrontDisplay:
     cost: str | None = None
     dense_accuracy: float | None = None
     floor: float | None = DEFAULT_FLOOR
+    metric: str = "accuracy"      # the study's selection metric (the accuracy column holds it)
 
     @property
     def threshold(self) -> float | None:

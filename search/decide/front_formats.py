@@ -54,7 +54,7 @@ def shown_part(front: pd.DataFrame, display: FrontDisplay) -> tuple[pd.Series, s
     shown = front["accuracy"].astype(float) >= threshold - 1e-12
     floor = f"{display.floor:.2f}" if round(display.floor, 2) == display.floor else \
         f"{display.floor:g}"
-    title = (f"{int(shown.sum())} of {len(front)} front points shown: accuracy >= "
+    title = (f"{int(shown.sum())} of {len(front)} front points shown: {display.metric} >= "
              f"{threshold:.4f} (dense {display.dense_accuracy:.4f} - {floor}); "
              f"--all shows every point")
     return shown, title
@@ -78,7 +78,8 @@ def render_front(front: pd.DataFrame, fmt: str,
         return json.dumps(records, indent=2)
     if front.empty:
         return "(no completed trials yet)"
-    table = front_table(front, display.metrics, display.val_samples, display.cost)
+    table = front_table(front, display.metrics, display.val_samples, display.cost,
+                        display.metric)
     shown, title = shown_part(front, display)
     table = table[shown.to_numpy()]
     if NOISE_COLUMN in table:   # a note naming a point the floor hides says so

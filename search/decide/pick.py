@@ -224,12 +224,13 @@ def nearest_trials(done: pd.DataFrame, constraints: Sequence[Constraint], n: int
     return table.sort_values(["violation", "trial"]).head(n).reset_index(drop=True)
 
 
-def format_pick(result: PickResult) -> str:
-    """The chosen trial's headline numbers and why; or the nearest trials when nothing fits."""
+def format_pick(result: PickResult, metric: str = "accuracy") -> str:
+    """The chosen trial's headline numbers and why (``metric``: the study's selection metric,
+    which names the accuracy column); or the nearest trials when nothing fits."""
     if result:
         row = result.row or {}
         parts = [f"picked {result.reason}"]
-        parts.append("  " + " ".join(f"{c}={v}" for c, v in headline_figures(row)))
+        parts.append("  " + " ".join(f"{c}={v}" for c, v in headline_figures(row, metric)))
         return "\n".join(parts)
     lines = [result.reason]
     if not result.nearest.empty:

@@ -74,12 +74,14 @@ def _layer_summary(row: pd.Series, prefix: str, fmt: str) -> str:
     return "/".join(fmt.format(v) for v in values)
 
 
-def headline_figures(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+def headline_figures(row: Mapping[str, Any], metric: str = "accuracy"
+                     ) -> list[tuple[str, str]]:
     """(column, value) of the headline metrics recorded in ``row`` (a trial or the dense
-    reference), named and formatted as in the front table."""
+    reference), named and formatted as in the front table (``metric``: see ``front_table``)."""
     source = row.get("energy_source")
     sources = [source] if isinstance(source, str) else []
-    return [(column_name(key, sources), format_value(key, row[key])) for key in headline_metrics()
+    return [(metric_column(key, sources, metric), format_value(key, row[key]))
+            for key in headline_metrics()
             if key in row and pd.notna(row[key])]
 
 
@@ -94,20 +96,23 @@ def format_front(front: pd.DataFrame, metrics: Sequence[str] = (), val_samples: 
 
 
 def front_table(front: pd.DataFrame, metrics: Sequence[str] = (), val_samples: int | None = None,
-                cost: str | None = None) -> pd.DataFrame:
+                cost: str | None = None, metric: str = "accuracy") -> pd.DataFrame:
     """The front's columns as display strings (the text table, Markdown and the report's table):
     the registry's headline metrics (``trainers.costs.metrics``, e.g. ``MFLOPs``), then any
     objective in ``metrics`` without a headline column, as recorded (``bops(counted)``).
 
     With ``val_samples`` (the n of ``search.decide.noise``) each accuracy's 95% interval follows
     it (``acc 95% CI``); with ``cost`` too, a last column notes the points whose edge over a
-    cheaper one is within that noise (``noise``: ``within noise of #N``).
+    cheaper one is within that noise (``noise``: ``within noise of #N``). ``metric``: the
+    study's selection metric, which the ``accuracy`` column holds (``val_f1_macro``, not
+    ``val_acc``, for another).
     """
     sources = front.get("energy_source", pd.Series(dtype=str)).dropna()
     table = pd.DataFrame({"trial": front["trial"].astype(int)})
+    selection = metric
     for metric in headline_metrics():
         if metric in front:
-            table[column_name(metric, sources)] = front[metric].map(
+            table[metric_column(metric, sources, selection)] = front[metric].map(
                 lambda value, name=metric: format_value(name, value))
         if metric == "accuracy" and val_samples and metric in front:
             table[INTERVAL_COLUMN] = interval_texts(front[metric], val_samples)
@@ -121,6 +126,14 @@ def front_table(front: pd.DataFrame, metrics: Sequence[str] = (), val_samples: i
     if val_samples and cost and "accuracy" in front:
         table[NOISE_COLUMN] = noise_notes(front, cost, val_samples)
     return table
+
+
+def metric_column(name: str, sources: Sequence[str], selection: str = "accuracy") -> str:
+    """``column_name``, with the selection metric's name on the accuracy column when it is not
+    accuracy (the front of an f1_macro study heads it ``val_f1_macro``)."""
+    if name == "accuracy" and selection != "accuracy":
+        return f"val_{selection}"
+    return column_name(name, sources)
 
 
 def as_written(frame: pd.DataFrame) -> pd.DataFrame:

@@ -108,6 +108,13 @@ def test_module_instance_dataloaders_and_named_metric(tmp_path):
     assert result.metric == "f1_macro" and trials["accuracy"].between(0, 1).all()
     assert result.dense_reference()["accuracy"] > 0.5        # blobs are easy: the model learned
     assert (result.folder / "pareto.csv").is_file()
+    # the front's headings and pick's line name the metric, not "accuracy" / "val_acc"
+    from search.decide.front_formats import render_front
+    from search.decide.pick import format_pick
+    text = render_front(result.front(), "table", result.front_display(floor=0.5))
+    assert "val_f1_macro" in text.splitlines()[2] and "val_acc" not in text
+    assert " front points shown: f1_macro >= " in text.splitlines()[0]
+    assert "val_f1_macro=" in format_pick(result.pick(knee=True), result.metric)
     # export takes its example input from the validation loader's first batch
     exported = result.export(int(trials["trial"].iloc[-1]), log=lambda _: None)
     program = torch.export.load(str(exported.folder / exported.manifest["program"]["file"]))

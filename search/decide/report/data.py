@@ -58,6 +58,7 @@ class ReportData:
     sensitivity: SensitivityResult | None = None
     notes: list[str] = field(default_factory=list)
     val_samples: int | None = None      # the n of the accuracy intervals (None: not shown)
+    metric: str = "accuracy"            # the study's selection metric (the accuracy column)
     cost: str | None = None             # the cost "cheaper" is read in (noise notes)
     folder: Path | None = None          # the study folder (its trials.csv and pareto.csv)
 
@@ -110,4 +111,5 @@ def gather(result: Any, picks: Sequence[PickSettings] = (), trials: Sequence[int
         history=hypervolume_history(frame, metrics, directions, dense),
         picks=list(unique.values()), importances=importances, importance_note=note,
         sensitivity=load_sensitivity(config.study_dir), notes=notes,
-        val_samples=result.val_samples, cost=first_cost(metrics, directions))
+        val_samples=result.val_samples, cost=first_cost(metrics, directions),
+        metric=result.metric)

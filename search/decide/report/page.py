@@ -162,7 +162,7 @@ def render_index(data: "ReportData", figures: dict[str, go.Figure], pngs: dict[s
     if not data.front.empty:
         sections.append('<section id="front-table"><h2>Front as a table</h2>'
                         + _frame_table(front_table(data.front, data.metrics, data.val_samples,
-                                                   data.cost)) + "</section>")
+                                                   data.cost, data.metric)) + "</section>")
     tables = " ".join(f'<a href="{_link(data.folder, folder, name)}">{name}</a>'
                       for name in ("trials.csv", "pareto.csv"))
     sections.append('<section id="files"><h2>Files</h2><p class="files">' + tables + " "

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from search.config import ExperimentConfig, dump_config, load_config
 from search.decide.retrain import (completed_trial, retrain, study_config, study_context,
                                    trial_candidate)
+from search.run.preflight import check_writable_folder
 from search.schema import ConfigError
 from spaces.candidate import Candidate
 from trainers.checkpoint import atomic_write, atomic_write_text, load_checkpoint, save_checkpoint
@@ -64,6 +65,9 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     """
     trial = completed_trial(result.study, trial_number)
     config = study_config(result.config)
+    out = Path(folder) if folder else config.study_dir / "exports" / str(trial_number)
+    check_writable_folder(out, "--to" if folder else "output_dir", "the export folder",
+                          create=False)     # before the retraining, writing nothing
     context = study_context(result, config, log, build)
     candidate = trial_candidate(result, trial, config, context, log)
     log(f"retraining trial {trial_number} ({candidate.schedule} schedule, seed "
@@ -71,7 +75,6 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     retrained = retrain(candidate, context)
     model, measured = retrained.model, retrained.measured
     removed = retrained.run.shrunk or candidate.granularity == "channel"
-    out = Path(folder) if folder else config.study_dir / "exports" / str(trial_number)
     example = example_batch(context)
     files, dynamic = write_export(out, model, config, candidate.bits, example)
     manifest = build_manifest(trial, candidate, context, model, measured, files, removed,

@@ -129,10 +129,10 @@ def front_table(front: pd.DataFrame, metrics: Sequence[str] = (), val_samples: i
 
 
 def metric_column(name: str, sources: Sequence[str], selection: str = "accuracy") -> str:
-    """``column_name``, with the selection metric's name on the accuracy column when it is not
-    accuracy (the front of an f1_macro study heads it ``val_f1_macro``)."""
-    if name == "accuracy" and selection != "accuracy":
-        return f"val_{selection}"
+    """``column_name``, with the selection metric's name on the accuracy columns when it is not
+    accuracy (the front of an f1_macro study heads them ``val_f1_macro``, ``test_f1_macro``)."""
+    if name in ("accuracy", "test_accuracy") and selection != "accuracy":
+        return f"{'val' if name == 'accuracy' else 'test'}_{selection}"
     return column_name(name, sources)
 
 

@@ -29,18 +29,38 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def check_output_dir(config: ExperimentConfig) -> Path:
-    """The study folder exists (created if needed) and a file can be written in it."""
-    folder = config.study_dir
+def check_writable_folder(folder: str | Path, field: str, what: str, create: bool = True
+                          ) -> Path:
+    """``folder`` exists (created if needed) and a file can be written in it; otherwise one
+    ``ConfigError`` line naming ``field`` (``output_dir``, ``--to``) and ``what`` it is for.
+    ``create=False`` writes nothing: a folder still to be made needs its nearest existing parent
+    to be a folder this process may write in (for a check long before the writing)."""
+    folder = Path(folder)
+    if not create:
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        problem = ("" if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK) else
+                   f"'{existing}' is not a folder" if not existing.is_dir() else
+                   f"no permission to write in '{existing}'")
+        if problem:
+            raise ConfigError(f"{field}: {what} must be writable, cannot write '{folder}' "
+                              f"({problem})")
+        return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise ConfigError(f"output_dir: the study folder must be writable, cannot write "
-                          f"'{folder}' ({_reason(exc)})") from exc
+        raise ConfigError(f"{field}: {what} must be writable, cannot write '{folder}' "
+                          f"({_reason(exc)})") from exc
     return folder
+
+
+def check_output_dir(config: ExperimentConfig) -> Path:
+    """The study folder exists (created if needed) and a file can be written in it."""
+    return check_writable_folder(config.study_dir, "output_dir", "the study folder")
 
 
 def check_device(config: ExperimentConfig) -> None:
@@ -95,4 +115,4 @@ def nothing_left_on_bad_input(config: ExperimentConfig) -> Iterator[None]:
         raise
 
 
-__all__ = ["check_device", "check_output_dir", "nothing_left_on_bad_input", "preflight"]
+__all__ = ["check_device", "check_output_dir", "check_writable_folder", "nothing_left_on_bad_input", "preflight"]

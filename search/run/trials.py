@@ -24,7 +24,8 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
     sweep_interrupted(study, log=log)
     done = count_finished(study)
     if done >= budget:
-        log(f"study '{config.study}' already has {done}/{budget} finished trials")
+        log(f"study '{config.study}' already has {done}/{budget} finished trials; nothing to "
+            f"run (a higher --n-trials / search.n_trials adds trials)")
         return
     if not budget_open(study, budget):
         log(f"study '{config.study}': {done}/{budget} finished, the rest is running elsewhere")

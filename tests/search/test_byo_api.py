@@ -113,6 +113,7 @@ def test_module_instance_dataloaders_and_named_metric(tmp_path):
     from search.decide.pick import format_pick
     text = render_front(result.front(), "table", result.front_display(floor=0.5))
     assert "val_f1_macro" in text.splitlines()[2] and "val_acc" not in text
+    assert "test_f1_macro" in text.splitlines()[2] and "test_acc" not in text
     assert " front points shown: f1_macro >= " in text.splitlines()[0]
     assert "val_f1_macro=" in format_pick(result.pick(knee=True), result.metric)
     # export takes its example input from the validation loader's first batch

@@ -80,3 +80,18 @@ def test_report_of_a_trial_that_is_not_there_is_refused(study_cli, tmp_path, tri
     code, _, err = study_cli("report", "--trial", trial, "--to", str(tmp_path / "r"))
     assert code == 2 and f"--trial must be {rule}" in err and trial in err
     assert not (tmp_path / "r").exists()          # nothing written
+
+
+@pytest.mark.parametrize("command, args", [("report", ()), ("export", ("0",))])
+def test_a_target_that_is_not_a_folder_is_one_error_line_before_any_work(study_cli, tmp_path,
+                                                                         command, args):
+    blocker = tmp_path / "afile"
+    blocker.write_text("mine")
+    for target in (blocker, blocker / "sub"):
+        code, out, err = study_cli(command, *args, "--to", str(target))
+        assert code == 2, (out, err)
+        assert err.strip().splitlines() == [
+            f"error: --to: the {command} folder must be writable, cannot write '{target}' "
+            f"('{blocker}' is not a folder)"]
+        assert "retraining" not in out and "Traceback" not in err
+    assert blocker.read_text() == "mine"

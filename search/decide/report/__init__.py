@@ -27,6 +27,7 @@ from search.decide.report.static import (
     layers_png,
     sensitivity_png,
 )
+from search.run.preflight import check_writable_folder
 from trainers.checkpoint import atomic_write_text
 
 __all__ = ["ReportData", "gather", "write_report"]
@@ -35,8 +36,10 @@ __all__ = ["ReportData", "gather", "write_report"]
 def write_report(result: Any, *, picks: Sequence[PickSettings] = (), trials: Sequence[int] = (),
                  folder: str | Path | None = None) -> Path:
     """Write the report of ``result`` (a ``StudyResult``); return the path of ``index.html``."""
-    data = gather(result, picks, trials)
     out = Path(folder) if folder else result.config.study_dir / "report"
+    check_writable_folder(out, "--to" if folder else "output_dir", "the report folder",
+                          create=False)
+    data = gather(result, picks, trials)
     out.mkdir(parents=True, exist_ok=True)
     figures, pngs = {}, {}
     for key, x, colour in (("front_flops", "flops", "energy_uj"),

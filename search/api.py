@@ -26,7 +26,7 @@ from trainers.data import inner_dataset, prediction_count
 from trainers.errors import SetupError
 from trainers.selection_metrics import get_metric, metric_name
 from trainers.training import LossFn, MetricFn
-from trainers.trial import reference_metrics
+from trainers.trial import reference_metrics, remember_dense_latency
 
 from search.config import ExperimentConfig, config_from_dict, load_config
 from search.decide.tables import write_tables
@@ -166,6 +166,8 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     if "dense_reference" not in study.user_attrs:
         study.set_user_attr("dense_reference", reference_metrics(space.reference_candidate(),
                                                                   context))
+    elif "latency_ms" in study.user_attrs["dense_reference"]:   # a resume: the same figure
+        remember_dense_latency(context, study.user_attrs["dense_reference"]["latency_ms"])
     if "val_samples" not in study.user_attrs:   # what the accuracy is a fraction of (intervals)
         study.set_user_attr("val_samples", prediction_count(context.data.val))
     if study.user_attrs["val_samples"] < FEW_VAL_SAMPLES:

@@ -8,7 +8,7 @@ from spaces.candidate import Candidate
 from spaces.trial_result import TrialResult
 from trainers import method_parts
 from trainers.costs.analytic import analytic_costs
-from trainers.costs.latency import cached_latency_ms
+from trainers.costs.latency import cached_latency_ms, latency_key
 from trainers.costs.meters import make_meter
 from trainers.costs.model_basis import cost_basis
 from trainers.eval_context import EvalContext
@@ -89,6 +89,17 @@ def inference_latency(model: nn.Module, candidate: Candidate, context: EvalConte
     cache = context.extras.setdefault("latency_ms", {})
     return {"latency_ms": cached_latency_ms(timed, context.data.input_shape, context.device,
                                             context.latency, cache, export=export)}
+
+
+def remember_dense_latency(context: EvalContext, latency_ms: float) -> None:
+    """Use the stored dense reference's ``latency_ms`` for the dense shapes in this process (a
+    resumed study, another worker): unstructured and N:M candidates run those shapes, and timing
+    them again would give the same models another figure, with noise, on every resume."""
+    if not context.latency.enabled:
+        return
+    model = method_parts.dense_model(context)
+    key = latency_key(model, context.data.input_shape, context.device, context.latency)
+    context.extras.setdefault("latency_ms", {}).setdefault(key, float(latency_ms))
 
 
 def train_candidate(candidate: Candidate, context: EvalContext,

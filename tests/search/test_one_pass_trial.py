@@ -13,7 +13,8 @@ from search.config import config_from_dict
 from search.run.context import build_study_context
 from spaces.candidate import Candidate
 from trainers.method_parts import prepare_candidate
-from trainers.trial import evaluate_candidate, known_costs, reference_metrics
+from trainers.trial import (evaluate_candidate, known_costs, reference_metrics,
+                            remember_dense_latency)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,20 @@ def test_latency_is_timed_once_per_exported_shape(study_context, monkeypatch):
     assert channel.metrics["flops"] < first.metrics["flops_dense"]
     evaluate_candidate(_candidate(space, "taylor", "channel", 0.5), context)
     assert timed.calls == 2                      # the same shapes again: not timed again
+
+
+def test_a_resumed_context_takes_the_stored_dense_latency_for_the_dense_shapes(study_context,
+                                                                             monkeypatch):
+    """A resume (or another worker) builds a new context: the dense shapes keep the figure stored
+    with the dense reference instead of a new measurement with other noise."""
+    context, space = study_context
+    context.extras.pop("latency_ms", None)
+    timed = Spy(latency.measure_latency_ms)
+    monkeypatch.setattr(latency, "measure_latency_ms", timed)
+    remember_dense_latency(context, 12.345)             # as run_search does on a resume
+    found = evaluate_candidate(_candidate(space, "magnitude", "unstructured", 0.5), context)
+    assert found.metrics["latency_ms"] == 12.345 and timed.calls == 0
+    context.extras.pop("latency_ms", None)
 
 
 def test_the_test_split_can_be_left_out_of_the_search(study_context):

@@ -59,6 +59,12 @@ def measure_latency_ms(model: nn.Module, input_shape: Sequence[int], device: tor
     return statistics.median(times) * 1000.0
 
 
+def latency_key(model: nn.Module, input_shape: Sequence[int], device: torch.device,
+                settings: LatencySettings) -> tuple:
+    """What a latency measurement stands for in a cache: the shapes, the input, device, settings."""
+    return (shape_key(model), tuple(input_shape), str(device), settings)
+
+
 def cached_latency_ms(model: nn.Module, input_shape: Sequence[int], device: torch.device,
                       settings: LatencySettings, cache: dict,
                       export: Callable[[], nn.Module] | None = None) -> float:
@@ -69,7 +75,7 @@ def cached_latency_ms(model: nn.Module, input_shape: Sequence[int], device: torc
     they are timed (unless one with the same shapes was). ``export``: makes the model to time
     from ``model`` (e.g. its folded copy), called only when the shapes are new.
     """
-    key = (shape_key(model), tuple(input_shape), str(device), settings)
+    key = latency_key(model, input_shape, device, settings)
     if key not in cache:
         cache[key] = measure_latency_ms(export() if export else model, input_shape, device,
                                         settings)

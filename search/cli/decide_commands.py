@@ -81,9 +81,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     settings = pick_settings(args)
-    index = _open(args).report(picks=[settings] if settings.any else [], trials=args.trial or [],
-                               folder=args.to)
+    result = _open(args)
+    index = result.report(picks=[settings] if settings.any else [], trials=args.trial or [],
+                          folder=args.to)
     print(f"report: {index}")
+    if settings.any:
+        found = result.pick(settings)
+        if not found:     # the page says so too; the report of the rest is still written
+            print(f"no model picked: {found.reason}")
     return 0
 
 

@@ -62,6 +62,14 @@ def test_index_loads_in_headless_chromium_without_errors(report):
     assert np.std(pixels[..., :3]) > 0.05                           # not a blank page
 
 
+def test_report_cli_says_when_no_model_meets_the_bounds(study_cli, tmp_path):
+    code, out, _ = study_cli("report", "--to", str(tmp_path), "--max-flops", "1")
+    assert code == 0 and out.splitlines()[0] == f"report: {tmp_path / 'index.html'}"
+    assert out.splitlines()[1].startswith("no model picked: no completed trial meets --max-flops 1")
+    code, _, err = study_cli("report", "--to", str(tmp_path / "r"), "--min-accuracy", "2")
+    assert code == 2 and "min_accuracy must be in [0, 1], got 2.0" in err
+
+
 def test_report_cli(study_cli, tmp_path):
     code, out, _ = study_cli("report", "--to", str(tmp_path), "--max-size-kb", "1000")
     assert code == 0

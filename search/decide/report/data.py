@@ -89,6 +89,7 @@ def gather(result: Any, picks: Sequence[PickSettings] = (), trials: Sequence[int
         chosen.append(Picked(number, "requested by trial number", by_number[number]))
     settings = list(picks) or ([] if trials else [PickSettings(knee=True)])
     for setting in settings:
+        setting.check_metric(result.metric)
         found: PickResult = pick_trial(
             frame, setting, metrics, directions, result.val_samples,
             result.reevaluation(summary=True) if setting.reevaluated else None)

@@ -165,8 +165,11 @@ def open_existing(config: ExperimentConfig) -> StudyResult:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage_url(config)
     if sqlite_path(url) is not None and not sqlite_path(url).is_file():
-        raise ConfigError(f"no study storage at '{sqlite_path(url)}'; "
-                          f"run `sparsity-search run` first")
+        root = Path(config.output_dir)
+        others = sorted(p.parent.name for p in root.glob("*/config.yaml")) if root.is_dir() else []
+        hint = (f"the studies in '{root}' are {', '.join(others)}: give --study NAME, or run "
+                f"`sparsity-search run` first" if others else "run `sparsity-search run` first")
+        raise ConfigError(f"no study storage at '{sqlite_path(url)}'; {hint}")
     try:
         study = optuna.load_study(study_name=config.study, storage=open_storage(url))
     except KeyError as exc:

@@ -47,6 +47,15 @@ def test_status_of_a_missing_study_exits_2(study_cli, capsys, tmp_path):
     assert "no study storage at" in capsys.readouterr().err
 
 
+def test_status_without_study_names_the_studies_of_the_folder(finished_study, capsys):
+    from search.cli.main import main
+
+    code = main(["status", "--output-dir", finished_study.config.output_dir])   # no "default"
+    assert code == 2
+    assert (f"the studies in '{finished_study.config.output_dir}' are finished: give --study "
+            f"NAME") in capsys.readouterr().err
+
+
 def test_a_reused_duplicate_is_one_point_of_the_front():
     import optuna
 

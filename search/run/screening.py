@@ -114,10 +114,10 @@ def _fit(rows: tuple[tuple[float | None, ...], ...],
         if math.isfinite(rho) and (best is None or rho > best[0]):
             best = (rho, feature, x[keep], final[keep])
     if best is None or best[0] < settings.min_correlation:
-        rho = "undefined" if best is None else f"{best[0]:.2f}"
+        rho = ("undefined: the final accuracies or the rung-0 figures do not vary" if best is None
+               else f"{best[0]:.2f} < {settings.min_correlation:g}")
         return None, (f"rung 0 says little here (rank correlation with the final accuracy "
-                      f"{rho} < {settings.min_correlation:g} over {len(rows)} trials): "
-                      f"candidates are judged from rung 1 on")
+                      f"{rho}, over {len(rows)} trials): candidates are judged from rung 1 on")
     rho, feature, x, y = best
     fit = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x, y)
     slack = max(0.0, float(np.quantile(y - fit.predict(x), settings.quantile)))

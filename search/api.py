@@ -166,8 +166,8 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     if "dense_reference" not in study.user_attrs:
         study.set_user_attr("dense_reference", reference_metrics(space.reference_candidate(),
                                                                   context))
-    elif "latency_ms" in study.user_attrs["dense_reference"]:   # a resume: the same figure
-        remember_dense_latency(context, study.user_attrs["dense_reference"]["latency_ms"])
+    else:   # a resume: the dense shapes keep the stored figure
+        remember_dense_latency(context, study.user_attrs["dense_reference"])
     if "val_samples" not in study.user_attrs:   # what the accuracy is a fraction of (intervals)
         study.set_user_attr("val_samples", prediction_count(context.data.val))
     if study.user_attrs["val_samples"] < FEW_VAL_SAMPLES:

@@ -1,6 +1,8 @@
 """Evaluate one candidate: train it with its schedule, measure it. Backend-independent."""
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from torch import nn
 
@@ -91,11 +93,14 @@ def inference_latency(model: nn.Module, candidate: Candidate, context: EvalConte
                                             context.latency, cache, export=export)}
 
 
-def remember_dense_latency(context: EvalContext, latency_ms: float) -> None:
-    """Use the stored dense reference's ``latency_ms`` for the dense shapes in this process (a
-    resumed study, another worker): unstructured and N:M candidates run those shapes, and timing
-    them again would give the same models another figure, with noise, on every resume."""
-    if not context.latency.enabled:
+def remember_dense_latency(context: EvalContext, dense_reference: Mapping[str, float] | None
+                           ) -> None:
+    """Use the stored dense reference's ``latency_ms`` (the study's ``dense_reference``, if it has
+    one) for the dense shapes in this process (a resumed study, another worker): unstructured and
+    N:M candidates run those shapes, and timing them again would give the same models another
+    figure, with noise, on every resume."""
+    latency_ms = (dense_reference or {}).get("latency_ms")
+    if latency_ms is None or not context.latency.enabled:
         return
     model = method_parts.dense_model(context)
     key = latency_key(model, context.data.input_shape, context.device, context.latency)

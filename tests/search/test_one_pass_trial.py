@@ -113,7 +113,7 @@ def test_a_resumed_context_takes_the_stored_dense_latency_for_the_dense_shapes(s
     context.extras.pop("latency_ms", None)
     timed = Spy(latency.measure_latency_ms)
     monkeypatch.setattr(latency, "measure_latency_ms", timed)
-    remember_dense_latency(context, 12.345)             # as run_search does on a resume
+    remember_dense_latency(context, {"latency_ms": 12.345})   # as run_search does on a resume
     found = evaluate_candidate(_candidate(space, "magnitude", "unstructured", 0.5), context)
     assert found.metrics["latency_ms"] == 12.345 and timed.calls == 0
     context.extras.pop("latency_ms", None)

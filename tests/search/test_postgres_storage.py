@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 
+import optuna
 import pytest
 import yaml
 
@@ -60,6 +61,12 @@ def test_two_workers_on_postgres_survive_a_killed_worker_resume_and_read(tmp_pat
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert f"{BUDGET}/{BUDGET + 2} finished" in resumed.stdout
     check_storage(postgres_url, [done, snapshot(postgres_url)[0]], {number}, budget=BUDGET + 2)
+    # Three processes ran trials (two workers, then the resume): every unstructured trial runs
+    # the dense shapes and reports the dense reference's one measured latency.
+    study = optuna.load_study(study_name="killed", storage=postgres_url)
+    latencies = {t.user_attrs.get("latency_ms") for t in study.trials
+                 if t.state == optuna.trial.TrialState.COMPLETE}
+    assert latencies == {study.user_attrs["dense_reference"]["latency_ms"]}
 
     read = subprocess.run([sys.executable, "-c", READERS, str(tmp_path / "runs")], cwd=REPO_ROOT,
                           env=cli_env(), capture_output=True, text=True, timeout=300)

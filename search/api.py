@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import optuna
+import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -26,7 +27,7 @@ from trainers.data import inner_dataset, prediction_count
 from trainers.errors import SetupError
 from trainers.selection_metrics import get_metric, metric_name
 from trainers.training import LossFn, MetricFn
-from trainers.trial import reference_metrics, remember_dense_latency
+from trainers.trial import reference_metrics
 
 from search.config import ExperimentConfig, config_from_dict, load_config
 from search.decide.tables import write_tables
@@ -34,7 +35,8 @@ from search.run.backends import ContextInputs, get_backend
 from search.run.context import build_study_context, set_threads, user_data
 from search.run.preflight import nothing_left_on_bad_input, preflight
 from search.run.storage import checkpoint_sqlite
-from search.run.study import open_study, save_study_config
+from search.run.study import (LATENCY_THREADS_ATTR, open_study, reuse_dense_latency,
+                              save_study_config)
 from search.schema import ConfigError
 from search.study_result import StudyResult, open_existing
 
@@ -166,8 +168,9 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     if "dense_reference" not in study.user_attrs:
         study.set_user_attr("dense_reference", reference_metrics(space.reference_candidate(),
                                                                   context))
-    else:   # a resume: the dense shapes keep the stored figure
-        remember_dense_latency(context, study.user_attrs["dense_reference"])
+        study.set_user_attr(LATENCY_THREADS_ATTR, torch.get_num_threads())
+    else:   # a resume: the dense shapes keep the stored figure (at the same thread count)
+        reuse_dense_latency(study, context)
     if "val_samples" not in study.user_attrs:   # what the accuracy is a fraction of (intervals)
         study.set_user_attr("val_samples", prediction_count(context.data.val))
     if study.user_attrs["val_samples"] < FEW_VAL_SAMPLES:

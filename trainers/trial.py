@@ -93,14 +93,15 @@ def inference_latency(model: nn.Module, candidate: Candidate, context: EvalConte
                                             context.latency, cache, export=export)}
 
 
-def remember_dense_latency(context: EvalContext, dense_reference: Mapping[str, float] | None
-                           ) -> None:
-    """Use the stored dense reference's ``latency_ms`` (the study's ``dense_reference``, if it has
-    one) for the dense shapes in this process (a resumed study, another worker): unstructured and
-    N:M candidates run those shapes, and timing them again would give the same models another
-    figure, with noise, on every resume."""
+def remember_dense_latency(context: EvalContext, dense_reference: Mapping[str, float] | None,
+                           threads: int | None) -> None:
+    """Use the stored dense reference's ``latency_ms`` (the study's ``dense_reference``, timed at
+    ``threads`` torch threads) for the dense shapes in this process (a resumed study, another
+    worker) when it runs at that thread count: unstructured and N:M candidates run those shapes,
+    and timing them again would give the same models another figure, with noise, on every
+    resume. A process with another thread count times them itself (another figure, rightly)."""
     latency_ms = (dense_reference or {}).get("latency_ms")
-    if latency_ms is None or not context.latency.enabled:
+    if latency_ms is None or not context.latency.enabled or threads != torch.get_num_threads():
         return
     model = method_parts.dense_model(context)
     key = latency_key(model, context.data.input_shape, context.device, context.latency)

@@ -152,6 +152,18 @@ def describe_difference(old: dict, new: dict, path: str = "space") -> str:
     return f"{path}: stored {old!r}, now {new!r}"
 
 
+LATENCY_THREADS_ATTR = "latency_threads"   # torch threads the dense reference's latency took
+
+
+def reuse_dense_latency(study: optuna.Study, context: Any) -> None:
+    """The stored dense reference's latency for the dense shapes in this process, if it runs at
+    the thread count that figure was timed at (``trainers.trial.remember_dense_latency``)."""
+    from trainers.trial import remember_dense_latency
+
+    attrs = study.user_attrs
+    remember_dense_latency(context, attrs.get("dense_reference"), attrs.get(LATENCY_THREADS_ATTR))
+
+
 def count_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
 

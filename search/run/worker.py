@@ -14,11 +14,10 @@ from search.run.budget import process_token
 from search.run.context import build_study_context, set_threads
 from search.run.progress import StudyStopped
 from search.run.storage import open_storage, sqlite_path, storage_url
-from search.run.study import open_study
+from search.run.study import open_study, reuse_dense_latency
 from search.run.trials import run_trials
 from search.schema import ConfigError
 from trainers.costs import CostBasis
-from trainers.trial import remember_dense_latency
 
 
 def require_existing_study(config: ExperimentConfig) -> None:
@@ -62,7 +61,7 @@ def run_worker(config: ExperimentConfig, *, worker_index: int | None = None, wor
     context, space = build_study_context(config, log=log, basis=basis, keep_dense=True,
                                          **(inputs.context_kwargs() if inputs else {}))
     study = open_study(config, space, worker_index=index)
-    remember_dense_latency(context, study.user_attrs.get("dense_reference"))   # not timed again
+    reuse_dense_latency(study, context)   # at the reference's thread count: not timed again
     log(f"worker {index} ({process_token()}) joined study '{config.study}' with {threads} "
         f"torch thread(s)")
     run_trials(study, space, context, config, log=log)

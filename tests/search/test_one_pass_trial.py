@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import torch
 
 import trainers.costs.latency as latency
 import trainers.pruning.pruner as pruner
@@ -113,9 +114,14 @@ def test_a_resumed_context_takes_the_stored_dense_latency_for_the_dense_shapes(s
     context.extras.pop("latency_ms", None)
     timed = Spy(latency.measure_latency_ms)
     monkeypatch.setattr(latency, "measure_latency_ms", timed)
-    remember_dense_latency(context, {"latency_ms": 12.345})   # as run_search does on a resume
+    threads = torch.get_num_threads()
+    remember_dense_latency(context, {"latency_ms": 12.345}, threads + 1)   # timed at another
+    first = evaluate_candidate(_candidate(space, "magnitude", "unstructured", 0.5), context)
+    assert first.metrics["latency_ms"] != 12.345 and timed.calls == 1      # count: timed here
+    context.extras.pop("latency_ms", None)
+    remember_dense_latency(context, {"latency_ms": 12.345}, threads)       # as a resume does
     found = evaluate_candidate(_candidate(space, "magnitude", "unstructured", 0.5), context)
-    assert found.metrics["latency_ms"] == 12.345 and timed.calls == 0
+    assert found.metrics["latency_ms"] == 12.345 and timed.calls == 1
     context.extras.pop("latency_ms", None)
 
 

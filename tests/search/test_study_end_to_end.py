@@ -241,3 +241,20 @@ def test_baselines_cut_by_a_small_first_budget_run_when_it_grows(tiny_config):
     assert origins[:3] == ["dense", "uniform", "global_magnitude"], origins
     assert grown.user_attrs["starting_count"] == 3
     assert len(grown.trials) == 4 and "duplicate_of" not in grown.trials[2].user_attrs
+
+
+def test_a_worker_joining_at_the_same_thread_count_reports_the_stored_dense_latency(tiny_config):
+    """A joined worker (``worker`` command, ``run --workers N``) builds its own context: at the
+    thread count the dense reference was timed at it takes that figure for the dense shapes
+    instead of timing them again (the old code gave its trials a second figure)."""
+    from search.run.study import LATENCY_THREADS_ATTR
+    from search.run.worker import run_worker
+
+    first = run_search(tiny_config, log=lambda _: None)
+    assert first.study.user_attrs[LATENCY_THREADS_ATTR] == tiny_config.threads == 1
+    bigger = dataclasses.replace(tiny_config, search=dataclasses.replace(tiny_config.search,
+                                                                         n_trials=6))
+    run_worker(bigger, log=lambda _: None)
+    trials = open_existing(bigger).trials()
+    dense = first.dense_reference()["latency_ms"]
+    assert len(trials) == 6 and (trials["latency_ms"] == dense).all()

@@ -61,8 +61,10 @@ def measure_latency_ms(model: nn.Module, input_shape: Sequence[int], device: tor
 
 def latency_key(model: nn.Module, input_shape: Sequence[int], device: torch.device,
                 settings: LatencySettings) -> tuple:
-    """What a latency measurement stands for in a cache: the shapes, the input, device, settings."""
-    return (shape_key(model), tuple(input_shape), str(device), settings)
+    """What a latency measurement stands for in a cache: the shapes, the input, device, settings
+    and torch's thread count (a worker with fewer threads than the process that timed a shape
+    times it again: the figures of one study stay comparable within a thread count)."""
+    return (shape_key(model), tuple(input_shape), str(device), settings, torch.get_num_threads())
 
 
 def cached_latency_ms(model: nn.Module, input_shape: Sequence[int], device: torch.device,

@@ -74,16 +74,25 @@ def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Opt
                             foreach=True)
 
 
+def _labels(y: torch.Tensor) -> torch.Tensor:
+    """Integer labels as int64 (cross-entropy takes int64 or uint8 targets: int32 labels, as
+    ``.int()`` or numpy on some platforms makes them, failed there); other labels as given."""
+    if y.dtype in (torch.int8, torch.int16, torch.int32):
+        return y.long()
+    return y
+
+
 def iterate_batches(dataset: Dataset, batch_size: int, device: torch.device, *, shuffle: bool,
                     generator: torch.Generator | None = None
                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(x, y)`` batches on ``device``.
+    """Yield ``(x, y)`` batches on ``device`` (integer labels as int64: ``_labels``).
 
     A user's ``DataLoader`` is iterated as given (its own batch size, sampler and workers).
     """
     if isinstance(dataset, DataLoader):
         for batch in dataset:
-            yield batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+            yield (batch[0].to(device, non_blocking=True),
+                   _labels(batch[1]).to(device, non_blocking=True))
         return
     if isinstance(dataset, TensorDataset):
         x, y = dataset.tensors[0], dataset.tensors[1]
@@ -91,11 +100,12 @@ def iterate_batches(dataset: Dataset, batch_size: int, device: torch.device, *, 
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
-            yield x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
+            yield x[idx].to(device, non_blocking=True), _labels(y[idx]).to(device,
+                                                                          non_blocking=True)
         return
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
     for x, y in loader:
-        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        yield x.to(device, non_blocking=True), _labels(y).to(device, non_blocking=True)
 
 
 def train_epochs(model: nn.Module, dataset: Dataset, settings: TrainSettings, *, batch_size: int,

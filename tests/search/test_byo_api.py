@@ -267,3 +267,19 @@ def test_a_metric_below_zero_gets_a_hypervolume_and_takes_a_negative_bound(tmp_p
         run_search(model=UserNet, train=blobs(120), test=blobs(30, seed=1), metric="accuracy",
                    study="fraction", output_dir=str(tmp_path), log=lambda _: None,
                    **{**TINY, "search": {**TINY["search"], "n_trials": 1}}).pick(min_accuracy=bound)
+
+
+def test_int32_labels_train_as_class_indices(tmp_path):
+    """``.int()`` labels (int32): cross-entropy takes int64 or uint8 only, and dense training
+    crashed with "expected target dtype to be Long or Byte"; a loader's batches too."""
+    data = blobs(120)
+    x, y = data.tensors
+    int32 = TensorDataset(x, y.int())
+    result = run_search(model=UserNet, train=int32, test=TensorDataset(x[:30], y[:30].int()),
+                        study="int32", output_dir=str(tmp_path), log=lambda _: None,
+                        **{**TINY, "search": {**TINY["search"], "n_trials": 2}})
+    assert set(result.trials()["state"]) == {"COMPLETE"}
+    assert result.dense_reference()["accuracy"] > 0.5
+    loader = DataLoader(int32, batch_size=16)
+    run_search(model=UserNet, train=loader, study="int32_loader", output_dir=str(tmp_path),
+               log=lambda _: None, **{**TINY, "search": {**TINY["search"], "n_trials": 1}})

@@ -22,6 +22,7 @@ from trainers.errors import SetupError
 from trainers.eval_context import EvalContext
 from trainers.models import build_model
 from trainers.models.attention import splitting
+from trainers.pruning.structured import ChannelCoupling
 from trainers.reference import DenseMismatch, load_or_train_dense
 from trainers.training import LossFn, MetricFn, ModelOutputError, TrainingDiverged
 
@@ -93,6 +94,8 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
     retrained (its trials were measured against it).
     """
     parts = model_and_data(config, data, model_factory, basis)
+    if basis is None and "channel" in config.space.granularities:   # (a worker's parent did)
+        check_channel_tracing(parts)
     space = _make_space(list(parts.basis.layers), config.space, config)  # before training
     context = eval_context(config, parts, log=log, loss_fn=loss_fn, metric_fn=metric_fn,
                            dense_key=dense_key, dense_state=dense_state, keep_dense=keep_dense)
@@ -110,6 +113,19 @@ class ModelAndData:
     basis: CostBasis
     from_config: bool       # neither data nor model came from Python objects
     model_name: str = ""    # the config's model name, or ``python: <factory>``
+
+
+def check_channel_tracing(parts: ModelAndData) -> None:
+    """Channel pruning needs torch-pruning to trace the model's channel dependencies: a model it
+    cannot trace (shufflenet's channel shuffle: a ZeroDivisionError inside it) is refused here in
+    one line, not after the dense reference trained, with every channel trial failing."""
+    try:
+        ChannelCoupling(parts.probe, torch.zeros((1, *parts.data.input_shape))).trace()
+    except Exception as exc:   # torch-pruning raises whatever its tracing meets
+        raise ConfigError(f"space.granularities: 'channel' needs torch-pruning to trace the "
+                          f"channel dependencies of model '{parts.model_name}', which failed "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+                          f"leave 'channel' out (unstructured and n:m prune any model)") from exc
 
 
 def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,

@@ -318,3 +318,19 @@ def test_a_model_output_must_be_one_tensor():
         check_output([logits])
     with pytest.raises(ModelOutputError, match=r"got a str; return that tensor itself or wrap"):
         check_output("logits")
+
+
+def test_channel_pruning_of_a_model_torch_pruning_cannot_trace_is_one_line(tmp_path, capsys):
+    """shufflenet's channel shuffle (a reshape torch-pruning 1.6 divides by zero on): refused
+    before the dense reference trains, nothing left, instead of every channel trial failing."""
+    config = {"study": "shuf", "output_dir": str(tmp_path / "runs"), "threads": 1,
+              "model": "torchvision:shufflenet_v2_x0_5",
+              "data": {"name": "synthetic", "options": {"samples": 64, "classes": 5, "size": 32}},
+              "dense": {"epochs": 1}, "space": {"granularities": ["channel"]}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", str(tmp_path / "study.yaml")]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "error: space.granularities: 'channel' needs torch-pruning to trace the channel "
+        "dependencies of model 'torchvision:shufflenet_v2_x0_5', which failed (")
+    assert "leave 'channel' out" in err[0] and not (tmp_path / "runs" / "shuf").exists()

@@ -11,8 +11,8 @@ two ways and keep the two exactly equivalent:
 - ``shrink_model`` removes the same channels physically (``Group.prune``), so the exported model
   computes what the masked one computed, with fewer parameters and FLOPs.
 
-The indices to remove come from our own criteria (not torch-pruning's importances) so that the
-exported model is the searched one. The first layer of a coupled group (in execution order) with a
+The indices to remove come from our own criteria (not torch-pruning's importances): the exported
+model is the searched one. The first layer of a coupled group (in execution order) with a
 nonzero request decides the group's channels; later requests for coupled layers are ignored.
 Groups that would remove output channels of the classifier (the last Conv2d / Linear executed,
 searched or not) or of a layer with a tied weight (``trainers.discovery``) are not pruned.
@@ -23,10 +23,9 @@ as ``trainers.models.attention.SplitAttention`` does) lose whole heads: a sparsi
 torch-pruning's graph couples a head's rows of q, k and v with its columns of ``out_proj``, so the
 masked head outputs exactly zero during the search and is removed physically at export.
 
-Grouped convolutions (``trainers.pruning.grouped_convs``): a layer whose channels reach one is
-pruned in equal blocks at the same positions (``ChannelCoupling.groups``, ``lowest_channels``; a
-position scores the sum of its channels); a group that would still leave a grouped convolution
-invalid is not pruned, in the masks and at export alike.
+Grouped convolutions (``trainers.pruning.grouped_convs``): a layer whose channels reach one is pruned
+in equal blocks at the same positions (``ChannelCoupling.groups``, ``lowest_channels``; a position
+scores the sum of its channels); a group leaving a grouped convolution invalid is not pruned.
 """
 from __future__ import annotations
 
@@ -128,14 +127,15 @@ class ChannelCoupling:
             self._names = {id(module): name for name, module in self._plain.named_modules()}
         return self._graph
 
+    def trace(self) -> None:
+        """Build the dependency graph now, not at its first use (an untraceable model fails)."""
+        self._build()
+
     def __getstate__(self) -> dict:
         # The traced graph holds closures that do not pickle (Ray ships contexts to workers):
         # keep the plain model and rebuild the graph where it is used.
-        state = dict(self.__dict__)
-        for key in ("_graph", "_modules", "_names"):
-            state.pop(key, None)
-        state["_graph"] = None
-        return state
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_modules", "_names")}
+        return {**state, "_graph": None}
 
     def expand(self, removed: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
         """Output channels removed per module (layers and norms) once couplings are followed.

@@ -119,6 +119,11 @@ class SearchSpace:
         rule = (f"space.min_kept_per_output: {self.settings.min_kept_per_output:g} weights per "
                 "output unit" if self.settings.min_kept_per_output is not None
                 else f"space.sparsity.high {self.settings.sparsity.high:g}")
+        if not highs:
+            return (f"note: no layer's sparsity is searched ({len(self.layers)} Conv2d/Linear "
+                    f"layer(s), each left out: the classifier by space.classifier "
+                    f"'{self.settings.classifier}', the rest by their bounds); trials differ only "
+                    f"in bit-widths and criteria (space.classifier: include prunes the classifier)")
         shown = ", ".join(f"{n} {hi:.4g}" for n, hi in highs[:8])
         more = f", ... ({len(highs)} layers)" if len(highs) > 8 else ""
         return f"sparsity upper bounds ({rule}, per-layer caps applied): {shown}{more}"

@@ -334,3 +334,15 @@ def test_channel_pruning_of_a_model_torch_pruning_cannot_trace_is_one_line(tmp_p
         "error: space.granularities: 'channel' needs torch-pruning to trace the channel "
         "dependencies of model 'torchvision:shufflenet_v2_x0_5', which failed (")
     assert "leave 'channel' out" in err[0] and not (tmp_path / "runs" / "shuf").exists()
+
+
+def test_data_of_a_single_class_is_refused(tmp_path):
+    """Every label 0: the head had one output, the loss was 0 and every trial scored 1.0."""
+    x = torch.randn(60, 1, 6, 6)
+    with pytest.raises(ConfigError, match=r"the data holds a single class \(num_classes 1, "
+                                          r"inferred from the labels\): a classifier needs at "
+                                          r"least 2"):
+        run_search(model=lambda num_classes: nn.Sequential(nn.Flatten(), nn.Linear(36, num_classes)),
+                   train=TensorDataset(x, torch.zeros(60, dtype=torch.long)), study="one",
+                   output_dir=str(tmp_path), log=lambda _: None, threads=1)
+    assert not (tmp_path / "one").exists()

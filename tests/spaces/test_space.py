@@ -223,3 +223,12 @@ def test_a_rule_that_empties_a_layer_gives_the_candidate_at_its_bound():
     for name in searched:
         assert candidate.sparsity[name] == pytest.approx(bounds[name][1], abs=0.01)
         assert candidate.sparsity[name] <= bounds[name][1]
+
+
+def test_a_space_whose_only_layer_is_the_excluded_classifier_says_nothing_is_pruned():
+    head = LayerInfo("head", "linear", (3, 36), 108, 108, is_classifier=True)
+    text = SearchSpace([head], SpaceSettings()).describe_bounds()
+    assert text.startswith("note: no layer's sparsity is searched (1 Conv2d/Linear layer(s)")
+    assert "space.classifier 'exclude'" in text and "space.classifier: include" in text
+    assert SearchSpace([head], SpaceSettings(classifier="include")).describe_bounds().startswith(
+        "sparsity upper bounds")

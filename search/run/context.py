@@ -151,11 +151,14 @@ def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
         try:          # the first forward pass: a model built for other inputs fails here
             basis = cost_basis(probe, loaded.input_shape)
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            tokens = any(w in str(exc) for w in ("indices", "Long", "Int"))   # an embedding
+            hint = ("; the probe feeds float zeros: a model of token ids casts and clamps them "
+                    "in forward, x.long().clamp(0, vocab - 1), as tiny_gpt does" if tokens else
+                    "; build it for that input (model.options, or the factory's input_shape / "
+                    "in_channels arguments)")
             raise ConfigError(f"model '{name}' failed on one input of the data's shape "
                               f"{list(loaded.input_shape)} ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:300]}); build it for that input "
-                              f"(model.options, or the factory's input_shape / in_channels "
-                              f"arguments)") from exc
+                              f"{str(exc).splitlines()[0][:300]}){hint}") from exc
     return ModelAndData(device, loaded, factory, probe, basis,
                         from_config=model_factory is None and data is None, model_name=name)
 

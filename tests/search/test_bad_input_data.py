@@ -346,3 +346,17 @@ def test_data_of_a_single_class_is_refused(tmp_path):
                    train=TensorDataset(x, torch.zeros(60, dtype=torch.long)), study="one",
                    output_dir=str(tmp_path), log=lambda _: None, threads=1)
     assert not (tmp_path / "one").exists()
+
+
+def test_a_token_model_without_a_cast_is_told_how_to_read_the_probe(tmp_path):
+    """An nn.Embedding fed the float probe: the error says to cast and clamp in forward (it
+    told the user to rebuild the model for the input shape)."""
+    x = torch.randint(0, 20, (60, 12))
+
+    def embedder():
+        return nn.Sequential(nn.Embedding(20, 8), nn.Flatten(), nn.Linear(96, 3))
+
+    with pytest.raises(ConfigError, match=r"the probe feeds float zeros: a model of token ids "
+                                          r"casts and clamps them in forward"):
+        run_search(model=embedder, train=TensorDataset(x, x[:, 0] % 3), study="tok",
+                   output_dir=str(tmp_path), log=lambda _: None, threads=1)

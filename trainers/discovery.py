@@ -183,6 +183,10 @@ def _reason(module: nn.Module, param_name: str, name: str, used: dict[str, str])
                    "(it splits q/k/v) or call trainers.models.attention.split_attention")
     if isinstance(module, nn.Embedding):
         return "embedding: a table lookup, no multiplications"
+    if isinstance(module, nn.RNNBase):   # FlopCounterMode counts a GRU; the CPU LSTM kernel not
+        return (f"recurrent layer ({type(module).__name__}): not a searched kind; "
+                + ("FlopCounterMode has no formula for its CPU kernel: its work is not in the "
+                   "FLOPs" if isinstance(module, nn.LSTM) else "counted as fixed cost"))
     if layer_kind(module) is not None:
         return "not called with its weight in the forward pass"
     if name in used:

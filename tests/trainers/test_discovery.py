@@ -2,7 +2,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainers.costs import dense_flops
-from trainers.discovery import discover_layers
+from torch import nn
+
+from trainers.discovery import discover, discover_layers
 from trainers.models import MLP, SmallCNN
 
 
@@ -30,3 +32,19 @@ def test_dense_flops_equal_flop_counter_mode():
         with counter:
             model(torch.zeros(1, *shape))
         assert dense_flops(discover_layers(model, shape)) == counter.get_total_flops()
+
+
+def test_recurrent_weights_say_what_is_counted():
+    """An LSTM's weights were said to be 'not used in a matrix product (a token table)'."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.rnn, self.fc = nn.Embedding(20, 8), nn.LSTM(8, 16, batch_first=True), nn.Linear(16, 3)
+
+        def forward(self, x):
+            out, _ = self.rnn(self.emb(x.long().clamp(0, 19)))
+            return self.fc(out[:, -1])
+
+    reasons = {w.name: w.reason for w in discover(Net(), (12,)).others}
+    assert reasons["rnn.weight_ih_l0"].startswith("recurrent layer (LSTM): not a searched kind; "
+                                                  "FlopCounterMode has no formula")

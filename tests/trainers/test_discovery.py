@@ -1,9 +1,8 @@
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainers.costs import dense_flops
-from torch import nn
-
 from trainers.discovery import discover, discover_layers
 from trainers.models import MLP, SmallCNN
 

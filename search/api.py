@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from trainers.data import inner_dataset, prediction_count
 from trainers.errors import SetupError
-from trainers.selection_metrics import get_metric, metric_name
+from trainers.selection_metrics import check_metric_fits, get_metric, metric_name
 from trainers.training import LossFn, MetricFn
 from trainers.trial import reference_metrics
 
@@ -137,6 +137,8 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     data = user_data(config, train, val, test, num_classes, preprocessing)
     try:
         metric_fn = get_metric(metric) if isinstance(metric, str) else metric
+        if data is not None:     # known before anything trains
+            check_metric_fits(metric_name(metric), data.num_classes)
     except SetupError as exc:
         raise ConfigError(str(exc)) from exc
     # Failed trials are reported by our progress line (reason) and keep their traceback in the
@@ -150,6 +152,10 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         context, space = build_study_context(config, log=log, data=data, model_factory=factory,
                                              loss_fn=loss, metric_fn=metric_fn,
                                              dense_key=dense_key, keep_dense=exists)
+        try:
+            check_metric_fits(metric_name(metric), context.data.num_classes)
+        except SetupError as exc:
+            raise ConfigError(str(exc)) from exc
         study = open_study(config, space)
         _check_metric(study, config, metric_name(metric))
     log(space.describe_bounds())

@@ -49,6 +49,14 @@ def get_metric(name: str) -> MetricFn:
     return SELECTION_METRICS[name]()
 
 
+def check_metric_fits(name: str, num_classes: int) -> None:
+    """``top5`` of 5 classes or fewer counts every prediction as right (accuracy 1.0 for every
+    trial): refused."""
+    if name == "top5" and num_classes <= 5:
+        raise SetupError(f"metric 'top5' needs more than 5 classes, the data has {num_classes}: "
+                         f"every prediction would count as right (use 'accuracy')")
+
+
 def metric_name(metric: MetricFn | str | None) -> str:
     """A readable name for a metric given by name or as a callable."""
     if metric is None:

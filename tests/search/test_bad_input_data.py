@@ -360,3 +360,14 @@ def test_a_token_model_without_a_cast_is_told_how_to_read_the_probe(tmp_path):
                                           r"casts and clamps them in forward"):
         run_search(model=embedder, train=TensorDataset(x, x[:, 0] % 3), study="tok",
                    output_dir=str(tmp_path), log=lambda _: None, threads=1)
+
+
+def test_top5_of_five_classes_or_fewer_is_refused(tmp_path):
+    """Every prediction is among the top 5 of 3 classes: each trial scored 1.0."""
+    x = torch.randn(60, 1, 6, 6)
+    with pytest.raises(ConfigError, match=r"metric 'top5' needs more than 5 classes, the data "
+                                          r"has 3"):
+        run_search(model=lambda: nn.Sequential(nn.Flatten(), nn.Linear(36, 3)),
+                   train=TensorDataset(x, torch.arange(60) % 3), metric="top5", study="top5",
+                   output_dir=str(tmp_path), log=lambda _: None, threads=1)
+    assert not (tmp_path / "top5").exists()

@@ -169,11 +169,10 @@ def bundle_from_splits(train: Split, val: Split | None = None, test: Split | Non
         train, val = carve(train, val_fraction / share_left, seed + 1)
     shape = tuple(input_shape) if input_shape else infer_input_shape(train)
     classes = num_classes if num_classes else infer_num_classes(train, val, test)
-    if classes < 2:      # every label 0: a one-output head, a loss of 0, every accuracy 1.0
-        origin = "given" if num_classes else "inferred from the labels"
-        raise SetupError(f"the data holds a single class (num_classes {classes}, {origin}): a "
-                         f"classifier needs at least 2 (give num_classes when these splits lack "
-                         f"the other classes)")
+    if classes < 2 and not num_classes:   # every label 0: one output, loss 0, accuracy 1.0
+        raise SetupError(f"the data holds a single class (num_classes {classes}, inferred from "
+                         f"the labels): a classifier needs at least 2 (give num_classes when "
+                         f"these splits lack the other classes)")
     return DataBundle(train, val, test, int(classes), shape, name,
                       declared_preprocessing(preprocessing))
 

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from search.config import ExperimentConfig, dump_config, load_config
 from search.decide.retrain import (completed_trial, retrain, study_config, study_context,
                                    trial_candidate)
-from search.decide.tables import metric_column
 from search.run.preflight import check_writable_folder
 from search.schema import ConfigError
 from spaces.candidate import Candidate
 from trainers.checkpoint import atomic_write, atomic_write_text, load_checkpoint, save_checkpoint
+from trainers.costs.metrics import column_name
 from trainers.export_form import (example_batch, export_state, layer_table, parameter_counts,
                                   program_bytes, rebuild_exported)
 
@@ -87,7 +87,7 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False))
     repro = manifest["reproduction"]
     status = "reproduces" if repro["within_tolerance"] else "DOES NOT reproduce"
-    label = metric_column("accuracy", (), result.metric)     # val_acc, val_f1_macro, ...
+    label = column_name("accuracy", selection=result.metric)     # val_acc, val_f1_macro, ...
     log(f"exported trial {trial_number} to {out}: {label} {measured['accuracy']:.4f} "
         f"(recorded {repro['recorded_accuracy']:.4f}; {status} within 0.2 points)")
     log(f"input: shape {manifest['input_shape']} per sample; preprocessing: "

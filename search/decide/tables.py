@@ -80,7 +80,7 @@ def headline_figures(row: Mapping[str, Any], metric: str = "accuracy"
     reference), named and formatted as in the front table (``metric``: see ``front_table``)."""
     source = row.get("energy_source")
     sources = [source] if isinstance(source, str) else []
-    return [(metric_column(key, sources, metric), format_value(key, row[key]))
+    return [(column_name(key, sources, metric), format_value(key, row[key]))
             for key in headline_metrics()
             if key in row and pd.notna(row[key])]
 
@@ -112,7 +112,7 @@ def front_table(front: pd.DataFrame, metrics: Sequence[str] = (), val_samples: i
     selection = metric
     for metric in headline_metrics():
         if metric in front:
-            table[metric_column(metric, sources, selection)] = front[metric].map(
+            table[column_name(metric, sources, selection)] = front[metric].map(
                 lambda value, name=metric: format_value(name, value))
         if metric == "accuracy" and val_samples and metric in front:
             table[INTERVAL_COLUMN] = interval_texts(front[metric], val_samples)
@@ -126,14 +126,6 @@ def front_table(front: pd.DataFrame, metrics: Sequence[str] = (), val_samples: i
     if val_samples and cost and "accuracy" in front:
         table[NOISE_COLUMN] = noise_notes(front, cost, val_samples)
     return table
-
-
-def metric_column(name: str, sources: Sequence[str], selection: str = "accuracy") -> str:
-    """``column_name``, with the selection metric's name on the accuracy columns when it is not
-    accuracy (the front of an f1_macro study heads them ``val_f1_macro``, ``test_f1_macro``)."""
-    if name in ("accuracy", "test_accuracy") and selection != "accuracy":
-        return f"{'val' if name == 'accuracy' else 'test'}_{selection}"
-    return column_name(name, sources)
 
 
 def as_written(frame: pd.DataFrame) -> pd.DataFrame:

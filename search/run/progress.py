@@ -16,6 +16,7 @@ from search.run.budget import (FINISHED_STATES, budget_open, epochs_open, epochs
 from search.run.early_stopping import SCREENING_NOTE
 from search.run.refine_settings import REFINED_KEY
 from search.run.study import count_finished
+from trainers.costs.metrics import column_name
 
 CONSTRAINTS_KEY = "constraints"   # Optuna's system attr of a trial's constraint values
 
@@ -170,6 +171,6 @@ def progress_line(study: optuna.Study, trial: FrozenTrial, done: int, budget: in
 
 def trial_figures(attrs: dict, metric: str | None = None) -> str:
     """The figures of a finished trial in a progress line, named after the study's metric."""
-    label = "val_acc" if metric in (None, "accuracy") else f"val_{metric}"
+    label = column_name("accuracy", selection=metric or "accuracy")     # val_acc, val_f1_macro
     return (f"{label}={attrs.get('accuracy', 0):.4f} MFLOPs={attrs.get('flops', 0) / 1e6:.3f}"
             f" energy_uJ(est)={attrs.get('energy_uj', 0):.3f}")

@@ -144,10 +144,15 @@ def metric_label(name: str, energy_source: str | None = None) -> str:
     return f"{name} ({nature})"
 
 
-def column_name(name: str, energy_sources: Sequence[str] = ()) -> str:
+def column_name(name: str, energy_sources: Sequence[str] = (), selection: str = "accuracy"
+                ) -> str:
     """The front table's column of a metric: its headline column (``MFLOPs``), the training
     energy's with its meters' nature (``train_J(est)``; ``train_J(nvml/rapl)`` when mixed), or
-    ``name(nature)`` for a metric without one."""
+    ``name(nature)`` for a metric without one. ``selection``: the study's selection metric, which
+    the accuracy columns hold; another than accuracy names them (``val_f1_macro``,
+    ``test_f1_macro``)."""
+    if name in ("accuracy", "test_accuracy") and selection != "accuracy":
+        return f"{'val' if name == 'accuracy' else 'test'}_{selection}"
     info = metric_info(name)
     if not info.column:
         return f"{name}({SHORT_NATURE[info.nature]})"

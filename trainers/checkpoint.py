@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from trainers.errors import SetupError
+from trainers.errors import SetupError, error_summary
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
@@ -82,4 +82,4 @@ def load_checkpoint(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and unpickler errors all mean "not our checkpoint"
         raise CheckpointError(f"checkpoint '{path}' is corrupt or not a weights-only checkpoint "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+                              f"({error_summary(exc)})") from exc

@@ -18,7 +18,7 @@ from trainers.costs import CostBasis, cost_basis, load_profile
 from trainers.data import DataBundle, bundle_from_splits, inner_dataset, load_data
 from trainers.data.labels import LabelError, check_class_labels
 from trainers.device import resolve_device
-from trainers.errors import SetupError
+from trainers.errors import SetupError, error_summary
 from trainers.eval_context import EvalContext
 from trainers.models import build_model
 from trainers.models.attention import splitting
@@ -124,8 +124,8 @@ def check_channel_tracing(parts: ModelAndData) -> None:
     except Exception as exc:   # torch-pruning raises whatever its tracing meets
         raise ConfigError(f"space.granularities: 'channel' needs torch-pruning to trace the "
                           f"channel dependencies of model '{parts.model_name}', which failed "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
-                          f"leave 'channel' out (unstructured and n:m prune any model)") from exc
+                          f"({error_summary(exc)}); leave 'channel' out (unstructured and n:m "
+                          f"prune any model)") from exc
 
 
 def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
@@ -157,8 +157,8 @@ def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
                     "; build it for that input (model.options, or the factory's input_shape / "
                     "in_channels arguments)")
             raise ConfigError(f"model '{name}' failed on one input of the data's shape "
-                              f"{list(loaded.input_shape)} ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:300]}){hint}") from exc
+                              f"{list(loaded.input_shape)} ({error_summary(exc, 300)}){hint}"
+                              ) from exc
     return ModelAndData(device, loaded, factory, probe, basis,
                         from_config=model_factory is None and data is None, model_name=name)
 

@@ -21,12 +21,7 @@ from search.run.study import check_resumable
 from search.schema import ConfigError
 from trainers.checkpoint import remove_stale_temp_files
 from trainers.device import resolve_device
-from trainers.errors import SetupError
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0][:200] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+from trainers.errors import SetupError, error_summary
 
 
 def check_writable_folder(folder: str | Path, field: str, what: str, create: bool = True
@@ -54,7 +49,7 @@ def check_writable_folder(folder: str | Path, field: str, what: str, create: boo
         os.unlink(probe)
     except OSError as exc:
         raise ConfigError(f"{field}: {what} must be writable, cannot write '{folder}' "
-                          f"({_reason(exc)})") from exc
+                          f"({error_summary(exc)})") from exc
     return folder
 
 
@@ -115,4 +110,5 @@ def nothing_left_on_bad_input(config: ExperimentConfig) -> Iterator[None]:
         raise
 
 
-__all__ = ["check_device", "check_output_dir", "check_writable_folder", "nothing_left_on_bad_input", "preflight"]
+__all__ = ["check_device", "check_output_dir", "check_writable_folder",
+           "nothing_left_on_bad_input", "preflight"]

@@ -28,6 +28,7 @@ from optuna.storages.journal._file import BaseJournalFileLock
 from search.run.journal_lock import FlockJournalLock
 from search.run.reliability import (HeartbeatJournalStorage, RetryInterruptedTrial, SweepingRDBStorage)
 from search.schema import ConfigError
+from trainers.errors import error_summary
 
 if TYPE_CHECKING:
     from search.config import ExperimentConfig
@@ -79,7 +80,7 @@ def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
         raise
     except Exception as exc:
         raise ConfigError(f"search.storage: cannot open storage '{url}' "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+                          f"({error_summary(exc)})") from exc
 
 
 def repair_journal_tail(path: Path, lock: BaseJournalFileLock) -> bool:

@@ -30,3 +30,13 @@ def test_failed_write_leaves_the_old_file(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(target, broken)
     assert target.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_an_error_summary_is_one_line_and_survives_an_empty_message():
+    """The storage and checkpoint messages took ``str(exc).splitlines()[0]``, an IndexError for
+    an exception without a message."""
+    from trainers.errors import error_summary
+
+    assert error_summary(ZeroDivisionError()) == "ZeroDivisionError"
+    assert error_summary(ValueError("first\nsecond")) == "ValueError: first"
+    assert error_summary(ValueError("x" * 500), limit=10) == "ValueError: " + "x" * 10

@@ -31,7 +31,8 @@ class DenseMismatch(SetupError):
     """An existing study's dense reference was made with other settings than this run's."""
 
 
-def load_or_train_dense(path: str | Path, key: str | tuple[str, ...], model_factory: Callable[[], nn.Module],
+def load_or_train_dense(path: str | Path, key: str | tuple[str, ...],
+                        model_factory: Callable[[], nn.Module],
                         data: DataBundle, settings: TrainSettings, *, batch_size: int,
                         device: torch.device, seed: int, loss_fn: LossFn | None = None,
                         log: Callable[[str], None] = print,

@@ -23,7 +23,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     front = result.front()
     dense = result.dense_reference()
     if dense:
-        print("\nDense reference: " + " ".join(f"{c}={v}" for c, v in headline_figures(dense, result.metric)))
+        figures = headline_figures(dense, result.metric)
+        print("\nDense reference: " + " ".join(f"{c}={v}" for c, v in figures))
     print(f"\nPareto front of study '{config.study}' ({len(front)} trials; FLOPs (effective, "
           f"sparsity-aware) and size are counted per sample, energy_uJ is an analytic estimate, "
           f"(meas) is measured on this machine, train_J says its source):")

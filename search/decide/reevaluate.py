@@ -9,9 +9,9 @@ trial ran, the deployable form measured on the CPU) ``repeats`` times, with seed
 ``candidate.seed + 1 ... + repeats`` and ``epochs`` of fine-tuning (default: the trial's own), and
 records each repeat in ``<study>/reevaluation.csv``: one row per (trial, seed, epochs). A repeat
 stored already is kept, not trained again (an interrupted run resumes where it stopped; more
-repeats add to the stored ones); to measure one again, delete its rows. ``<study>/reevaluation_summary.csv`` is rewritten from
-it after each repeat, for reading; the readers (``pick --reevaluated``, the summary tables)
-compute from ``reevaluation.csv`` itself.
+repeats add to the stored ones); to measure one again, delete its rows.
+``<study>/reevaluation_summary.csv`` is rewritten from it after each repeat, for reading; the
+readers (``pick --reevaluated``, the summary tables) compute from ``reevaluation.csv`` itself.
 
 The summary of a trial (per fine-tune length) is the mean accuracy over its repeats, the Wilson 95%
 interval of that mean over the ``val_samples`` validation predictions, and the spread (min, max)

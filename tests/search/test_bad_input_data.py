@@ -342,7 +342,7 @@ def test_data_of_a_single_class_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"the data holds a single class \(num_classes 1, "
                                           r"inferred from the labels\): a classifier needs at "
                                           r"least 2"):
-        run_search(model=lambda num_classes: nn.Sequential(nn.Flatten(), nn.Linear(36, num_classes)),
+        run_search(model=lambda: nn.Sequential(nn.Flatten(), nn.Linear(36, 2)),
                    train=TensorDataset(x, torch.zeros(60, dtype=torch.long)), study="one",
                    output_dir=str(tmp_path), log=lambda _: None, threads=1)
     assert not (tmp_path / "one").exists()

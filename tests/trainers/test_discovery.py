@@ -38,7 +38,8 @@ def test_recurrent_weights_say_what_is_counted():
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.emb, self.rnn, self.fc = nn.Embedding(20, 8), nn.LSTM(8, 16, batch_first=True), nn.Linear(16, 3)
+            self.emb, self.fc = nn.Embedding(20, 8), nn.Linear(16, 3)
+            self.rnn = nn.LSTM(8, 16, batch_first=True)
 
         def forward(self, x):
             out, _ = self.rnn(self.emb(x.long().clamp(0, 19)))

@@ -23,9 +23,9 @@ as ``trainers.models.attention.SplitAttention`` does) lose whole heads: a sparsi
 torch-pruning's graph couples a head's rows of q, k and v with its columns of ``out_proj``, so the
 masked head outputs exactly zero during the search and is removed physically at export.
 
-Grouped convolutions (``trainers.pruning.grouped_convs``): a layer whose channels reach one is pruned
-in equal blocks at the same positions (``ChannelCoupling.groups``, ``lowest_channels``; a position
-scores the sum of its channels); a group leaving a grouped convolution invalid is not pruned.
+Grouped convolutions (``trainers.pruning.grouped_convs``): a layer whose channels reach one is
+pruned in equal blocks at the same positions (``ChannelCoupling.groups``, ``lowest_channels``: a
+position scores its channels' sum); a group leaving a grouped convolution invalid is not pruned.
 """
 from __future__ import annotations
 

@@ -9,7 +9,9 @@ untouched) and, each step, puts the effective values in the parameters before th
 (``apply``) and the original values back before the optimizer step, with the gradients masked
 (``restore``): what a hand-written loop does. The arithmetic is the parametrization's, operation
 for operation, so the trained weights are the same to the bit. Leaving the ``with`` block puts
-the parametrizations back.
+the parametrizations back. The masks are multiplied in the parameters' dtype (a copy made on
+entering): a float tensor times a bool mask converts the mask at every product, which cost about
+a third of the masking work of a step on the built-in CNN; 1.0 and 0.0 give the same values.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class InPlaceMasks:
                     return
                 self.entries.append((module, name, chain[0]))
         self._saved: list[torch.Tensor] = []
+        self._masks: list[torch.Tensor] = []
 
     def __bool__(self) -> bool:
         return bool(self.entries)
@@ -48,6 +51,8 @@ class InPlaceMasks:
     def __enter__(self) -> "InPlaceMasks":
         for module, name, _ in self.entries:
             parametrize.remove_parametrizations(module, name, leave_parametrized=False)
+        self._masks = [masking.mask.to(getattr(module, name).dtype)
+                       for module, name, masking in self.entries]
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -60,19 +65,19 @@ class InPlaceMasks:
     def apply(self) -> None:
         """Put the effective (masked, quantized) values in the parameters for one step."""
         self._saved = []
-        for module, name, masking in self.entries:
+        for (module, name, masking), mask in zip(self.entries, self._masks):
             param = getattr(module, name)
             self._saved.append(param.data)
-            param.data = masking.values(param.data)
+            param.data = masking.values(param.data, mask)
 
     @torch.no_grad()
     def restore(self, mask_grads: bool = True) -> None:
         """Put the original values back; mask the gradients as the parametrization's backward
         does (a pruned weight gets no gradient)."""
-        for (module, name, masking), original in zip(self.entries, self._saved):
+        for (module, name, _), mask, original in zip(self.entries, self._masks, self._saved):
             param = getattr(module, name)
             if mask_grads and param.grad is not None:
-                param.grad.mul_(masking.mask)
+                param.grad.mul_(mask)
             param.data = original
         self._saved = []
 

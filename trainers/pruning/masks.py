@@ -68,9 +68,10 @@ class MaskedQuantizedWeight(nn.Module):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return masked_fake_quantize(weight, self.mask, self.bits)
 
-    def values(self, weight: torch.Tensor) -> torch.Tensor:
-        """The forward values without gradient bookkeeping (``trainers.pruning.in_place``)."""
-        return masked_quantized_values(weight, self.mask, self.bits)
+    def values(self, weight: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The forward values without gradient bookkeeping (``trainers.pruning.in_place``);
+        ``mask``: this mask in the weight's dtype (the same values, a cheaper product)."""
+        return masked_quantized_values(weight, self.mask if mask is None else mask, self.bits)
 
 
 class ParamMask(nn.Module):
@@ -83,7 +84,9 @@ class ParamMask(nn.Module):
     def forward(self, value: torch.Tensor) -> torch.Tensor:
         return value * self.mask
 
-    values = forward
+    def values(self, value: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward``'s values; ``mask`` as in ``MaskedQuantizedWeight.values``."""
+        return value * (self.mask if mask is None else mask)
 
 
 def _find(module: nn.Module, tensor_name: str, kind: type) -> nn.Module | None:

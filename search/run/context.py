@@ -159,6 +159,12 @@ def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
             raise ConfigError(f"model '{name}' failed on one input of the data's shape "
                               f"{list(loaded.input_shape)} ({error_summary(exc, 300)}){hint}"
                               ) from exc
+    empty = [f"{layer.name} {list(layer.weight_shape)}" for layer in basis.layers
+             if layer.params == 0]
+    if empty:   # e.g. hidden: [0]; it trained, then the cost model divided by zero
+        raise ConfigError(f"model '{name}': layer(s) {', '.join(empty)} have no weights; every "
+                          f"Conv2d / Linear layer needs at least one (check model.options: a "
+                          f"width or hidden size of 0)")
     return ModelAndData(device, loaded, factory, probe, basis,
                         from_config=model_factory is None and data is None, model_name=name)
 

@@ -24,7 +24,9 @@ def starting_candidates(space: SearchSpace, context: EvalContext, config: Experi
     for bits in config.search.baseline_bits:
         for sparsity in config.search.baseline_sparsities:
             for origin in config.search.baselines:
-                per_layer = ALLOCATIONS[origin](context.dense_state, searched, sparsity)
+                # No searched layer (every one bounded or excluded): each rule keeps all dense.
+                per_layer = ALLOCATIONS[origin](context.dense_state, searched, sparsity) \
+                    if searched else {}
                 candidate = space.candidate_for(per_layer, {n: bits for n in space.layer_names})
                 if all(candidate != c for _, c in found):
                     found.append((origin, candidate))

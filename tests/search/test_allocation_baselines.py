@@ -47,3 +47,20 @@ def test_default_baselines_are_enqueued_at_8_bits_only(tmp_path):
     found = starting_candidates(space, context, config)
     assert [origin for origin, _ in found][:1] == ["dense"] and len(found) > 1
     assert {b for _, c in found[1:] for b in c.bits.values()} == {8}   # no 32-bit copies
+
+
+def test_every_rule_keeps_all_dense_when_no_layer_is_searched(tmp_path):
+    """A space whose bounds leave no layer searched (``sparsity.high: 0``): the baselines are the
+    dense model at each baseline bit-width, once (global magnitude crashed on an empty list)."""
+    from search.run.context import build_study_context
+    from search.run.starting import starting_candidates
+
+    data = tiny_config_dict(tmp_path, baseline_sparsities=[0.5, 0.9], baseline_bits=[8, 4],
+                            baselines=["uniform", "global_magnitude", "lamp", "erk"])
+    data["space"] = {"sparsity": {"high": 0.0}, "bits": [4, 8, 32]}
+    config = config_from_dict(data)
+    context, space = build_study_context(config, log=lambda _: None)
+    found = starting_candidates(space, context, config)
+    assert [origin for origin, _ in found] == ["dense", "uniform", "uniform"]
+    assert [set(c.bits.values()) for _, c in found[1:]] == [{8}, {4}]
+    assert all(set(c.sparsity.values()) == {0.0} for _, c in found)

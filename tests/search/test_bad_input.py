@@ -122,6 +122,9 @@ CASES = {
                     ["finetune: lr must be a finite number > 0, got inf"]),
     "model option typo": ({"study": "n", "model": {"options": {"widht": 4}}},
                           ["do not fit model 'cnn': ", "unexpected keyword argument 'widht'"]),
+    "model option it cannot build with": ({"study": "n", "model": {"options": {"width": -4}}},
+                                          ["model.options {'width': -4} do not fit model 'cnn': ",
+                                           "negative dimension -4"]),
     "validation split too small": ({"study": "n", "data": {"val_fraction": 0.001}},
                                    ["data.val_fraction 0.001 of 240 samples is too small a split"]),
     "infinite kept per output": ({"study": "n", "space": {"min_kept_per_output": float("inf")}},
@@ -159,6 +162,20 @@ def test_bad_config_one_line_exit_2_study_untouched(case, existing, capsys):
     assert not message.startswith("space: space."), message      # one prefix, not two
     assert folder_bytes(tmp / "runs" / "kept") == before_kept(before)
     assert all_paths(tmp / "runs") == paths          # nothing left behind, not even a folder
+
+
+def test_a_layer_with_no_weights_is_refused_before_training(existing, capsys):
+    """``hidden: [0]`` built an MLP whose layers hold no weights: the dense reference trained,
+    then the cost model divided by zero (a traceback) and left a study behind."""
+    tmp, base = existing
+    before, paths = folder_bytes(tmp / "runs"), all_paths(tmp / "runs")
+    config = {**base, "study": "n", "model": {"name": "mlp", "options": {"hidden": [0]}}}
+    message = run_cli(tmp, yaml.safe_dump(config), capsys)
+    assert message == ("model 'mlp': layer(s) net.1 [0, 64], net.3 [4, 0] have no weights; "
+                       "every Conv2d / Linear layer needs at least one (check model.options: a "
+                       "width or hidden size of 0)")
+    assert folder_bytes(tmp / "runs" / "kept") == before_kept(before)
+    assert all_paths(tmp / "runs") == paths
 
 
 @pytest.mark.parametrize("storage", ["default", "sqlite elsewhere", "journal elsewhere"])

@@ -47,7 +47,9 @@ def build_model(settings: ModelSettings, input_shape: tuple[int, ...], num_class
             (name, tuple(input_shape), num_classes)
         try:
             model = build(*args, **settings.options)
-        except TypeError as exc:   # an option the model does not take (a typo, most often)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            # an option the model does not take (a typo, most often) or a value it cannot build
+            # with (a negative width: torch cannot make the tensor)
             raise SetupError(f"model.options {settings.options} do not fit model '{name}': "
                              f"{exc}") from exc
     elif is_callable_spec(name):

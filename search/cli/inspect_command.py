@@ -31,6 +31,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 def _shape_and_classes(config: ExperimentConfig, args: argparse.Namespace
                        ) -> tuple[tuple[int, ...], int]:
+    if args.num_classes is not None and args.num_classes < 1:
+        raise ConfigError(f"--num-classes must be an integer >= 1, got {args.num_classes}")
     if args.input_shape and args.num_classes:
         return parse_shape(args.input_shape), args.num_classes
     from trainers.data import load_data

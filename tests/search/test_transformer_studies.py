@@ -113,3 +113,13 @@ def test_inspect_bad_input_shape_is_one_clear_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == ("error: --input-shape must be sizes >= 1 separated by commas "
                                    "(e.g. 3,224,224), got '3,x'")
+
+
+@pytest.mark.parametrize("classes", ["0", "-3"])
+def test_inspect_bad_num_classes_is_one_clear_error(tmp_path, classes):
+    """0 was replaced by the data set's classes without a word; -3 was torch's error."""
+    done = subprocess.run(cli_command("inspect", "--input-shape", "1,8,8", "--num-classes",
+                                      classes), env=cli_env(), capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: --num-classes must be an integer >= 1, got {classes}"

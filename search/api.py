@@ -159,8 +159,8 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
         study = open_study(config, space)
         _check_metric(study, config, metric_name(metric))
     log(space.describe_bounds())
-    study.set_user_attr("sources", {"model": _describe(model, "config"),
-                                    "data": _describe(train, "config")})
+    sources = {"model": _describe(model, "config"), "data": _describe(train, "config")}
+    study.set_user_attr("sources", sources)
     if data is not None and (num_classes is not None or preprocessing is not None):
         from search.decide.retrain import DATA_ATTR   # what an export from disk says again
 
@@ -184,7 +184,7 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
             f"an accuracy moves in steps of {1 / study.user_attrs['val_samples']:.3f}: the "
             f"front and the picks are decided by a few samples (give more data or a larger "
             f"data.val_fraction)")
-    save_study_config(config)
+    save_study_config(config, sources)
     try:
         custom = any(x is not None for x in (data, factory, loss, metric_fn))
         inputs = ContextInputs.from_context(context) if custom else None

@@ -142,10 +142,30 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         from trainers.models import ModelSettings
 
         config = replace(config, model=ModelSettings(args.model))
+    elif args.config is None:
+        _refuse_python_model(config)
     shape, classes = _shape_and_classes(config, args)
     data = inspect_study_model(config, shape, classes)
     print(json.dumps(data, indent=2) if args.json else format_report(data))
     return 0
+
+
+def _refuse_python_model(config: ExperimentConfig) -> None:
+    """A study whose model was a Python object: its config.yaml names the default model, which
+    ``inspect`` would report as if it were the study's."""
+    if not (config.study_dir / "config.yaml").is_file():
+        return
+    from search.study_result import open_existing
+
+    try:
+        source = open_existing(config).sources.get("model", "config")
+    except ConfigError:        # no storage beside it: nothing known to refuse
+        return
+    if source.startswith("python:"):
+        raise ConfigError(f"study '{config.study}' ran a model passed from Python ({source}); "
+                          f"inspect builds models from a config: give --model (a name or "
+                          f"module:callable), or call trainers.inspection.inspect_model on the "
+                          f"model in Python")
 
 
 def add_inspect_command(sub: argparse._SubParsersAction) -> None:

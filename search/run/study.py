@@ -168,7 +168,13 @@ def count_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
 
 
-def save_study_config(config: ExperimentConfig) -> Path:
+def save_study_config(config: ExperimentConfig, sources: dict[str, str] | None = None) -> Path:
+    """``config.yaml`` in the study folder (what status, pick, export and report read). When the
+    model or the data came from Python objects (``sources``, as ``run_search`` records them), a
+    header says so: the file's ``model`` / ``data`` sections are then not what ran."""
     path = config.study_dir / "config.yaml"
-    atomic_write_text(path, dump_config(config))
+    python = {k: v for k, v in (sources or {}).items() if v.startswith("python:")}
+    header = "".join(f"# {key}: {value} (passed to run_search; the {key} section below is not "
+                     f"what ran)\n" for key, value in python.items())
+    atomic_write_text(path, header + dump_config(config))
     return path

@@ -32,7 +32,7 @@ class UserNet(nn.Module):
         return self.head(self.body(x))
 
 
-def test_user_model_data_loss_and_metric_flow_through(tmp_path):
+def test_user_model_data_loss_and_metric_flow_through(tmp_path, capsys):
     loss_calls = []
 
     def loss(logits, targets):
@@ -83,6 +83,16 @@ def test_user_model_data_loss_and_metric_flow_through(tmp_path):
     from search.cli.main import main
     assert main(["worker", "--study", "user", "--output-dir", str(tmp_path)]) == 2
     assert (tmp_path / "user" / "dense.pt").read_bytes() == dense
+    # The saved config says its model and data sections are not what ran, and inspect refuses
+    # to report the default CNN it names as the study's model.
+    saved = (tmp_path / "user" / "config.yaml").read_text().splitlines()
+    assert saved[0].startswith("# model: python: ") and "UserNet (passed to run_search" in saved[0]
+    assert saved[1] == ("# data: python: torch.utils.data.dataset.TensorDataset (passed to "
+                        "run_search; the data section below is not what ran)")
+    capsys.readouterr()
+    assert main(["inspect", "--study", "user", "--output-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: study 'user' ran a model passed from "
+                                              "Python (python: ")
     with pytest.raises(ConfigError, match="created with metric 'always_quarter'.*'f1_macro'"):
         run_search(model=UserNet, train=blobs(120), test=blobs(30, seed=1), loss=loss,
                    metric="f1_macro", study="user", output_dir=str(tmp_path), log=logs.append,

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 
 from search.cli.decide_commands import add_decide_commands
 from search.cli.inspect_command import add_inspect_command
@@ -38,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from search.run.progress import StudyStopped
 
+    from search.run import stop_request
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)   # a scheduler's stop = Ctrl-C
+    restore = stop_request.install()   # Ctrl-C and a scheduler's SIGTERM, never lost
     try:
         return args.func(args)
     except (ConfigError, SetupError) as exc:
@@ -58,14 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM ends a run like Ctrl-C: the running trial is marked interrupted and queued again,
-    the tables are written; SIGKILL is handled by the sweep of the next run instead."""
-    raise KeyboardInterrupt
+        restore()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from torch import nn
 
 from search.config import ExperimentConfig, criteria_by_granularity
 from search.schema import ConfigError, to_dict
+from search.run.stop_request import raise_if_requested
 from spaces.settings import SpaceSettings
 from spaces.space import SearchSpace
 from trainers.costs import CostBasis, cost_basis, load_profile
@@ -159,8 +160,7 @@ def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
             raise ConfigError(f"model '{name}' failed on one input of the data's shape "
                               f"{list(loaded.input_shape)} ({error_summary(exc, 300)}){hint}"
                               ) from exc
-    empty = [f"{layer.name} {list(layer.weight_shape)}" for layer in basis.layers
-             if layer.params == 0]
+    empty = [f"{x.name} {list(x.weight_shape)}" for x in basis.layers if not x.params]
     if empty:   # e.g. hidden: [0]; it trained, then the cost model divided by zero
         raise ConfigError(f"model '{name}': layer(s) {', '.join(empty)} have no weights; every "
                           f"Conv2d / Linear layer needs at least one (check model.options: a "
@@ -232,6 +232,7 @@ def eval_context(config: ExperimentConfig, parts: ModelAndData, *,
         dense_key = (config.dense_key() if parts.from_config and loss_fn is None
                      else user_dense_keys(parts.probe, parts.data, config, loss_fn))
     if dense_state is None:
+        raise_if_requested()     # before minutes of dense training, a Ctrl-C Python swallowed
         dense_state = dense_reference(config, parts, dense_key, loss_fn=loss_fn, log=log,
                                       replace=not keep_dense)
     return EvalContext(

@@ -15,6 +15,7 @@ from search.run.budget import (FINISHED_STATES, budget_open, epochs_open, epochs
                                is_surplus)
 from search.run.early_stopping import SCREENING_NOTE
 from search.run.refine_settings import REFINED_KEY
+from search.run.stop_request import raise_if_requested
 from search.run.study import count_finished
 from trainers.costs.metrics import column_name
 
@@ -79,6 +80,7 @@ class BudgetAndProgress:
         elif self.invalid >= 10 * limit:
             self.stop_reason = (f"{self.invalid} consecutive candidates were invalid "
                                 f"(10 x search.max_consecutive_failures); last: {reason}")
+        raise_if_requested()    # a Ctrl-C that Python swallowed during the trial ends the run
         if self.stop_reason:
             study.stop()
         elif done >= budget or not budget_open(study, budget, trials):

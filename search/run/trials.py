@@ -11,6 +11,7 @@ from search.run.objective import make_objective
 from search.run.progress import BudgetAndProgress, StudyStopped
 from search.run.reliability import sweep_interrupted
 from search.run.starting import enqueue_starting_points
+from search.run.stop_request import raise_if_requested
 from search.run.study import count_finished
 from spaces.space import SearchSpace
 from trainers.eval_context import EvalContext
@@ -44,6 +45,7 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
     if levels:
         log(config.search.refine.describe(levels))
     callback = BudgetAndProgress(config, log)
+    raise_if_requested()    # a Ctrl-C Python swallowed while this process started (see there)
     study.optimize(make_objective(space, context, config), n_trials=None,
                    callbacks=[callback], catch=(Exception,), gc_after_trial=False)
     if callback.stop_reason:

@@ -13,6 +13,7 @@ from search.run.backends.base import ContextInputs
 from search.run.budget import process_token
 from search.run.context import build_study_context, set_threads
 from search.run.progress import StudyStopped
+from search.run import stop_request
 from search.run.storage import open_storage, sqlite_path, storage_url
 from search.run.study import open_study, reuse_dense_latency
 from search.run.trials import run_trials
@@ -52,7 +53,8 @@ def run_worker(config: ExperimentConfig, *, worker_index: int | None = None, wor
     """Load the study's context (dense reference from the study folder, or ``inputs`` from the
     process that started this worker; ``basis``: the model's cost basis from that process) and
     run its trials."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Failed trials are reported by our progress line (as run_search does): not Optuna's warning.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     require_existing_study(config)
     if inputs is None:
         require_dense_reference(config)
@@ -77,9 +79,13 @@ def spawned_worker_main(config: ExperimentConfig, worker_index: int, workers: in
     def log(message: str) -> None:
         print(prefix + message, flush=True)
 
+    stop_request.install()   # Ctrl-C, and terminate() from the first process, end it cleanly
     try:
         run_worker(config, worker_index=worker_index, workers=workers, inputs=inputs,
                    basis=basis, log=log)
     except (ConfigError, StudyStopped) as exc:
         log(f"stopped: {exc}")
         raise SystemExit(3) from exc
+    except KeyboardInterrupt:   # its running trial is marked interrupted and queued again
+        log("interrupted")
+        raise SystemExit(130) from None

@@ -249,3 +249,33 @@ def test_ctrl_c_or_sigterm_marks_the_running_trial_interrupted_and_queues_it(sig
     assert len(retry) == 1 and retry[0].state.name == "WAITING"
     assert retry[0].params == stopped.params
     assert (tmp_path / "runs" / "killed" / "trials.csv").is_file()
+
+
+def test_ctrl_c_of_a_run_with_workers_as_timeout_sends_it_is_clean_and_resumes(tmp_path):
+    """The terminal's Ctrl-C reaches the whole process group; ``timeout -s INT`` sends it to the
+    command and then to the group again. The workers' trials used to end in Optuna's warning and
+    two tracebacks (the second signal, or terminate(), cut the first one's cleanup)."""
+    config = write_config(tmp_path, None, dense_epochs=20)
+    url = f"sqlite:///{tmp_path / 'runs' / 'killed' / 'study.db'}"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "search", "run", str(config), "--workers", "2"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    wait_for_line(proc, r"^\[w1\] study 'killed'")
+    wait_for_line(proc, r"^\[w\d\] \[\d+/")       # trials run in both processes now
+    os.kill(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and "failed with" not in output, output
+    assert output.strip().splitlines()[-1] == "interrupted; run the same command again to resume"
+    trials = load(url).get_trials(deepcopy=False)
+    assert not [t.number for t in trials if t.state.name == "RUNNING"]
+    for stopped in (t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"):
+        assert len([t for t in trials if t.user_attrs.get("retry_of") == stopped.number]) == 1
+    resumed = subprocess.run([sys.executable, "-m", "search", "run", str(config)], cwd=REPO,
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert sum(t.state.name in ("COMPLETE", "PRUNED")
+               for t in load(url).get_trials(deepcopy=False)) == BUDGET

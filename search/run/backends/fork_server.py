@@ -6,6 +6,8 @@ before it imports torch and loads the data and the dense reference itself.
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import threading
 
 from search.config import ExperimentConfig
 
@@ -27,4 +29,16 @@ def start_fork_server(config: ExperimentConfig) -> None:
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(
         ["search.run.worker", "torch._dynamo", *modules_to_preload(config.data)])
-    forkserver.ensure_running()
+    # The server ignores Ctrl-C once its imports are done, not during them (seconds of torch):
+    # an early Ctrl-C printed its import traceback. Started with SIGINT ignored (kept across
+    # exec), it ignores it throughout; each worker installs its own handlers.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+    try:
+        forkserver.ensure_running()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

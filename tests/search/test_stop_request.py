@@ -1,0 +1,51 @@
+"""Ctrl-C that Python swallows is not lost (``search.run.stop_request``)."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import pytest
+
+from search.run import stop_request
+
+
+class SignalledWhileCollected:
+    """Receives SIGINT inside ``__del__``: Python prints "Exception ignored in ..." for the
+    KeyboardInterrupt raised there and goes on, as it does in torch's weak-reference callbacks."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_an_interrupt_swallowed_in_a_finaliser_is_raised_at_the_next_safe_point(monkeypatch):
+    swallowed = []
+    monkeypatch.setattr(sys, "unraisablehook", swallowed.append)   # what prints "ignored"
+    restore = stop_request.install()
+    try:
+        SignalledWhileCollected()          # collected at once: the interrupt is swallowed
+        assert [type(s.exc_value) for s in swallowed] == [KeyboardInterrupt]
+        with pytest.raises(KeyboardInterrupt):
+            stop_request.raise_if_requested()
+    finally:
+        restore()
+
+
+def test_a_repeat_within_the_grace_is_the_same_stop(monkeypatch):
+    restore = stop_request.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)   # e.g. timeout's second signal: the cleanup goes on
+        monkeypatch.setattr(stop_request, "REPEAT_GRACE_S", 0.0)
+        with pytest.raises(KeyboardInterrupt):  # later, the user insists: it interrupts again
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_without_a_request_nothing_is_raised():
+    restore = stop_request.install()
+    restore()
+    stop_request.raise_if_requested()

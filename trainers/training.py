@@ -50,6 +50,10 @@ def check_output(output: object) -> torch.Tensor:
 
 def _default_loss_error(logits: torch.Tensor, targets: torch.Tensor) -> SetupError | None:
     """Why cross-entropy refused these targets, in the user's terms (``None``: not the labels)."""
+    if logits.ndim == 2 and targets.ndim > 1 and not targets.is_floating_point():
+        return LabelError(f"the labels have shape {list(targets.shape)} for logits of shape "
+                          f"{list(logits.shape)}: cross-entropy needs one class index per "
+                          f"sample, shape [{len(targets)}] (e.g. y.view(-1))")
     try:
         classes = logits.shape[1] if logits.ndim > 1 else 1
         problem = label_problem(targets, classes, classes_of="outputs of the model",
@@ -57,6 +61,19 @@ def _default_loss_error(logits: torch.Tensor, targets: torch.Tensor) -> SetupErr
     except Exception:     # e.g. a device in a failed state: keep the original error
         return None
     return LabelError(f"the labels {problem}") if problem else None
+
+
+def _one_sample_batch(exc: ValueError, x: torch.Tensor, dataset: Dataset,
+                      batch_size: int) -> SetupError | None:
+    """Batch norm's refusal of a one-sample training batch, said in the data's terms."""
+    if len(x) != 1 or "more than 1 value per channel" not in str(exc):
+        return None
+    size = len(dataset) if hasattr(dataset, "__len__") else "?"
+    return SetupError(
+        f"the last training batch holds 1 sample ({size} training samples, data.batch_size "
+        f"{batch_size}), and the model's batch norm cannot train on one value per channel "
+        f"({exc}); use a data.batch_size that leaves more in the last batch (e.g. "
+        f"{batch_size + 1}), or one sample more or fewer in the training split")
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -154,7 +171,10 @@ def train_epochs(model: nn.Module, dataset: Dataset, settings: TrainSettings, *,
                     on_step(steps)
                 if in_place:
                     in_place.apply()
-                logits = model(x)
+                try:
+                    logits = model(x)
+                except ValueError as exc:
+                    raise _one_sample_batch(exc, x, dataset, batch_size) or exc
                 if steps == 0:
                     check_output(logits)
                 try:

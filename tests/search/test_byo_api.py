@@ -177,6 +177,21 @@ def test_bad_api_inputs_are_config_errors(tmp_path):
                    output_dir=str(tmp_path))
     with pytest.raises(ConfigError, match="factory returned int"):
         run_search(model=lambda: 3, train=blobs(30), output_dir=str(tmp_path), **TINY)
+    # An empty split trained the dense reference, then failed in torch.cat.
+    x, y = blobs(60).tensors
+    with pytest.raises(ConfigError) as empty:
+        run_search(model=UserNet, train=blobs(60), val=TensorDataset(x[:0], y[:0]),
+                   output_dir=str(tmp_path), study="empty", **TINY)
+    assert str(empty.value) == ("the val split is empty (give it samples, or leave it out and "
+                                "it is carved from train)")
+    assert not (tmp_path / "empty").exists()
+    # Labels of shape (N, 1): torch's "0D or 1D target tensor expected" after the dense start.
+    with pytest.raises(ConfigError) as column:
+        run_search(model=UserNet, train=TensorDataset(x, y[:, None]), output_dir=str(tmp_path),
+                   study="column", log=lambda _: None, **TINY)
+    assert str(column.value).endswith("the labels have shape [32, 1] for logits of shape [32, "
+                                      "3]: cross-entropy needs one class index per sample, "
+                                      "shape [32] (e.g. y.view(-1))")
 
 
 def test_keyword_options_merge_into_the_config_section_by_section(tmp_path):
@@ -293,3 +308,28 @@ def test_int32_labels_train_as_class_indices(tmp_path):
     loader = DataLoader(int32, batch_size=16)
     run_search(model=UserNet, train=loader, study="int32_loader", output_dir=str(tmp_path),
                log=lambda _: None, **{**TINY, "search": {**TINY["search"], "n_trials": 1}})
+
+
+def test_a_one_sample_last_batch_under_batch_norm_is_said_in_the_data_s_terms(tmp_path):
+    """33 training samples at batch size 32 leave a last batch of 1, which BatchNorm1d refuses
+    in training: torch's ValueError traceback became one message naming the sizes and a fix,
+    and the refused new study leaves nothing behind."""
+    from trainers.errors import SetupError
+
+    x, y = blobs(60).tensors
+
+    def model():
+        return nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.BatchNorm1d(8), nn.ReLU(),
+                             nn.Linear(8, 3))
+
+    with pytest.raises(SetupError) as refused:
+        run_search(model=model, train=TensorDataset(x[:33], y[:33]),
+                   val=TensorDataset(x[33:50], y[33:50]), test=TensorDataset(x[50:], y[50:]),
+                   study="bn", output_dir=str(tmp_path), log=lambda _: None, **TINY)
+    assert str(refused.value).startswith(
+        "the last training batch holds 1 sample (33 training samples, data.batch_size 32), and "
+        "the model's batch norm cannot train on one value per channel (")
+    assert str(refused.value).endswith("use a data.batch_size that leaves more in the last batch "
+                                       "(e.g. 33), or one sample more or fewer in the training "
+                                       "split")
+    assert not (tmp_path / "bn").exists()

@@ -149,6 +149,14 @@ def inner_dataset(split: Split) -> Any:
     return split.dataset if isinstance(split, DataLoader) else split
 
 
+def _length(split: Split) -> int | None:
+    dataset = split.dataset if isinstance(split, DataLoader) else split
+    try:
+        return len(dataset)
+    except TypeError:        # an iterable data set: no length to check
+        return None
+
+
 def bundle_from_splits(train: Split, val: Split | None = None, test: Split | None = None, *,
                        val_fraction: float = 0.15, test_fraction: float = 0.2, seed: int = 0,
                        num_classes: int | None = None, input_shape: tuple[int, ...] | None = None,
@@ -161,12 +169,18 @@ def bundle_from_splits(train: Split, val: Split | None = None, test: Split | Non
         if split is not None and not isinstance(split, (Dataset, DataLoader)):
             raise SetupError(f"{label} must be a torch Dataset or DataLoader, "
                              f"got {type(split).__name__}")
-    share_left = 1.0
+    share_left, val_given, test_given = 1.0, val is not None, test is not None
     if test is None:
         train, test = carve(train, test_fraction, seed)
         share_left -= test_fraction
     if val is None:
         train, val = carve(train, val_fraction / share_left, seed + 1)
+    for label, split, given in (("train", train, True), ("val", val, val_given),
+                                ("test", test, test_given)):
+        if _length(split) == 0:   # the dense reference trained, then a metric had nothing
+            how = ("give it samples, or leave it out and it is carved from train" if given else
+                   "carved from too little training data")
+            raise SetupError(f"the {label} split is empty ({how})")
     shape = tuple(input_shape) if input_shape else infer_input_shape(train)
     classes = num_classes if num_classes else infer_num_classes(train, val, test)
     if classes < 2 and not num_classes:   # every label 0: one output, loss 0, accuracy 1.0

@@ -35,8 +35,8 @@ from search.run.backends import ContextInputs, get_backend
 from search.run.context import build_study_context, set_threads, user_data
 from search.run.preflight import nothing_left_on_bad_input, preflight
 from search.run.storage import checkpoint_sqlite
-from search.run.study import (LATENCY_THREADS_ATTR, open_study, reuse_dense_latency,
-                              save_study_config)
+from search.run.study import (LATENCY_THREADS_ATTR, check_resumable, open_study,
+                              reuse_dense_latency, save_study_config)
 from search.schema import ConfigError
 from search.study_result import StudyResult, open_existing
 
@@ -257,7 +257,11 @@ def run_sensitivity(config: ExperimentConfig, *, grid: Sequence[float] | None = 
     set_threads(config)
     # The analysis itself must not ask for sensitivity bounds (it is what provides them).
     plain = replace(config, space=replace(config.space, sensitivity_max_drop=None))
-    context, _space = build_study_context(plain, log=log, data=data, model_factory=model_factory)
+    # A study's trials were measured against its dense.pt: refuse other settings (as run does)
+    # instead of retraining it under them; a folder with no study yet may retrain it.
+    exists = (config.study_dir / "dense.pt").is_file() and check_resumable(config)
+    context, _space = build_study_context(plain, log=log, data=data, model_factory=model_factory,
+                                          keep_dense=exists)
     return measure_sensitivity(context, grid=grid, criterion=criterion, granularity=granularity,
                                seed=config.seed, log=log)
 

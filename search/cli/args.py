@@ -47,6 +47,23 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
     return apply_parallel_args(config, args)
 
 
+def refuse_python_model(config: ExperimentConfig, what: str) -> None:
+    """Refuse a command that builds the model from a study's config.yaml when the study ran a
+    model passed from Python: the file names the default model, not what ran (``what``: why and
+    what to do instead)."""
+    if not (config.study_dir / "config.yaml").is_file():
+        return
+    from search.study_result import open_existing
+
+    try:
+        source = open_existing(config).sources.get("model", "config")
+    except ConfigError:        # no storage beside it: nothing known to refuse
+        return
+    if source.startswith("python:"):
+        raise ConfigError(f"study '{config.study}' ran a model passed from Python ({source}); "
+                          f"{what}")
+
+
 def apply_parallel_args(config: ExperimentConfig, args: argparse.Namespace) -> ExperimentConfig:
     """``--workers``, ``--backend``, ``--address``, ``--threads`` over the config's sections."""
     parallel, ray = config.parallel, config.ray

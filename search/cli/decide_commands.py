@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from search.cli.args import (add_floor_args, add_pick_args, add_study_args, floor_of,
-                             pick_settings, resolve_config)
+                             pick_settings, refuse_python_model, resolve_config)
 from search.decide.display import DEFAULT_FLOOR
 from search.schema import ConfigError
 
@@ -108,6 +108,10 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     if args.config is None and args.study and not (config.study_dir / "config.yaml").is_file():
         raise ConfigError(f"--study: no study '{args.study}' in '{config.output_dir}' (no "
                           f"config.yaml there); give a CONFIG file to analyse a new study's layers")
+    if args.config is None:
+        refuse_python_model(config, "the command line builds models from a config: call "
+                                    "search.api.analyse_sensitivity(..., model_factory=, data=) "
+                                    "with the study's model and data")
     if args.device:
         config = config.with_overrides(device=args.device)
     result = analyse_sensitivity(config, grid=args.grid, criterion=args.criterion,

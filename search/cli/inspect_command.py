@@ -12,7 +12,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from search.cli.args import add_study_args, resolve_config
+from search.cli.args import add_study_args, refuse_python_model, resolve_config
 from search.config import ExperimentConfig, criteria_by_granularity
 from search.schema import ConfigError
 
@@ -143,29 +143,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
         config = replace(config, model=ModelSettings(args.model))
     elif args.config is None:
-        _refuse_python_model(config)
+        refuse_python_model(config, "inspect builds models from a config: give --model (a "
+                                    "name or module:callable), or call "
+                                    "trainers.inspection.inspect_model on the model in Python")
     shape, classes = _shape_and_classes(config, args)
     data = inspect_study_model(config, shape, classes)
     print(json.dumps(data, indent=2) if args.json else format_report(data))
     return 0
-
-
-def _refuse_python_model(config: ExperimentConfig) -> None:
-    """A study whose model was a Python object: its config.yaml names the default model, which
-    ``inspect`` would report as if it were the study's."""
-    if not (config.study_dir / "config.yaml").is_file():
-        return
-    from search.study_result import open_existing
-
-    try:
-        source = open_existing(config).sources.get("model", "config")
-    except ConfigError:        # no storage beside it: nothing known to refuse
-        return
-    if source.startswith("python:"):
-        raise ConfigError(f"study '{config.study}' ran a model passed from Python ({source}); "
-                          f"inspect builds models from a config: give --model (a name or "
-                          f"module:callable), or call trainers.inspection.inspect_model on the "
-                          f"model in Python")
 
 
 def add_inspect_command(sub: argparse._SubParsersAction) -> None:

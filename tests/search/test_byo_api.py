@@ -90,6 +90,9 @@ def test_user_model_data_loss_and_metric_flow_through(tmp_path, capsys):
     assert saved[1] == ("# data: python: torch.utils.data.dataset.TensorDataset (passed to "
                         "run_search; the data section below is not what ran)")
     capsys.readouterr()
+    assert main(["sensitivity", "--study", "user", "--output-dir", str(tmp_path)]) == 2
+    assert (tmp_path / "user" / "dense.pt").read_bytes() == dense   # not retrained as the CNN
+    assert not (tmp_path / "user" / "sensitivity").exists()
     assert main(["inspect", "--study", "user", "--output-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: study 'user' ran a model passed from "
                                               "Python (python: ")

@@ -123,3 +123,26 @@ def test_sensitivity_of_a_study_that_is_not_there_trains_nothing(tmp_path, capsy
     assert main(["sensitivity", "--output-dir", str(tmp_path / "runs"), "--study", "typo"]) == 2
     assert "no study 'typo'" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()           # no folder, no dense training
+
+
+def test_sensitivity_never_retrains_an_existing_study_s_dense_reference(tmp_path, capsys):
+    """With other dense settings than the study's, the command retrained and overwrote its
+    dense.pt (the trials had been measured against it; the study then refused its own config)."""
+    import yaml
+    from conftest import tiny_config_dict
+
+    from search.api import run_search
+    from search.cli.main import main
+    from search.config import config_from_dict
+
+    raw = tiny_config_dict(tmp_path, n_trials=2)
+    run_search(config_from_dict(raw), log=lambda line: None)
+    dense = tmp_path / "runs" / "tiny" / "dense.pt"
+    before = dense.read_bytes()
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**raw, "dense": {**raw["dense"], "epochs": 4}}))
+    assert main(["sensitivity", str(other)]) == 2
+    assert "exists with a different setup (config.dense.epochs: stored 3, now 4)" in \
+        capsys.readouterr().err
+    assert dense.read_bytes() == before
+    assert not (tmp_path / "runs" / "tiny" / "sensitivity").exists()

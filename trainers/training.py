@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from trainers.data.labels import LabelError, label_problem
+from trainers.data.splits import rebuild_loader
 from trainers.errors import SetupError
 from trainers.pruning.in_place import InPlaceMasks
 from trainers.train_settings import TrainSettings
@@ -214,6 +215,9 @@ def predict(model: nn.Module, dataset: Dataset, device: torch.device, batch_size
     """All logits and targets of a split, in order."""
     model.eval()
     logits, targets = [], []
+    if isinstance(dataset, DataLoader) and dataset.drop_last and dataset.batch_size is not None:
+        # A metric over the split counts every sample (its size is what intervals are over).
+        dataset = rebuild_loader(dataset, dataset.dataset, shuffle=False, drop_last=False)
     for x, y in iterate_batches(dataset, batch_size, device, shuffle=False):
         logits.append(check_output(model(x)))
         targets.append(y)

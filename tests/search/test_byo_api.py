@@ -336,3 +336,26 @@ def test_a_one_sample_last_batch_under_batch_norm_is_said_in_the_data_s_terms(tm
                                        "(e.g. 33), or one sample more or fewer in the training "
                                        "split")
     assert not (tmp_path / "bn").exists()
+
+
+def test_a_drop_last_loader_is_evaluated_on_every_sample(tmp_path):
+    """``drop_last=True`` is the user's choice for training; a metric over the validation or test
+    split counted only whole batches (val 40 = 2 x 16 + 8: accuracies in 32nds, the interval
+    computed over 40), and the carved test split inherited it."""
+    def noisy(n: int, seed: int) -> TensorDataset:   # a third of the labels random: no 1.0
+        x, y = blobs(n, seed=seed).tensors
+        flip = torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.33
+        return TensorDataset(x, torch.where(flip, (y + 1) % 3, y))
+
+    train = DataLoader(noisy(150, 0), batch_size=16, shuffle=True, drop_last=True)
+    val = DataLoader(noisy(40, 2), batch_size=16, drop_last=True)
+    result = run_search(model=UserNet, train=train, val=val, study="drop_last",
+                        output_dir=str(tmp_path), log=lambda _: None, **TINY)
+    test_size = len(result.context.data.test.dataset)
+    assert result.val_samples == 40 and test_size % 16 != 0
+    trials = result.trials()
+    rows = [result.dense_reference()] + trials.to_dict("records")
+    for row in rows:
+        assert abs(row["accuracy"] * 40 - round(row["accuracy"] * 40)) < 1e-4, row
+        assert abs(row["test_accuracy"] * test_size - round(row["test_accuracy"] * test_size)) \
+            < 1e-4, row

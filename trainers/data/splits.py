@@ -124,12 +124,15 @@ def carve(data: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     kept, carved = split_positions(len(dataset), fraction, seed, cheap_labels(dataset))
     rest, part = subset(dataset, kept), subset(dataset, carved)
     if isinstance(data, DataLoader):
-        return rebuild_loader(data, rest, shuffle=None), rebuild_loader(data, part, shuffle=False)
+        return (rebuild_loader(data, rest, shuffle=None),
+                rebuild_loader(data, part, shuffle=False, drop_last=False))
     return rest, part
 
 
-def rebuild_loader(loader: DataLoader, dataset: Dataset, *, shuffle: bool | None) -> DataLoader:
-    """A loader like ``loader`` over ``dataset`` (``shuffle=None``: shuffle as ``loader`` did)."""
+def rebuild_loader(loader: DataLoader, dataset: Dataset, *, shuffle: bool | None,
+                   drop_last: bool | None = None) -> DataLoader:
+    """A loader like ``loader`` over ``dataset`` (``shuffle=None``: shuffle as ``loader`` did;
+    ``drop_last=None``: as ``loader``; an evaluation split keeps every sample: ``False``)."""
     if shuffle is None:
         shuffle = isinstance(loader.sampler, RandomSampler)
     if loader.batch_size is None:
@@ -137,7 +140,8 @@ def rebuild_loader(loader: DataLoader, dataset: Dataset, *, shuffle: bool | None
                          "train, val and test explicitly")
     options: dict[str, Any] = dict(
         batch_size=loader.batch_size, num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn, pin_memory=loader.pin_memory, drop_last=loader.drop_last)
+        collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last if drop_last is None else drop_last)
     if loader.num_workers > 0:
         options.update(persistent_workers=loader.persistent_workers,
                        worker_init_fn=loader.worker_init_fn)

@@ -30,6 +30,7 @@ from trainers.training import LossFn, MetricFn
 from trainers.trial import reference_metrics
 
 from search.config import ExperimentConfig, config_from_dict, load_config
+from search.decide.constraints import FRACTION_METRICS
 from search.decide.tables import write_tables
 from search.run.backends import ContextInputs, get_backend
 from search.run.context import build_study_context, set_threads, user_data
@@ -141,6 +142,10 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
             check_metric_fits(metric_name(metric), data.num_classes)
     except SetupError as exc:
         raise ConfigError(str(exc)) from exc
+    floor = config.search.constraints.get("min_accuracy")
+    if floor is not None and metric_name(metric) in FRACTION_METRICS and not 0 <= floor <= 1:
+        raise ConfigError(f"search.constraints.min_accuracy must be in [0, 1] for metric "
+                          f"'{metric_name(metric)}', got {floor}")
     # Failed trials are reported by our progress line (reason) and keep their traceback in the
     # storage (user attr fail_traceback); Optuna's own warning would print it once more.
     optuna.logging.set_verbosity(optuna.logging.ERROR)

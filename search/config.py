@@ -19,6 +19,8 @@ from search.run.refine_settings import RefineSettings, refinable
 from search.run.samplers import SAMPLERS
 from search.schema import ConfigError, from_dict, to_dict
 from spaces.settings import BIT_WIDTHS, SpaceSettings
+from trainers.costs.metrics import MAXIMIZE
+from trainers.costs.metrics import direction as metric_direction
 from trainers.data import DATASETS, DataSettings, is_known_data_name
 from trainers.device import DEVICE_PATTERN
 from trainers.method_names import GRANULARITY_NAMES, SCHEDULE_NAMES
@@ -89,6 +91,13 @@ class SearchSettings:
                     or not math.isfinite(value):
                 raise ConfigError(f"search.constraints.{key} must be a finite number, "
                                   f"got {value!r}")
+            side = "min" if metric_direction(metric) == MAXIMIZE else "max"
+            if bound != side:   # a floor on a cost, a ceiling on the accuracy: nothing to steer
+                raise ConfigError(f"search.constraints: {metric} is "
+                                  f"{metric_direction(metric)}d, so its bound is {side}_{metric}, "
+                                  f"got '{key}'")
+            if side == "max" and not value > 0:   # costs are >= 0: no candidate could meet it
+                raise ConfigError(f"search.constraints.{key} must be > 0, got {value!r}")
         check_objectives(self.early_stopping, self.objectives.metrics)
         if self.refine.within and not refinable(self.objectives.metrics,
                                                 self.objectives.directions):

@@ -12,7 +12,12 @@ import numpy as np
 
 from trainers.costs.metrics import MAXIMIZE, MINIMIZE
 
-__all__ = ["MAXIMIZE", "MINIMIZE", "dominated_by", "dominated_rows", "dominates", "pareto_front",
+# Optuna's system attr of a trial's ``constraints_func`` values (``search.constraints``): the
+# trial is feasible when none is > 0. The front, its size and ``pick`` count feasible trials only.
+CONSTRAINTS_KEY = "constraints"
+FEASIBLE = "feasible"   # the trials.csv column saying so, in studies with constraints
+
+__all__ = ["CONSTRAINTS_KEY", "FEASIBLE", "MAXIMIZE", "MINIMIZE", "dominated_by", "dominated_rows", "dominates", "pareto_front",
            "to_minimization"]
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from search.decide.constraints import Constraint, PickSettings
 from search.decide.noise import wilson_interval
-from search.decide.tables import headline_figures
+from search.decide.tables import headline_figures, within_constraints
 from search.objectives import objective_metrics
 from search.pareto import MAXIMIZE, MINIMIZE, pareto_front, to_minimization
 from search.schema import ConfigError
@@ -110,6 +110,14 @@ def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[st
     done = completed.dropna(subset=sorted(needed))
     if done.empty:
         return PickResult(None, None, "the study has no completed trials yet", 0, 0)
+    inside = within_constraints(done)
+    if len(inside) < len(done):
+        note += (f" ({len(done) - len(inside)} completed trial(s) outside the study's "
+                 f"search.constraints left out)")
+        if inside.empty:
+            return PickResult(None, None, "no completed trial meets the study's "
+                              "search.constraints" + note, 0, len(done))
+        done = inside
     constraints = settings.constraints()
     if settings.accuracy_bound == "lower":
         done, constraints = on_lower_bound(done, constraints, val_samples)

@@ -8,7 +8,7 @@ import optuna
 import pandas as pd
 
 from search.decide.noise import INTERVAL_COLUMN, NOISE_COLUMN, interval_texts, noise_notes
-from search.pareto import pareto_front
+from search.pareto import CONSTRAINTS_KEY, FEASIBLE, pareto_front
 from search.run.budget import is_surplus
 from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX
 from trainers.checkpoint import atomic_write_text
@@ -30,10 +30,21 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
                 row.update(value)
             else:
                 row[key] = value
+        if CONSTRAINTS_KEY in trial.system_attrs:   # the study has search.constraints
+            row[FEASIBLE] = all(c <= 0 for c in trial.system_attrs[CONSTRAINTS_KEY])
         if trial.datetime_start and trial.datetime_complete:
             row["duration_s"] = (trial.datetime_complete - trial.datetime_start).total_seconds()
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def within_constraints(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows that meet the study's ``search.constraints`` (all rows of a study without):
+    the front, pareto.csv and ``pick`` are the feasible ones, as ``study.best_trials`` and the
+    progress lines count them."""
+    if FEASIBLE not in frame:
+        return frame
+    return frame[frame[FEASIBLE].fillna(True).astype(bool)]
 
 
 def front_frame(study: optuna.Study, metrics: Sequence[str], directions: Sequence[str]
@@ -50,7 +61,7 @@ def front_of(frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[s
     done = frame[frame["state"] == "COMPLETE"]
     if not set(metrics) <= set(done.columns):      # no trial finished yet (all failed)
         return done.iloc[0:0]
-    done = done.dropna(subset=list(metrics))
+    done = within_constraints(done.dropna(subset=list(metrics)))
     if "duplicate_of" in done:   # a reused result is the same point as its original
         done = done[done["duplicate_of"].isna()]
     if done.empty:

@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.config import ExperimentConfig
-from search.pareto import dominated_by, dominated_rows, to_minimization
+from search.pareto import CONSTRAINTS_KEY, dominated_by, dominated_rows, to_minimization
 from search.run.budget import (FINISHED_STATES, budget_open, epochs_open, epochs_spent,
                                is_surplus)
 from search.run.early_stopping import SCREENING_NOTE
@@ -19,7 +19,6 @@ from search.run.stop_request import raise_if_requested
 from search.run.study import count_finished
 from trainers.costs.metrics import column_name
 
-CONSTRAINTS_KEY = "constraints"   # Optuna's system attr of a trial's constraint values
 
 
 class StudyStopped(RuntimeError):

@@ -6,6 +6,7 @@ reading the names (config validation, ``--help``) stays light.
 """
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -64,8 +65,13 @@ def make_sampler(config: "ExperimentConfig", worker_index: int = 0, trials_befor
     these objectives a level (by default 1 point below dense). Seeded by ``sampler_seed``."""
     limits = config.search.constraints
     seed = sampler_seed(config.seed, worker_index, trials_before)
-    sampler = SAMPLERS[config.search.sampler](seed, config.search,
-                                              constraint_values(limits) if limits else None)
+    with warnings.catch_warnings():
+        # Optuna 5 deprecates constraints_func (for removal in v7) in favour of the trial's
+        # set_constraint; it is what its samplers read today: nothing for a user to act on.
+        warnings.filterwarnings("ignore", message="`constraints_func` has been deprecated",
+                                category=FutureWarning)
+        sampler = SAMPLERS[config.search.sampler](seed, config.search,
+                                                  constraint_values(limits) if limits else None)
     if config.search.refine_levels():
         from search.run.refine import RefiningSampler
 

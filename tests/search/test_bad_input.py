@@ -129,6 +129,15 @@ CASES = {
                                    ["data.val_fraction 0.001 of 240 samples is too small a split"]),
     "infinite kept per output": ({"study": "n", "space": {"min_kept_per_output": float("inf")}},
                                  ["space.min_kept_per_output must be a finite number > 0"]),
+    "cost constraint <= 0": ({"study": "n", "search": {"constraints": {"max_flops": -1}}},
+                             ["search.constraints.max_flops must be > 0, got -1"]),
+    "accuracy constraint above 1": ({"study": "n",
+                                     "search": {"constraints": {"min_accuracy": 1.7}}},
+                                    ["search.constraints.min_accuracy must be in [0, 1] for "
+                                     "metric 'accuracy', got 1.7"]),
+    "floor on a cost": ({"study": "n", "search": {"constraints": {"min_flops": 5}}},
+                        ["search.constraints: flops is minimized, so its bound is max_flops, "
+                         "got 'min_flops'"]),
     "NaN constraint": ({"study": "n", "search": {"constraints": {"max_flops": float("nan")}}},
                        ["search.constraints.max_flops must be a finite number, got nan"]),
     "baseline bits not a width": ({"study": "n", "search": {"baseline_bits": [64]}},

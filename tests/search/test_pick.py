@@ -121,3 +121,26 @@ def test_pick_api_and_cli_on_the_finished_study(finished_study, study_cli):
     assert "nearest trials" in out
     code, _, err = study_cli("pick", "--min-accuracy", "2")
     assert code == 2 and "min_accuracy must be in [0, 1], got 2.0" in err
+
+
+def test_search_constraints_bound_the_front_and_the_pick(tmp_path, capsys):
+    """``search.constraints`` steer the sampler; the front printed and in pareto.csv, and pick,
+    counted the trials outside them too (the dense model at 32 bits was on the front and was
+    picked, while the progress lines said the front was empty)."""
+    from conftest import tiny_config_dict
+
+    from search.api import run_search
+    from search.config import config_from_dict
+
+    raw = tiny_config_dict(tmp_path, n_trials=3, constraints={"max_flops": 50_000})
+    result = run_search(config_from_dict(raw), log=lambda _: None)
+    trials = pd.read_csv(result.folder / "trials.csv")
+    dense = trials[trials["origin"] == "dense"].iloc[0]
+    assert dense["flops"] > 50_000 and not dense["feasible"]
+    front = pd.read_csv(result.folder / "pareto.csv")
+    assert (front["flops"] <= 50_000).all() and front["feasible"].all()
+    picked = result.pick(PickSettings())
+    inside = int(((trials["state"] == "COMPLETE") & trials["feasible"]).sum())
+    if inside:
+        assert picked.trial is not None and picked.row["flops"] <= 50_000
+    assert "outside the study's search.constraints left out" in picked.reason

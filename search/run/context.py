@@ -97,7 +97,7 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
     parts = model_and_data(config, data, model_factory, basis)
     if basis is None and "channel" in config.space.granularities:   # (a worker's parent did)
         check_channel_tracing(parts)
-    space = _make_space(list(parts.basis.layers), config.space, config)  # before training
+    space = _make_space(list(parts.basis.layers), config.space, config, parts.model_name)  # early
     context = eval_context(config, parts, log=log, loss_fn=loss_fn, metric_fn=metric_fn,
                            dense_key=dense_key, dense_state=dense_state, keep_dense=keep_dense)
     return context, bounded_space(config, context, space, log=log)
@@ -281,8 +281,7 @@ def bounded_space(config: ExperimentConfig, context: EvalContext, space: SearchS
     """The study's space with its per-layer bounds from the sensitivity analysis, when
     ``space.sensitivity_max_drop`` asks for them (they need the dense reference, hence after it)."""
     space = space or _make_space(list(context.layers), config.space, config)
-    drop = config.space.sensitivity_max_drop
-    if drop is None:
+    if (drop := config.space.sensitivity_max_drop) is None:
         return space
     from search.run.sensitivity import bounds_for_space
 
@@ -290,11 +289,12 @@ def bounded_space(config: ExperimentConfig, context: EvalContext, space: SearchS
     return _make_space(list(context.layers), config.space.with_max_sparsity(bounds), config)
 
 
-def _make_space(layers: list, settings: SpaceSettings, config: ExperimentConfig) -> SearchSpace:
+def _make_space(layers: list, settings: SpaceSettings, config: ExperimentConfig,
+                model_name: str | None = None) -> SearchSpace:
     try:
         return SearchSpace(layers, settings, seed=config.seed,
                            criteria_by_granularity=criteria_by_granularity(settings),
                            nm_block=config.pruning.nm_block)
     except ValueError as exc:
         message = str(exc) if str(exc).startswith("space.") else f"space: {exc}"
-        raise ConfigError(f"{message} (model '{config.model.name}')") from exc
+        raise ConfigError(f"{message} (model '{model_name or config.model.name}')") from exc

@@ -180,6 +180,20 @@ def test_bad_api_inputs_are_config_errors(tmp_path):
                    output_dir=str(tmp_path))
     with pytest.raises(ConfigError, match="factory returned int"):
         run_search(model=lambda: 3, train=blobs(30), output_dir=str(tmp_path), **TINY)
+    # A space error names the Python model, not the config's default ('cnn').
+    class NoLayer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(36, 3))
+
+        def forward(self, x):
+            return x.flatten(1) @ self.w
+
+    with pytest.raises(ConfigError, match=r"no prunable Conv2d/Linear layer \(model 'python: "
+                                          r"test_byo_api\.test_bad_api_inputs_are_config_"
+                                          r"errors\.<locals>\.NoLayer'\)$"):
+        run_search(model=NoLayer, train=blobs(60), output_dir=str(tmp_path), study="nolayer",
+                   **TINY)
     # An empty split trained the dense reference, then failed in torch.cat.
     x, y = blobs(60).tensors
     with pytest.raises(ConfigError) as empty:

@@ -1,12 +1,8 @@
 """The dense reference model: trained once per study and cached in the study folder."""
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -14,6 +10,7 @@ from torch import nn
 from trainers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from trainers.data.bundle import DataBundle
 from trainers.errors import SetupError
+from trainers.file_lock import one_at_a_time
 from trainers.train_settings import TrainSettings
 from trainers.training import LossFn, train_epochs
 
@@ -52,26 +49,6 @@ def load_or_train_dense(path: str | Path, key: str | tuple[str, ...],
         return _load_or_train(path, (key,) if isinstance(key, str) else tuple(key), model_factory,
                               data, settings, batch_size=batch_size, device=device, seed=seed,
                               loss_fn=loss_fn, log=log, replace=replace)
-
-
-@contextmanager
-def one_at_a_time(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` among the processes of this machine (``flock``; the kernel
-    releases it when its holder dies). The lock file lives in the temporary folder, not beside
-    ``path``: a study folder holds only the study's files."""
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
-    lock = Path(tempfile.gettempdir()) / f"sparsity-search-{digest}.lock"
-    try:
-        handle = open(lock, "a")
-    except OSError:          # no writable temporary folder: go on without the lock
-        yield
-        return
-    with handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _load_or_train(path: Path, accepted: tuple[str, ...], model_factory: Callable[[], nn.Module],

@@ -9,6 +9,7 @@ from optuna.trial import TrialState
 
 from search.decide.hypervolume import study_hypervolume
 from search.decide.tables import front_of, trials_frame
+from search.run.budget import is_surplus
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,9 @@ def study_status(study: optuna.Study, metrics: Sequence[str], directions: Sequen
                  budget: int, dense: Mapping[str, float] | None = None,
                  budget_epochs: int | None = None) -> StudyStatus:
     """Count trials by state and measure the front of ``study`` (read-only)."""
-    trials = study.get_trials(deepcopy=False)
+    # Budget-surplus trials (made by a worker after the budget was taken, never run) are left
+    # out, as in trials.csv: they are no failure.
+    trials = [t for t in study.get_trials(deepcopy=False) if not is_surplus(t)]
     count = {state: sum(1 for t in trials if t.state == state) for state in TrialState}
     finished = count[TrialState.COMPLETE] + count[TrialState.PRUNED]
     durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials

@@ -29,6 +29,7 @@ from search.run.journal_lock import FlockJournalLock
 from search.run.reliability import (HeartbeatJournalStorage, RetryInterruptedTrial, SweepingRDBStorage)
 from search.schema import ConfigError
 from trainers.errors import error_summary
+from trainers.file_lock import one_at_a_time
 
 if TYPE_CHECKING:
     from search.config import ExperimentConfig
@@ -181,15 +182,19 @@ def _open(url: str, heartbeat: bool) -> BaseStorage:
         return HeartbeatJournalStorage(backend, **sweep)
     url = rdb_url(url)
     engine = {}
-    if sqlite_path(url) is not None:
-        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
-        # Several local workers (and their heartbeat threads) write one file: wait for the lock
-        # rather than fail after SQLite's default 5 s when the machine is busy.
-        engine = {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S,
-                                   "factory": WriteAheadConnection}}
-    if not heartbeat:
-        return RDBStorage(url, engine_kwargs=engine)
-    return SweepingRDBStorage(url, engine_kwargs=engine, **sweep)
+    path = sqlite_path(url)
+    if path is None:
+        return RDBStorage(url) if not heartbeat else SweepingRDBStorage(url, **sweep)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Several local workers (and their heartbeat threads) write one file: wait for the lock
+    # rather than fail after SQLite's default 5 s when the machine is busy.
+    engine = {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S, "factory": WriteAheadConnection}}
+    # Two processes opening a new file at once both created Optuna's tables ("table ... already
+    # exists", a UNIQUE failure on alembic_version): the first creates them, the other waits.
+    with one_at_a_time(path):
+        if not heartbeat:
+            return RDBStorage(url, engine_kwargs=engine)
+        return SweepingRDBStorage(url, engine_kwargs=engine, **sweep)
 
 
 __all__ = ["absolute_url", "checkpoint_sqlite", "is_journal", "journal_path", "open_storage",

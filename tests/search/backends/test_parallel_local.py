@@ -61,6 +61,8 @@ def test_two_workers_on_one_journal_fill_the_budget_exactly_once(tmp_path):
         table = table[~table["invalid"].astype("boolean").fillna(False)]
     assert len(table) == BUDGET and set(table["state"]) <= {"COMPLETE", "PRUNED"}
     assert len(result.front()) >= 1
+    invalid = [t for t in trials if t.user_attrs.get("invalid")]
+    assert result.status().failed == len(invalid)        # surplus trials are no failure either
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.config import ExperimentConfig
+from search.decide.tables import write_tables
 from search.pareto import CONSTRAINTS_KEY, dominated_by, dominated_rows, to_minimization
 from search.run.budget import (FINISHED_STATES, budget_open, epochs_open, epochs_spent,
                                is_surplus)
@@ -19,6 +20,9 @@ from search.run.stop_request import raise_if_requested
 from search.run.study import count_finished
 from trainers.costs.metrics import column_name
 
+
+
+TABLES_EVERY_S = 30.0   # trials.csv and pareto.csv rewritten this often during a run
 
 
 class StudyStopped(RuntimeError):
@@ -44,6 +48,7 @@ class BudgetAndProgress:
         self.front = FrontSize(config.search.objectives.directions)
         self.screening = ""
         self.said_epochs = False
+        self.tables_at = time.perf_counter()
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         budget = self.config.search.n_trials
@@ -68,6 +73,10 @@ class BudgetAndProgress:
             self.invalid = 0
         self.log(progress_line(study, trial, done, budget, self.started,
                                self.front.size(trials), self.epochs(trials)))
+        if time.perf_counter() - self.tables_at >= TABLES_EVERY_S:   # something to look at
+            self.tables_at = time.perf_counter()
+            objectives = self.config.search.objectives
+            write_tables(study, self.config.study_dir, objectives.metrics, objectives.directions)
         note = trial.user_attrs.get(SCREENING_NOTE)
         kind = note.split(" (")[0].split(":")[0] if note else None   # waits / screens / says little
         if kind and kind != self.screening:   # screening changed its state: say so

@@ -51,3 +51,24 @@ def test_unknown_sort_metric_lists_the_valid_ones(study_cli):
 def test_markdown_escapes_pipes():
     text = markdown_table(pd.DataFrame({"a": ["x|y"], "b": [1]}))
     assert text.splitlines()[2] == "| x\\|y | 1 |"
+
+
+def test_the_tables_are_rewritten_during_a_run(tmp_path, monkeypatch):
+    """trials.csv and pareto.csv were written only when the run ended (a killed run left none,
+    although the README calls pareto.csv the current front); now every TABLES_EVERY_S too."""
+    import search.run.progress as progress
+    from conftest import tiny_config_dict
+
+    from search.api import run_search
+    from search.config import config_from_dict
+
+    monkeypatch.setattr(progress, "TABLES_EVERY_S", 0.0)
+    seen: list[int] = []
+    folder = tmp_path / "runs" / "tiny"
+
+    def log(line: str) -> None:
+        if line.startswith("[3/"):       # the third trial ended: the tables hold it already
+            seen.append(len(pd.read_csv(folder / "trials.csv")))
+
+    run_search(config_from_dict(tiny_config_dict(tmp_path, n_trials=4)), log=log)
+    assert seen and seen[0] >= 3 and (folder / "pareto.csv").is_file()

@@ -157,6 +157,12 @@ class ExperimentConfig:
                 if value not in self.space.bits:
                     raise ConfigError(f"search.baseline_bits must be values from space.bits "
                                       f"{list(self.space.bits)}, got {value}")
+        rungs = self.search.early_stopping.rungs
+        most = max(self.space.finetune_epochs or (self.finetune.epochs,))
+        if rungs != EarlyStoppingSettings().rungs and max(rungs) >= most:   # given, never met
+            raise ConfigError(f"search.early_stopping.rungs must be fine-tune epochs below the "
+                              f"last ({most}: finetune.epochs or the largest of "
+                              f"space.finetune_epochs), got {list(rungs)}")
         latency_uses = ["search.objectives" for m in self.search.objectives.metrics
                         if m == "latency_ms"]
         latency_uses += [f"search.constraints.{key}" for key in self.search.constraints

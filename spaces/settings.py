@@ -57,8 +57,11 @@ class SpaceSettings:
             if value not in BIT_WIDTHS:
                 raise ValueError(f"space.bits must be values from {list(BIT_WIDTHS)}, got {value}")
         for name in ("bits", "criteria", "granularities", "schedules"):
-            if len(getattr(self, name)) == 0:
+            values = list(getattr(self, name))
+            if len(values) == 0:
                 raise ValueError(f"space.{name} must list at least one value, got []")
+            if len(set(values)) < len(values):   # a repeated choice is drawn more often
+                raise ValueError(f"space.{name} must list each value once, got {values}")
         if self.classifier not in CLASSIFIER_POLICIES:
             raise ValueError(f"space.classifier must be one of {list(CLASSIFIER_POLICIES)}, "
                              f"got '{self.classifier}'")

@@ -129,6 +129,12 @@ CASES = {
                                    ["data.val_fraction 0.001 of 240 samples is too small a split"]),
     "infinite kept per output": ({"study": "n", "space": {"min_kept_per_output": float("inf")}},
                                  ["space.min_kept_per_output must be a finite number > 0"]),
+    "repeated bit-width": ({"study": "n", "space": {"bits": [8, 8, 32]}},
+                           ["space.bits must list each value once, got [8, 8, 32]"]),
+    "rung never reached": ({"study": "n", "search": {"early_stopping": {"rungs": [10]}}},
+                           ["search.early_stopping.rungs must be fine-tune epochs below the last "
+                            "(1: finetune.epochs or the largest of space.finetune_epochs), got "
+                            "[10]"]),
     "cost constraint <= 0": ({"study": "n", "search": {"constraints": {"max_flops": -1}}},
                              ["search.constraints.max_flops must be > 0, got -1"]),
     "accuracy constraint above 1": ({"study": "n",

@@ -41,6 +41,14 @@ def check_writable_folder(folder: str | Path, field: str, what: str, create: boo
         if problem:
             raise ConfigError(f"{field}: {what} must be writable, cannot write '{folder}' "
                               f"({problem})")
+        if existing != folder:   # permissions can say yes where mkdir fails (root in /proc)
+            outermost = folder
+            while outermost.parent != existing:
+                outermost = outermost.parent
+            try:
+                check_writable_folder(folder, field, what)
+            finally:             # what the probe made goes again: nothing is written yet
+                shutil.rmtree(outermost, ignore_errors=True)
         return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -299,3 +299,18 @@ def test_a_study_folder_whose_storage_lacks_the_study_is_not_started_over(existi
     assert "has no study of that name" in message and "absolute path" in message
     assert folder_bytes(tmp / "runs" / "kept") == before
     assert not (tmp_path / "elsewhere.log").exists()        # nothing left behind either
+
+
+def test_a_folder_check_that_writes_nothing_still_tries_the_folder(tmp_path):
+    """``create=False`` (export / report --to, checked before retraining) trusted permissions:
+    as root they allow /proc, where mkdir then failed with a traceback after the retraining. The
+    check now makes the missing folders and removes them again."""
+    from search.run.preflight import check_writable_folder
+    from search.schema import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^--to: the export folder must be writable, cannot "
+                                          r"write '/proc/nope/sub' \("):
+        check_writable_folder("/proc/nope/sub", "--to", "the export folder", create=False)
+    target = tmp_path / "new" / "deeper"
+    assert check_writable_folder(target, "--to", "the export folder", create=False) == target
+    assert list(tmp_path.iterdir()) == []           # the probe left nothing behind

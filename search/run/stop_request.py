@@ -45,9 +45,11 @@ def install() -> Callable[[], None]:
     previous: dict[int, Any] = {sig: signal.signal(sig, _stop)
                                 for sig in (signal.SIGINT, signal.SIGTERM)}
 
-    def restore() -> None:
+    def restore() -> None:   # and forget the request: a later run in this process starts anew
+        global _requested
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _requested = False
     return restore
 
 

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from trainers.data import inner_dataset, prediction_count
 from trainers.errors import SetupError
-from trainers.selection_metrics import check_metric_fits, get_metric, metric_name
+from trainers.selection_metrics import LAMBDA_METRIC, check_metric_fits, get_metric, metric_name
 from trainers.training import LossFn, MetricFn
 from trainers.trial import reference_metrics
 
@@ -220,7 +220,7 @@ def _check_metric(study: optuna.Study, config: ExperimentConfig, name: str) -> N
     stored = study.user_attrs.get("metric")
     if stored is None:
         study.set_user_attr("metric", name)
-    elif stored != name:
+    elif stored != name and (stored, name) != ("<lambda>", LAMBDA_METRIC):   # (older studies)
         raise ConfigError(f"study '{config.study}' was created with metric '{stored}', this run "
                           f"uses '{name}'; use a new study name")
 

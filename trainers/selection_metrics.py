@@ -57,10 +57,14 @@ def check_metric_fits(name: str, num_classes: int) -> None:
                          f"every prediction would count as right (use 'accuracy')")
 
 
+LAMBDA_METRIC = "custom_metric"   # the name of a metric given as a lambda
+
+
 def metric_name(metric: MetricFn | str | None) -> str:
     """A readable name for a metric given by name or as a callable."""
     if metric is None:
         return "accuracy"
     if isinstance(metric, str):
         return metric
-    return getattr(metric, "__name__", type(metric).__name__)
+    name = getattr(metric, "__name__", type(metric).__name__)
+    return LAMBDA_METRIC if name == "<lambda>" else name   # "val_<lambda>" read as markup

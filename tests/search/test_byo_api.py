@@ -373,3 +373,16 @@ def test_a_drop_last_loader_is_evaluated_on_every_sample(tmp_path):
         assert abs(row["accuracy"] * 40 - round(row["accuracy"] * 40)) < 1e-4, row
         assert abs(row["test_accuracy"] * test_size - round(row["test_accuracy"] * test_size)) \
             < 1e-4, row
+
+
+def test_a_lambda_metric_is_named_custom_metric_and_older_studies_resume(tmp_path):
+    """A lambda's name, ``<lambda>``, headed the tables as ``val_<lambda>``."""
+    def run(n_trials):
+        return run_search(model=UserNet, train=blobs(90), metric=lambda logits, y: 0.5,
+                          study="lam", output_dir=str(tmp_path), log=lambda _: None,
+                          **{**TINY, "search": {**TINY["search"], "n_trials": n_trials}})
+
+    result = run(1)
+    assert result.metric == "custom_metric"
+    result.study.set_user_attr("metric", "<lambda>")    # as a study made before recorded it
+    assert len(run(2).trials()) == 2                   # resumed, not refused

@@ -48,12 +48,25 @@ if TYPE_CHECKING:
     from search.run.sensitivity import SensitivityResult
 
 
-def merge_options(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` merged in, section by section (nested mappings merge)."""
+# Mappings that are one setting, not a section: given, they replace the base's (as a YAML file
+# replaces the defaults); merged, `objectives: {accuracy: max}` kept flops and energy beside it.
+WHOLE_VALUES = {"search.objectives", "search.constraints", "space.groups", "space.max_sparsity",
+                "model.options", "data.options"}
+
+
+def merge_options(base: Mapping[str, Any], overrides: Mapping[str, Any],
+                  path: str = "") -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in, section by section (nested mappings merge, but for
+    ``WHOLE_VALUES``; a model or data section naming another model or data set replaces the
+    base's, whose options were for the other one)."""
     merged = dict(base)
     for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge_options(merged[key], value)
+        where = f"{path}{key}"
+        other_name = where in ("model", "data") and isinstance(value, Mapping) and \
+            "name" in value and value["name"] != (merged.get(key) or {}).get("name")
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) \
+                and where not in WHOLE_VALUES and not other_name:
+            merged[key] = merge_options(merged[key], value, f"{where}.")
         else:
             merged[key] = value
     return merged

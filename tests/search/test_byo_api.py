@@ -220,6 +220,20 @@ def test_keyword_options_merge_into_the_config_section_by_section(tmp_path):
     assert config.search.n_trials == 2 and config.search.sampler == "tpe"   # merged, not replaced
     assert config.model.name == "torchvision:resnet18" and config.device == "cpu"
     assert resolve_config({"data": "torchvision:MNIST"}, {}).data.name == "torchvision:MNIST"
+    # One setting given as a mapping replaces the base's, as in a YAML file: merged,
+    # objectives={accuracy: max} kept flops and energy beside it.
+    given = resolve_config(None, {"search": {"objectives": {"accuracy": "max",
+                                                            "params_nonzero": "min"}}})
+    assert given.search.objectives.metrics == ["accuracy", "params_nonzero"]
+    assert resolve_config(None, {"search": {"objectives": {"accuracy": "max"}}}
+                          ).search.objectives.metrics == ["accuracy"]
+    # Another model keeps none of the base model's options (they were for that model).
+    other = resolve_config({"model": {"name": "cnn", "options": {"width": 8}}},
+                           {"model": {"name": "mlp"}})   # as run_search(model="mlp") passes it
+    assert other.model.name == "mlp" and other.model.options == {}
+    same = resolve_config({"model": {"name": "cnn", "options": {"width": 8}}},
+                          {"model": {"options": {"width": 4}}})
+    assert same.model.name == "cnn" and same.model.options == {"width": 4}
 
 
 def test_a_reopened_python_study_takes_its_data_as_run_search_took_it(tmp_path):

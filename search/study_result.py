@@ -5,7 +5,7 @@ Optuna and pandas; export and report import what they need when called.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -13,6 +13,7 @@ import optuna
 import pandas as pd
 
 from search.config import ExperimentConfig
+from search.objectives import Objectives
 from search.decide.display import DEFAULT_FLOOR, FrontDisplay
 from search.decide.noise import first_cost, interval_samples
 from search.decide.tables import front_frame, trials_frame
@@ -174,4 +175,10 @@ def open_existing(config: ExperimentConfig) -> StudyResult:
         study = optuna.load_study(study_name=config.study, storage=open_storage(url))
     except KeyError as exc:
         raise ConfigError(f"storage '{url}' has no study named '{config.study}'") from exc
+    stored = study.user_attrs.get("objectives")
+    if stored is not None and stored != config.search.objectives.to_config_value():
+        # Read with the study's own objectives (opened by --storage, or with another config's):
+        # the front, pick and the hypervolume were judged on the config's before.
+        objectives = Objectives.from_config_value(stored, "search.objectives")
+        config = replace(config, search=replace(config.search, objectives=objectives))
     return StudyResult(config, study)

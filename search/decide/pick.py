@@ -110,6 +110,8 @@ def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[st
     done = completed.dropna(subset=sorted(needed))
     if done.empty:
         return PickResult(None, None, "the study has no completed trials yet", 0, 0)
+    if "duplicate_of" in done:   # a reused result is the same model as its original: one point
+        done = done[done["duplicate_of"].isna()]
     inside = within_constraints(done)
     if len(inside) < len(done):
         note += (f" ({len(done) - len(inside)} completed trial(s) outside the study's "

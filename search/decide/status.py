@@ -8,7 +8,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.decide.hypervolume import study_hypervolume
-from search.decide.tables import front_of, trials_frame
+from search.decide.tables import front_of, trials_frame, within_constraints
 from search.run.budget import is_surplus
 
 
@@ -56,8 +56,9 @@ def study_status(study: optuna.Study, metrics: Sequence[str], directions: Sequen
     frame = trials_frame(study)
     front_size = len(front_of(frame, metrics, directions))
     best = None
-    if "accuracy" in frame:
-        accuracy = frame.loc[frame["state"] == "COMPLETE", "accuracy"].dropna()
+    if "accuracy" in frame:    # among the trials that meet search.constraints, as the front
+        kept = within_constraints(frame)
+        accuracy = kept.loc[kept["state"] == "COMPLETE", "accuracy"].dropna()
         best = float(accuracy.max()) if len(accuracy) else None
     return StudyStatus(
         study=study.study_name,

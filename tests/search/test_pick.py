@@ -144,3 +144,18 @@ def test_search_constraints_bound_the_front_and_the_pick(tmp_path, capsys):
     if inside:
         assert picked.trial is not None and picked.row["flops"] <= 50_000
     assert "outside the study's search.constraints left out" in picked.reason
+    feasible = trials[(trials["state"] == "COMPLETE") & trials["feasible"]]["accuracy"]
+    best = result.status().best_accuracy          # the dense model is the most accurate one
+    assert (best is None and feasible.empty) or best == feasible.max()
+
+
+def test_a_reused_duplicate_is_one_candidate_as_on_the_front():
+    """pick counted a trial that reused an earlier one's result (``duplicate_of``) as another
+    point: "5 non-dominated trials" where the front had 2, the nearest trials listed twins."""
+    frame = _frame()
+    twin = frame.iloc[[1]].assign(trial=6, duplicate_of=1.0)
+    frame = pd.concat([frame, twin], ignore_index=True)
+    result = pick_trial(frame, PickSettings(max_flops=5.5e5), METRICS, DIRECTIONS)
+    assert result.trial == 1 and result.candidates == 5 and result.feasible == 3
+    nothing = pick_trial(frame, PickSettings(max_flops=1e4), METRICS, DIRECTIONS)
+    assert 6 not in list(nothing.nearest["trial"])

@@ -74,3 +74,24 @@ def test_a_reused_duplicate_is_one_point_of_the_front():
     study.set_user_attr("metric", "f1_macro")      # named after the study's metric
     status = study_status(study, ["accuracy", "flops"], ["maximize", "minimize"], budget=2)
     assert "best val f1_macro  0.9000" in format_status(status)
+
+
+def test_a_study_is_read_with_its_own_objectives_whatever_config_opens_it(tmp_path):
+    """Opened by `--storage URL --study NAME` (or with another study's config), a study of
+    {accuracy, size_bytes} was judged on the default objectives: another front, knee and
+    hypervolume than its own."""
+    from conftest import tiny_config_dict
+
+    from search.api import run_search
+    from search.config import config_from_dict
+    from search.study_result import open_existing
+
+    raw = tiny_config_dict(tmp_path, n_trials=4,
+                           objectives={"accuracy": "max", "size_bytes": "min"})
+    own = run_search(config_from_dict(raw), log=lambda _: None)
+    url = f"sqlite:///{own.folder / 'study.db'}"
+    other = config_from_dict({"study": "tiny", "search": {"storage": url}})   # default objectives
+    reopened = open_existing(other)
+    assert reopened.config.search.objectives.metrics == ["accuracy", "size_bytes"]
+    assert list(reopened.front()["trial"]) == list(own.front()["trial"])
+    assert reopened.status().hypervolume == own.status().hypervolume

@@ -185,4 +185,6 @@ class PickSettings:
 
     @property
     def any(self) -> bool:
-        return bool(self.bounds) or self.knee or bool(self.prefer)
+        """Whether these settings ask for a pick (``--reevaluated`` alone does: the most
+        accurate trial by its re-evaluated accuracy)."""
+        return bool(self.bounds) or self.knee or bool(self.prefer) or self.reevaluated

@@ -159,3 +159,9 @@ def test_a_reused_duplicate_is_one_candidate_as_on_the_front():
     assert result.trial == 1 and result.candidates == 5 and result.feasible == 3
     nothing = pick_trial(frame, PickSettings(max_flops=1e4), METRICS, DIRECTIONS)
     assert 6 not in list(nothing.nearest["trial"])
+
+
+def test_reevaluated_alone_asks_for_a_pick():
+    """``report --reevaluated`` alone picked on the search's own accuracy, silently, even with
+    no re-evaluation stored (``pick --reevaluated`` refused); ``export N --reevaluated`` took N."""
+    assert PickSettings(reevaluated=True).any and not PickSettings().any

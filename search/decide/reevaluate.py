@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from optuna.trial import TrialState
 
 from search.decide.display import DEFAULT_FLOOR
 from search.decide.front_formats import shown_part
@@ -122,7 +123,9 @@ def reevaluate_trials(result: Any, trials: Sequence[int] | None = None, *,
     chosen = select_trials(result, trials, floor)
     rows = read_rows(result.folder)               # a malformed file is refused before training
     if not chosen:
-        log("no front point at or above the floor to re-evaluate (--all: every front point)")
+        completed = result.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        log("no front point at or above the floor to re-evaluate (--all: every front point)"
+            if completed else "the study has no completed trials yet: nothing to re-evaluate")
         return summarise(rows.iloc[0:0])
     config = study_config(result.config)
     context = study_context(result, config, log, build)

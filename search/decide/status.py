@@ -80,13 +80,18 @@ def _column_sum(frame: Any, column: str) -> int:
     return int(frame[column].fillna(0).sum()) if column in frame else 0
 
 
+def trial_counts(status: StudyStatus) -> str:
+    """``3 complete, 0 running, ...``: the trials by state, as status and the report say it."""
+    return (f"{status.complete} complete, {status.running} running, {status.failed} failed, "
+            f"{status.pruned} pruned, {status.waiting} waiting")
+
+
 def format_status(status: StudyStatus) -> str:
     """A few aligned lines for the terminal."""
     best = "-" if status.best_accuracy is None else f"{status.best_accuracy:.4f}"
     lines = [
         ("study", status.study),
-        ("trials", f"{status.complete} complete, {status.running} running, {status.failed} failed,"
-                   f" {status.pruned} pruned, {status.waiting} waiting"),
+        ("trials", trial_counts(status)),
         ("budget", f"{status.budget} trials, {status.budget_left} left" + (
             "" if status.budget_epochs is None else
             f"; {status.budget_epochs} fine-tune epochs, "

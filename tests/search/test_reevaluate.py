@@ -219,3 +219,20 @@ def test_bad_input_one_line_nothing_changed(args, message, copied, failed_trial,
     assert {p.name: p.read_bytes() for p in copied.folder.iterdir() if p.is_file()
             and p.name != "study.db"} == files
     assert len(copied.study.trials) == trials
+
+
+def test_a_study_with_no_completed_trial_says_so(tmp_path):
+    """It said "no front point at or above the floor (--all: every front point)", and --all
+    said the same: the study had no completed trial at all."""
+    from search.config import config_from_dict
+    from search.decide.reevaluate import reevaluate_trials
+    from search.study_result import StudyResult
+
+    config = config_from_dict({"study": "empty", "output_dir": str(tmp_path)})
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.enqueue_trial({})                        # waiting, never run
+    lines: list[str] = []
+    for floor in (0.1, None):
+        summary = reevaluate_trials(StudyResult(config, study), floor=floor, log=lines.append)
+        assert summary.empty
+    assert lines == ["the study has no completed trials yet: nothing to re-evaluate"] * 2

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from search.decide.noise import INTERVAL_COLUMN, interval_texts
+from search.decide.status import trial_counts
 from search.decide.tables import front_table, headline_figures
 from search.objectives import short_direction
 from trainers.costs.metrics import METRICS, format_value
@@ -70,8 +71,7 @@ def _status_section(data: "ReportData") -> str:
     s = data.status
     dense = data.dense
     rows = [
-        ("trials", f"{s.complete} complete, {s.running} running, {s.failed} failed, "
-                   f"{s.pruned} pruned"),
+        ("trials", trial_counts(s)),
         ("budget", f"{s.budget} trials, {s.budget_left} left"),
         ("time", f"{s.trial_seconds:.1f} s in trials, {s.wall_seconds:.1f} s elapsed"),
         ("objectives", ", ".join(f"{m} ({short_direction(d)})"

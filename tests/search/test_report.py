@@ -103,3 +103,28 @@ def test_a_target_that_is_not_a_folder_is_one_error_line_before_any_work(study_c
             f"('{blocker}' is not a folder)"]
         assert "retraining" not in out and "Traceback" not in err
     assert blocker.read_text() == "mine"
+
+
+def test_an_f1_study_from_python_is_labelled_by_its_metric(tmp_path):
+    """The page said val_acc / "validation accuracy" for an f1_macro study's figures, and told to
+    run `sparsity-search export N`, which refuses a model that came from Python."""
+    import torch
+    from torch import nn
+    from torch.utils.data import TensorDataset
+
+    from search.api import run_search
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(160, 8, generator=gen)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    result = run_search(model=lambda: nn.Sequential(nn.Linear(8, 16), nn.ReLU(),
+                                                    nn.Linear(16, 3)),
+                        train=TensorDataset(x, y), metric="f1_macro", study="f1",
+                        output_dir=str(tmp_path), threads=1, log=lambda _: None,
+                        dense={"epochs": 3}, finetune={"epochs": 1},
+                        cost={"measure_latency": False}, search={"n_trials": 3})
+    page = result.report(picks=[PickSettings(knee=True)]).read_text()
+    assert "<th>dense reference</th><td>val_f1_macro" in page and "val_acc" not in page
+    assert "validation f1_macro" in page and "test f1_macro (reported" in page
+    assert "not exported yet: the model came from Python" in page
+    assert "sparsity-search export" not in page

@@ -59,6 +59,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     val_samples: int | None = None      # the n of the accuracy intervals (None: not shown)
     metric: str = "accuracy"            # the study's selection metric (the accuracy column)
+    model_source: str = "config"        # or "python: <name>": only Python can rebuild it
     cost: str | None = None             # the cost "cheaper" is read in (noise notes)
     folder: Path | None = None          # the study folder (its trials.csv and pareto.csv)
 
@@ -113,4 +114,4 @@ def gather(result: Any, picks: Sequence[PickSettings] = (), trials: Sequence[int
         picks=list(unique.values()), importances=importances, importance_note=note,
         sensitivity=load_sensitivity(config.study_dir), notes=notes,
         val_samples=result.val_samples, cost=first_cost(metrics, directions),
-        metric=result.metric)
+        metric=result.metric, model_source=result.sources.get("model", "config"))

@@ -13,12 +13,13 @@ if TYPE_CHECKING:
     from search.decide.report.data import ReportData
 
 
-def _hover(frame: pd.DataFrame, val_samples: int | None = None) -> list[str]:
+def _hover(frame: pd.DataFrame, val_samples: int | None = None,
+           metric: str = "accuracy") -> list[str]:
     """Per trial: its headline figures (as in the front table, with the accuracy's interval),
     three to a line, and layers."""
     if frame.empty:
         return []
-    table = front_table(frame, val_samples=val_samples)
+    table = front_table(frame, val_samples=val_samples, metric=metric)
     figures = [c for c in table.columns if c not in LAYER_COLUMNS]
     texts = []
     for _, r in table.iterrows():
@@ -37,7 +38,8 @@ def front_figure(data: "ReportData", x: str, colour: str) -> go.Figure:
     if not done.empty:
         figure.add_trace(go.Scatter(
             x=done[x] / x_scale, y=done["accuracy"], mode="markers", name="all trials",
-            marker=dict(color="#bbbbbb", size=6), text=_hover(done, data.val_samples),
+            marker=dict(color="#bbbbbb", size=6),
+            text=_hover(done, data.val_samples, data.metric),
             hoverinfo="text"))
     if not front.empty:
         ordered = front.sort_values(x)
@@ -47,7 +49,7 @@ def front_figure(data: "ReportData", x: str, colour: str) -> go.Figure:
             marker=dict(size=10, color=ordered[colour] / c_scale, colorscale="Viridis",
                         showscale=True, colorbar=dict(title=c_label.split(",")[0]),
                         line=dict(color="black", width=0.5)),
-            text=_hover(ordered, data.val_samples), hoverinfo="text"))
+            text=_hover(ordered, data.val_samples, data.metric), hoverinfo="text"))
     if data.dense and x in data.dense:
         figure.add_trace(go.Scatter(
             x=[data.dense[x] / x_scale], y=[data.dense["accuracy"]], mode="markers",
@@ -63,8 +65,8 @@ def front_figure(data: "ReportData", x: str, colour: str) -> go.Figure:
     values = done[x] if not done.empty else pd.Series(dtype=float)
     log_x = bool(len(values) and values.min() > 0 and values.max() / values.min() > 20)
     figure.update_layout(
-        title=f"Accuracy vs {x_label.split(',')[0]}", xaxis_title=x_label,
-        yaxis_title="validation accuracy", xaxis_type="log" if log_x else "linear",
+        title=f"{data.metric.capitalize()} vs {x_label.split(',')[0]}", xaxis_title=x_label,
+        yaxis_title=f"validation {data.metric}", xaxis_type="log" if log_x else "linear",
         template="plotly_white", height=460, margin=dict(l=60, r=20, t=50, b=50),
         legend=dict(orientation="h", y=-0.2))
     return figure

@@ -83,12 +83,14 @@ def _status_section(data: "ReportData") -> str:
         rows.append(("validation samples", f"{data.val_samples:,} (accuracy intervals: 95% "
                                            "Wilson score)"))
     if dense:
-        rows.append(("dense reference", ", ".join(f"{c} {v}" for c, v in headline_figures(dense))))
+        rows.append(("dense reference", ", ".join(
+            f"{c} {v}" for c, v in headline_figures(dense, data.metric))))
     return f'<section id="status"><h2>Status</h2>{_table(rows)}</section>'
 
 
 def _pick_section(pick: "Picked", dense: dict, folder: Path, png: str,
-                  val_samples: int | None = None) -> str:
+                  val_samples: int | None = None, metric: str = "accuracy",
+                  model_source: str = "config") -> str:
     def shown(key: str, value: float | None) -> str:
         return "-" if value is None or pd.isna(value) else format_value(key, value)
 
@@ -101,7 +103,10 @@ def _pick_section(pick: "Picked", dense: dict, folder: Path, png: str,
     for key, info in METRICS.items():      # every recorded metric, labelled by the registry
         before, after = shown(key, dense.get(key)), shown(key, pick.row.get(key))
         if (before, after) != ("-", "-"):
-            rows.append(f"<tr><td>{html.escape(info.label or key)}</td><td>{before}</td>"
+            label = info.label or key
+            if key in ("accuracy", "test_accuracy") and metric != "accuracy":   # e.g. f1_macro
+                label = label.replace("accuracy", metric)
+            rows.append(f"<tr><td>{html.escape(label)}</td><td>{before}</td>"
                         f"<td>{after}</td></tr>")
         if key == "accuracy" and val_samples:
             rows.append(f"<tr><td>{INTERVAL_COLUMN}</td><td>{interval(dense.get(key))}</td>"
@@ -109,7 +114,10 @@ def _pick_section(pick: "Picked", dense: dict, folder: Path, png: str,
     table = ("<table><tr><th>metric</th><th>dense</th><th>trial "
              f"{pick.trial}</th></tr>{''.join(rows)}</table>")
     export = '<p class="note">not exported yet: <code>sparsity-search export ' \
-             f'{pick.trial}</code></p>'
+             f'{pick.trial}</code></p>' if not model_source.startswith("python:") else (
+                 f'<p class="note">not exported yet: the model came from Python '
+                 f'({html.escape(model_source)}), so export it from Python: '
+                 f'<code>result.export({pick.trial})</code> with the study\'s model and data</p>')
     if pick.export:
         repro = pick.export.get("reproduction", {})
         export = (f'<p>Exported to <code>exports/{pick.trial}/</code>: re-evaluated validation '
@@ -138,7 +146,8 @@ def render_index(data: "ReportData", figures: dict[str, go.Figure], pngs: dict[s
                     '(sparsity-aware), energy is an analytic estimate.</p>'
                     + "".join(front_parts) + "</section>")
     picks = "".join(_pick_section(p, data.dense, folder, pngs[f"layers_{p.trial}"],
-                                  data.val_samples) for p in data.picks)
+                                  data.val_samples, data.metric, data.model_source)
+                    for p in data.picks)
     if data.picks and "compression" in pngs:
         picks += _img(folder, pngs["compression"], "before and after")
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in data.notes)

@@ -67,8 +67,8 @@ def front_png(data: "ReportData", x: str, colour: str, path: Path) -> Path:
     if len(values) and values.min() > 0 and values.max() / values.min() > 20:
         ax.set_xscale("log")
     ax.set_xlabel(x_label)
-    ax.set_ylabel("validation accuracy")
-    ax.set_title(f"Study '{data.study}': accuracy vs {x_label.split(',')[0]}")
+    ax.set_ylabel(f"validation {data.metric}")
+    ax.set_title(f"Study '{data.study}': {data.metric} vs {x_label.split(',')[0]}")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return save_png(figure, path)

@@ -133,8 +133,10 @@ def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[st
     front = feasible.iloc[pareto_front(feasible[metrics].to_numpy(dtype=float), directions)]
     if settings.knee:
         chosen = front.iloc[knee_index(front[metrics].to_numpy(dtype=float), directions)]
+        weighing = ("quality and cost weighed equally" if len(set(directions)) > 1 else
+                    "every objective weighed equally")   # e.g. accuracy alone: no cost side
         rule = (f"the knee of the {len(front)} non-dominated feasible trials (closest to the ideal "
-                f"point, {', '.join(metrics)} scaled to [0, 1], quality and cost weighed equally)")
+                f"point, {', '.join(metrics)} scaled to [0, 1], {weighing})")
     else:
         prefer = default_preference(settings, metrics, directions)
         allowed = sorted(set(metrics) | set(objective_metrics()))

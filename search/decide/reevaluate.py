@@ -249,7 +249,7 @@ def format_summary(summary: pd.DataFrame) -> str:
             f"{num(m)} [{num(lo)}, {num(hi)}]" if pd.notna(lo) else num(m)
             for m, lo, hi in zip(summary["accuracy"], summary["accuracy_lower95"],
                                  summary["accuracy_upper95"])],
-        "spread": [f"{num(a)}-{num(b)} ({int(r)} runs)" for a, b, r in
+        "spread": [f"{num(a)}-{num(b)} ({int(r)} run{'s' if int(r) != 1 else ''})" for a, b, r in
                    zip(summary["accuracy_min"], summary["accuracy_max"], summary["repeats"])],
         "test acc": summary["test_accuracy"].map(num),
         "note": [f"selection optimism: {o:.4f} below searched" if flag else ""

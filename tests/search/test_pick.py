@@ -165,3 +165,9 @@ def test_reevaluated_alone_asks_for_a_pick():
     """``report --reevaluated`` alone picked on the search's own accuracy, silently, even with
     no re-evaluation stored (``pick --reevaluated`` refused); ``export N --reevaluated`` took N."""
     assert PickSettings(reevaluated=True).any and not PickSettings().any
+
+
+def test_the_knee_of_a_single_direction_study_does_not_speak_of_cost():
+    frame = pd.DataFrame({"trial": [0, 1], "accuracy": [0.9, 0.8], "state": ["COMPLETE"] * 2})
+    reason = pick_trial(frame, PickSettings(knee=True), ["accuracy"], ["maximize"]).reason
+    assert "every objective weighed equally" in reason and "cost" not in reason

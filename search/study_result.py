@@ -106,7 +106,8 @@ class StudyResult:
         objectives = self.config.search.objectives
         return pick_trial(self.trials(), settings, objectives.metrics, objectives.directions,
                           self.val_samples,
-                          self.reevaluation(summary=True) if settings.reevaluated else None)
+                          self.reevaluation(summary=True) if settings.reevaluated else None,
+                          metric=self.metric)
 
     def reevaluate(self, trials: Sequence[int] | None = None, *, epochs: int | None = None,
                    repeats: int = 3, floor: float | None = DEFAULT_FLOOR,

@@ -89,10 +89,12 @@ def default_preference(settings: PickSettings, metrics: Sequence[str],
 
 def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[str],
                directions: Sequence[str], val_samples: int | None = None,
-               reevaluation: pd.DataFrame | None = None) -> PickResult:
+               reevaluation: pd.DataFrame | None = None, metric: str = "accuracy"
+               ) -> PickResult:
     """Apply ``settings`` to a ``trials_frame`` (see the module docstring for the rule);
     ``val_samples``: the n of the accuracy intervals (needed by ``accuracy_bound="lower"``);
-    ``reevaluation``: the study's re-evaluation summary (needed by ``reevaluated``)."""
+    ``reevaluation``: the study's re-evaluation summary (needed by ``reevaluated``); ``metric``:
+    the study's selection metric, what the accuracy column holds (named in the reason)."""
     metrics, directions = list(metrics), list(directions)
     note = ""
     if settings.reevaluated:
@@ -154,7 +156,8 @@ def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[st
             kind="stable")
         chosen = ranked.iloc[0]
         best = "highest" if direction_of(prefer, metrics, directions) == MAXIMIZE else "lowest"
-        rule = f"the {best} {prefer} of the {len(front)} non-dominated feasible trials"
+        named = metric if prefer == "accuracy" else prefer   # the study's metric, e.g. f1_macro
+        rule = f"the {best} {named} of the {len(front)} non-dominated feasible trials"
     met = "; ".join(c.describe(float(chosen[c.metric])) for c in constraints)
     reason = (f"trial {int(chosen['trial'])}: {rule}"
               f" ({len(feasible)} of {len(done)} completed trials meet the constraints"

@@ -128,3 +128,4 @@ def test_an_f1_study_from_python_is_labelled_by_its_metric(tmp_path):
     assert "validation f1_macro" in page and "test f1_macro (reported" in page
     assert "not exported yet: the model came from Python" in page
     assert "sparsity-search export" not in page
+    assert "the highest f1_macro of the" in result.pick().reason   # not "the highest accuracy"

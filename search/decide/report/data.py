@@ -93,7 +93,8 @@ def gather(result: Any, picks: Sequence[PickSettings] = (), trials: Sequence[int
         setting.check_metric(result.metric)
         found: PickResult = pick_trial(
             frame, setting, metrics, directions, result.val_samples,
-            result.reevaluation(summary=True) if setting.reevaluated else None)
+            result.reevaluation(summary=True) if setting.reevaluated else None,
+            metric=result.metric)
         if found:
             chosen.append(Picked(found.trial, found.reason, found.row or {}))
         else:

@@ -17,8 +17,8 @@ from trainers.costs.metrics import MAXIMIZE, MINIMIZE
 CONSTRAINTS_KEY = "constraints"
 FEASIBLE = "feasible"   # the trials.csv column saying so, in studies with constraints
 
-__all__ = ["CONSTRAINTS_KEY", "FEASIBLE", "MAXIMIZE", "MINIMIZE", "dominated_by", "dominated_rows", "dominates", "pareto_front",
-           "to_minimization"]
+__all__ = ["CONSTRAINTS_KEY", "FEASIBLE", "MAXIMIZE", "MINIMIZE", "dominated_by", "dominated_rows",
+           "dominates", "pareto_front", "to_minimization"]
 
 
 def to_minimization(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:

@@ -25,6 +25,22 @@ from trainers.costs.metrics import column_name
 TABLES_EVERY_S = 30.0   # trials.csv and pareto.csv rewritten this often during a run
 
 
+class PeriodicTables:
+    """Rewrite the study's trials.csv and pareto.csv at most every ``TABLES_EVERY_S`` during a
+    run (every backend's progress callback calls it after a trial): something to look at while
+    it runs, and after a ``kill -9``."""
+
+    def __init__(self, config: ExperimentConfig):
+        objectives = config.search.objectives
+        self.where = (config.study_dir, objectives.metrics, objectives.directions)
+        self.written_at = time.perf_counter()
+
+    def __call__(self, study: optuna.Study) -> None:
+        if time.perf_counter() - self.written_at >= TABLES_EVERY_S:
+            self.written_at = time.perf_counter()
+            write_tables(study, *self.where)
+
+
 class StudyStopped(RuntimeError):
     """The study stopped before its budget (too many consecutive failures)."""
 
@@ -48,7 +64,7 @@ class BudgetAndProgress:
         self.front = FrontSize(config.search.objectives.directions)
         self.screening = ""
         self.said_epochs = False
-        self.tables_at = time.perf_counter()
+        self.tables = PeriodicTables(config)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         budget = self.config.search.n_trials
@@ -73,10 +89,7 @@ class BudgetAndProgress:
             self.invalid = 0
         self.log(progress_line(study, trial, done, budget, self.started,
                                self.front.size(trials), self.epochs(trials)))
-        if time.perf_counter() - self.tables_at >= TABLES_EVERY_S:   # something to look at
-            self.tables_at = time.perf_counter()
-            objectives = self.config.search.objectives
-            write_tables(study, self.config.study_dir, objectives.metrics, objectives.directions)
+        self.tables(study)
         note = trial.user_attrs.get(SCREENING_NOTE)
         kind = note.split(" (")[0].split(":")[0] if note else None   # waits / screens / says little
         if kind and kind != self.screening:   # screening changed its state: say so

@@ -11,7 +11,8 @@ untouched) and, each step, puts the effective values in the parameters before th
 for operation, so the trained weights are the same to the bit. Leaving the ``with`` block puts
 the parametrizations back. The masks are multiplied in the parameters' dtype (a copy made on
 entering): a float tensor times a bool mask converts the mask at every product, which cost about
-a third of the masking work of a step on the built-in CNN; 1.0 and 0.0 give the same values.
+30% of the masking work of a step on the built-in CNN (279 -> 198 us, 2% of the step); 1.0
+and 0.0 give the same values.
 """
 from __future__ import annotations
 

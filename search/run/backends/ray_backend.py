@@ -38,12 +38,10 @@ except ImportError as exc:  # the optional extra is missing (or broken)
                        f"install it with: pip install 'sparsity-search[ray]'") from exc
 
 from search.config import ExperimentConfig
-from search.decide.tables import write_tables
 from search.run.backends.ray_trial import (DRIVER_ATTR, TRIAL_NUMBER_KEY, RayTrialJob,
                                            run_ray_trial)
 from search.run.budget import FINISHED_STATES, epochs_spent, process_token
-from search.run import progress
-from search.run.progress import StudyStopped, progress_line
+from search.run.progress import PeriodicTables, StudyStopped, progress_line
 from search.run.reliability import INTERRUPTED
 from search.run.samplers import make_sampler
 from search.run.starting import enqueue_starting_points
@@ -94,9 +92,7 @@ class ProgressLog(tune.Callback):
         self.started = time.perf_counter()
         self.study_id = study._storage.get_study_id_from_name(config.study)  # noqa: SLF001
         self.done = count_finished(study)   # this driver sees every trial end, in order
-        self.tables = (config.study_dir, config.search.objectives.metrics,
-                       config.search.objectives.directions)
-        self.tables_at = time.perf_counter()
+        self.tables = PeriodicTables(config)
 
     def __getstate__(self) -> dict:
         # The Tuner pickles its run config for Tuner.restore, which we do not use (see the README):
@@ -118,9 +114,7 @@ class ProgressLog(tune.Callback):
         if stored is not None:
             self.done += stored.state in FINISHED_STATES
             self.log(progress_line(self.study, stored, self.done, self.budget, self.started))
-        if time.perf_counter() - self.tables_at >= progress.TABLES_EVERY_S:   # as local runs do
-            self.tables_at = time.perf_counter()
-            write_tables(self.study, *self.tables)
+        self.tables(self.study)   # as local runs do
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # A Ray trial whose worker or node was lost runs again on the same Optuna trial.

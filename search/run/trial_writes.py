@@ -118,6 +118,11 @@ def _write_cached_rdb(storage: Any, trial_id: int, params: list[Param],
                       attrs: dict[str, Any]) -> None:
     # As ``_CachedStorage.set_trial_param``: check against (and fill) its distribution cache.
     with storage._lock:
+        if trial_id not in storage._trial_id_to_study_id_and_number:
+            # A trial this process has not read yet (a Ray trial's first writes): the stored
+            # distributions are what parameters are checked against.
+            _write_rdb(storage._backend, trial_id, params, attrs, {})
+            return
         study_id, _ = storage._trial_id_to_study_id_and_number[trial_id]
         known = storage._studies[study_id].param_distribution
         _write_rdb(storage._backend, trial_id, params, attrs, known)

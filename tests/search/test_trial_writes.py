@@ -73,6 +73,23 @@ def test_rdb_writes_are_one_commit(tmp_path):
     assert len(commits) == 2
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_trial_asked_by_another_process_is_written_in_one_go(kind, tmp_path):
+    """A Ray trial writes to a trial its driver asked for, which its own storage has not read."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    driver = optuna.create_study(storage=_storage(kind, tmp_path), study_name="s")
+    asked = driver.ask()
+    asked.suggest_float("x", 0.0, 1.0)
+    worker = optuna.load_study(study_name="s", storage=_storage(kind, tmp_path))
+    trial = optuna.Trial(worker, asked._trial_id)
+    with BufferedWrites(trial):
+        trial.set_user_attr("node", "10.0.0.2")
+        trial.set_user_attr("attempt", 2)
+    stored = optuna.load_study(study_name="s", storage=_storage(kind, tmp_path)).trials[0]
+    assert stored.user_attrs == {"node": "10.0.0.2", "attempt": 2}
+    assert stored.params == {"x": asked.params["x"]}
+
+
 def test_an_incompatible_parameter_fails_the_write(tmp_path):
     """The batched path keeps Optuna's rule: a name keeps its distribution within a study."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -23,6 +23,7 @@ from search.config import ExperimentConfig
 from search.run.budget import PROCESS_ATTRS
 from search.run.objective import InvalidCandidate, make_objective
 from search.run.storage import open_storage
+from search.run.trial_writes import BufferedWrites
 
 TRIAL_NUMBER_KEY = "optuna_trial_number"
 OUTCOME_KEY = "outcome"   # in Ray's results: complete | pruned | invalid
@@ -58,15 +59,17 @@ def _trial_state(job: RayTrialJob) -> tuple[Callable, optuna.Study]:
     return _PROCESS_CACHE[key]
 
 
-def record_node(storage: Any, trial_id: int) -> None:
-    """Record this node on the trial; an earlier attempt's node means that attempt was lost."""
-    attrs = storage.get_trial(trial_id).user_attrs
-    previous = attrs.get(NODE_ID_ATTR)
-    if previous is not None:
-        storage.set_trial_user_attr(trial_id, ATTEMPT_ATTR, int(attrs.get(ATTEMPT_ATTR, 1)) + 1)
-        storage.set_trial_user_attr(trial_id, LOST_NODE_ATTR, previous)
-    storage.set_trial_user_attr(trial_id, NODE_ATTR, ray.util.get_node_ip_address())
-    storage.set_trial_user_attr(trial_id, NODE_ID_ATTR, ray.get_runtime_context().get_node_id())
+def record_node(trial: optuna.Trial) -> None:
+    """Record this node on the trial (one storage transaction); an earlier attempt's node means
+    that attempt was lost."""
+    attrs = trial.user_attrs
+    with BufferedWrites(trial):
+        previous = attrs.get(NODE_ID_ATTR)
+        if previous is not None:
+            trial.set_user_attr(ATTEMPT_ATTR, int(attrs.get(ATTEMPT_ATTR, 1)) + 1)
+            trial.set_user_attr(LOST_NODE_ATTR, previous)
+        trial.set_user_attr(NODE_ATTR, ray.util.get_node_ip_address())
+        trial.set_user_attr(NODE_ID_ATTR, ray.get_runtime_context().get_node_id())
 
 
 def run_ray_trial(params: dict[str, Any], job: RayTrialJob) -> None:
@@ -82,9 +85,10 @@ def run_ray_trial(params: dict[str, Any], job: RayTrialJob) -> None:
     number = int(params[TRIAL_NUMBER_KEY])
     trial_id = storage.get_trial_id_from_study_id_trial_number(
         storage.get_study_id_from_name(job.config.study), number)
-    record_node(storage, trial_id)
+    trial = optuna.Trial(study, trial_id)
+    record_node(trial)
     try:
-        values = objective(optuna.Trial(study, trial_id))
+        values = objective(trial)
     except optuna.TrialPruned:
         study.tell(number, state=TrialState.PRUNED)
         _report_outcome(job, "pruned")

@@ -11,8 +11,11 @@ The same study as a config file is examples/torchvision_cifar10.yaml
 budget takes a few hours; `--smoke` runs 2 trials on 256 images to check the setup.
 """
 import argparse
+import sys
 
 from search.api import run_search
+from search.schema import ConfigError
+from trainers.errors import SetupError
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--root", default="data", help="folder holding cifar-10-batches-py/")
@@ -31,6 +34,11 @@ if args.smoke:
               "search": {"n_trials": 2, "baseline_sparsities": [0.5], "baseline_bits": [8]},
               "dense": {"epochs": 1}, "finetune": {"epochs": 1}}
 
-result = run_search(study="resnet18_cifar10", model="torchvision:resnet18", data=data,
-                    device=args.device, **budget)
+try:
+    result = run_search(study="resnet18_cifar10", model="torchvision:resnet18", data=data,
+                        device=args.device, **budget)
+except (ConfigError, SetupError) as exc:   # e.g. no CIFAR-10 under --root
+    # this script's switch for torchvision's download is --download
+    hint = str(exc).replace("set `download: true` in the data section", "pass --download")
+    sys.exit(f"error: {hint}")
 print(result.front()[["trial", "accuracy", "test_accuracy", "flops", "energy_uj", "size_bytes"]])

@@ -158,7 +158,7 @@ class ExperimentConfig:
                     raise ConfigError(f"search.baseline_bits must be values from space.bits "
                                       f"{list(self.space.bits)}, got {value}")
         rungs = self.search.early_stopping.rungs
-        most = max(self.space.finetune_epochs or (self.finetune.epochs,))
+        most = self.last_finetune_epoch()
         if rungs != EarlyStoppingSettings().rungs and max(rungs) >= most:   # given, never met
             raise ConfigError(f"search.early_stopping.rungs must be fine-tune epochs below the "
                               f"last ({most}: finetune.epochs or the largest of "
@@ -179,6 +179,10 @@ class ExperimentConfig:
         """Hash of everything that defines the dense reference."""
         parts = {k: to_dict(getattr(self, k)) for k in ("data", "model", "dense", "seed")}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+    def last_finetune_epoch(self) -> int:
+        """The most fine-tune epochs a candidate runs (early-stopping rungs come before it)."""
+        return max(self.space.finetune_epochs or (self.finetune.epochs,))
 
     def reserve_epochs(self) -> int:
         """The most epochs one candidate may train (what a running trial holds of

@@ -23,7 +23,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sparsity-search", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="sparsity-search",
+        description="Search per-layer sparsity, pruning criteria and quantization bits; read, "
+                    "pick, export and report the Pareto front of accuracy against cost.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_commands(sub)
     add_decide_commands(sub)

@@ -54,11 +54,11 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--backend", choices=list(BACKENDS), help="who runs the trials")
     run.add_argument("--address", help="Ray cluster HOST:PORT or 'auto' (implies --backend ray)")
     run.add_argument("--threads", type=int, help="torch threads per worker (default cores/workers)")
-    add_floor_args(run)
+    add_floor_args(run, note="; pareto.csv holds all")
     run.set_defaults(func=cmd_run)
     worker = sub.add_parser("worker", help="join an existing study and run its trials until the "
                                            "budget is reached (on this or another machine)")
     add_study_args(worker)
     worker.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
-    worker.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    worker.add_argument("--threads", type=int, help="torch threads (default: the study's config.yaml threads)")
     worker.set_defaults(func=cmd_worker)

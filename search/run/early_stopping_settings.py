@@ -64,17 +64,22 @@ class EarlyStoppingSettings:
     learned_bound: bool = True
     screening: ScreeningSettings = field(default_factory=ScreeningSettings)
 
-    def describe(self) -> str:
-        """One line for the start of a run: when a candidate stops."""
+    def describe(self, last_epoch: int | None = None) -> str:
+        """One line for the start of a run: when a candidate stops (``last_epoch``: the most
+        fine-tune epochs a candidate runs; rungs at or past it are never reached)."""
         learned = (", or the best final accuracy of a finished trial that looked no better"
                    if self.learned_bound else "")
         screening = ("; rung 0: once " f"{self.screening.min_trials} trials are fine-tuned, a "
                      "candidate whose final accuracy predicted right after pruning is dominated "
                      "is screened out before fine-tuning (search.early_stopping.screening."
                      "enabled: false turns rung 0 off)" if self.screening.enabled else "")
-        return (f"early stopping on: a candidate stops after {'/'.join(map(str, self.rungs))} "
-                f"fine-tune epoch(s) when its optimistic final accuracy (val accuracy + "
-                f"{self.margin:g}{learned}) is dominated{screening} "
+        reached = [r for r in self.rungs if last_epoch is None or r < last_epoch]
+        during = (f"a candidate stops after {'/'.join(map(str, reached))} fine-tune epoch(s) "
+                  f"when its optimistic final accuracy (val accuracy + {self.margin:g}{learned}) "
+                  f"is dominated" if reached else
+                  f"no rung ({'/'.join(map(str, self.rungs))}) comes before the last fine-tune "
+                  f"epoch ({last_epoch}), so no candidate stops during fine-tuning")
+        return (f"early stopping on: {during}{screening} "
                 f"(search.early_stopping.enabled: false turns it all off)")
 
     def active(self, metrics: Sequence[str]) -> bool:
@@ -84,6 +89,10 @@ class EarlyStoppingSettings:
         return self.enabled
 
     def __post_init__(self) -> None:
+        if not self.rungs:
+            raise ConfigError("search.early_stopping.rungs must list at least one fine-tune "
+                              "epoch (search.early_stopping.enabled: false turns early stopping "
+                              "off), got []")
         if any(r < 1 for r in self.rungs):
             raise ConfigError(f"search.early_stopping.rungs must be epochs >= 1, got {list(self.rungs)}")
         if not 0.0 <= self.margin <= 1.0:

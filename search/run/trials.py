@@ -40,7 +40,7 @@ def run_trials(study: optuna.Study, space: SearchSpace, context: EvalContext,
     log(f"study '{config.study}': {done}/{budget} finished, running up to {budget - done} more")
     stopping = config.search.early_stopping
     if stopping.active(config.search.objectives.metrics):
-        log(stopping.describe())
+        log(stopping.describe(config.last_finetune_epoch()))
     levels = config.search.refine_levels()
     if levels:
         log(config.search.refine.describe(levels))

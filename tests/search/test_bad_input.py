@@ -135,6 +135,11 @@ CASES = {
                            ["search.early_stopping.rungs must be fine-tune epochs below the last "
                             "(1: finetune.epochs or the largest of space.finetune_epochs), got "
                             "[10]"]),
+    "no rung": ({"study": "n", "search": {"early_stopping": {"rungs": []}}},
+                ["search.early_stopping.rungs must list at least one fine-tune epoch "
+                 "(search.early_stopping.enabled: false turns early stopping off), got []"]),
+    "negative split seed": ({"study": "n", "data": {"split_seed": -5}},
+                            ["data.split_seed must be an integer in [0, 2**32 - 1], got -5"]),
     "cost constraint <= 0": ({"study": "n", "search": {"constraints": {"max_flops": -1}}},
                              ["search.constraints.max_flops must be > 0, got -1"]),
     "accuracy constraint above 1": ({"study": "n",

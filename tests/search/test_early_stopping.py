@@ -67,3 +67,8 @@ def test_the_run_says_how_candidates_stop():
     assert "after 1/3 fine-tune epoch(s)" in learned and "+ 0.05, or the best final" in learned
     fixed = EarlyStoppingSettings(learned_bound=False).describe()
     assert "(val accuracy + 0.03) is dominated" in fixed
+    # Only the rungs before the last fine-tune epoch are promised.
+    assert "after 1 fine-tune epoch(s)" in EarlyStoppingSettings().describe(last_epoch=2)
+    none = EarlyStoppingSettings().describe(last_epoch=1)
+    assert "no rung (1/2) comes before the last fine-tune epoch (1)" in none
+    assert "stops after" not in none

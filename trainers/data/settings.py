@@ -34,5 +34,9 @@ class DataSettings:
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ValueError("data.val_fraction + data.test_fraction must be < 1, got "
                              f"{self.val_fraction + self.test_fraction}")
+        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) \
+                or not 0 <= self.split_seed < 2 ** 32:
+            raise ValueError(f"data.split_seed must be an integer in [0, 2**32 - 1], got "
+                             f"{self.split_seed!r}")
         if self.batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {self.batch_size}")

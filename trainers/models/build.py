@@ -4,6 +4,7 @@ Every ``nn.MultiheadAttention`` of the model is split into four ``Linear`` layer
 (``trainers.models.attention``), so the search sees, masks and counts its projections."""
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from torch import nn
@@ -46,7 +47,9 @@ def build_model(settings: ModelSettings, input_shape: tuple[int, ...], num_class
         args = (tuple(input_shape), num_classes) if name in MODELS else \
             (name, tuple(input_shape), num_classes)
         try:
-            model = build(*args, **settings.options)
+            with warnings.catch_warnings():   # zero-width layers are refused in our words later
+                warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+                model = build(*args, **settings.options)
         except (TypeError, ValueError, RuntimeError) as exc:
             # an option the model does not take (a typo, most often) or a value it cannot build
             # with (a negative width: torch cannot make the tensor)

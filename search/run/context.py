@@ -1,8 +1,6 @@
 """Build the evaluation context and search space of a study (once, outside any trial)."""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -11,7 +9,8 @@ import torch
 from torch import nn
 
 from search.config import ExperimentConfig, criteria_by_granularity
-from search.schema import ConfigError, to_dict
+from search.schema import ConfigError
+from search.run.dense_keys import user_dense_keys
 from search.run.stop_request import raise_if_requested
 from spaces.settings import SpaceSettings
 from spaces.space import SearchSpace
@@ -41,39 +40,6 @@ def model_factory_for(config: ExperimentConfig, data: DataBundle) -> Callable[[]
     return factory
 
 
-def _size(split: object) -> int:
-    return len(getattr(split, "dataset", split))  # a DataLoader counts its data set
-
-
-def user_dense_keys(model: nn.Module, data: DataBundle, config: ExperimentConfig,
-                    loss_fn: LossFn | None = None) -> tuple[str, str]:
-    """Dense-reference keys for a model and data the config does not name (Python API): the key,
-    then its older form, which a study made before still holds.
-
-    They hash what can be seen without reading the data: the model's class and parameter shapes,
-    the data's name, shapes and split sizes, the dense training settings, batch size, seed and
-    loss. Data whose *content* changes at equal sizes needs a new ``dense_key`` or study. The
-    class is named without its module: a script's class is ``__main__.Net`` when the script runs
-    and ``script.Net`` when another script (an export) imports it; the older form named both.
-    """
-    cls = type(model)
-    return (_dense_hash(model, data, config, loss_fn, cls.__qualname__),
-            _dense_hash(model, data, config, loss_fn, f"{cls.__module__}.{cls.__qualname__}"))
-
-
-def _dense_hash(model: nn.Module, data: DataBundle, config: ExperimentConfig,
-                loss_fn: LossFn | None, model_name: str) -> str:
-    parts = {
-        "model": model_name,
-        "params": [[n, list(p.shape)] for n, p in model.state_dict().items()],
-        "data": [data.name, list(data.input_shape), data.num_classes,
-                 _size(data.train), _size(data.val), _size(data.test)],
-        "dense": to_dict(config.dense), "batch_size": config.data.batch_size, "seed": config.seed,
-        "loss": getattr(loss_fn, "__qualname__", repr(loss_fn)) if loss_fn else None,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] = print,
                         data: DataBundle | None = None,
                         model_factory: Callable[[], nn.Module] | None = None,
@@ -96,7 +62,8 @@ def build_study_context(config: ExperimentConfig, *, log: Callable[[str], None] 
     """
     parts = model_and_data(config, data, model_factory, basis)
     if basis is None and "channel" in config.space.granularities:   # (a worker's parent did)
-        check_channel_tracing(parts)
+        for layer, why in check_channel_tracing(parts).items():
+            log(f"channel pruning leaves {layer} alone: {why}")
     space = _make_space(list(parts.basis.layers), config.space, config, parts.model_name)  # early
     context = eval_context(config, parts, log=log, loss_fn=loss_fn, metric_fn=metric_fn,
                            dense_key=dense_key, dense_state=dense_state, keep_dense=keep_dense)
@@ -116,12 +83,15 @@ class ModelAndData:
     model_name: str = ""    # the config's model name, or ``python: <factory>``
 
 
-def check_channel_tracing(parts: ModelAndData) -> None:
+def check_channel_tracing(parts: ModelAndData) -> dict[str, str]:
     """Channel pruning needs torch-pruning to trace the model's channel dependencies: a model it
     cannot trace (shufflenet's channel shuffle: a ZeroDivisionError inside it) is refused here in
-    one line, not after the dense reference trained, with every channel trial failing."""
+    one line, not after the dense reference trained, with every channel trial failing. Returns
+    the layers whose channels are left alone, with why (``ChannelCoupling.unfaithful``)."""
     try:
-        ChannelCoupling(parts.probe, torch.zeros((1, *parts.data.input_shape))).trace()
+        coupling = ChannelCoupling(parts.probe, torch.zeros((1, *parts.data.input_shape)))
+        coupling.trace()
+        return coupling.unfaithful
     except Exception as exc:   # torch-pruning raises whatever its tracing meets
         raise ConfigError(f"space.granularities: 'channel' needs torch-pruning to trace the "
                           f"channel dependencies of model '{parts.model_name}', which failed "

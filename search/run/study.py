@@ -19,7 +19,7 @@ from trainers.checkpoint import atomic_write_text
 
 def study_definition(config: ExperimentConfig) -> dict:
     """What makes the trials of one study comparable: data, model, training, the pruning
-    methods' fixed settings, costs, objectives.
+    methods' fixed settings, costs, objectives, constraints.
 
     Budget, sampler, storage, device and paths may change between runs; these may not.
     """
@@ -28,6 +28,9 @@ def study_definition(config: ExperimentConfig) -> dict:
     for key in ("model", "dense", "finetune", "pruning", "cost"):
         definition[key] = to_dict(getattr(config, key))
     definition["objectives"] = config.search.objectives.to_config_value()
+    # Each trial's feasibility is decided when it runs (and the sampler learns from it):
+    # other constraints would judge old and new trials by different bounds.
+    definition["constraints"] = {k: float(v) for k, v in sorted(config.search.constraints.items())}
     return json.loads(json.dumps(definition))
 
 
@@ -49,7 +52,7 @@ def _refuse(config: ExperimentConfig, what: str, difference: str) -> ConfigError
 
 # Sections of ``study_definition`` added after studies were first stored: a study stored without
 # one resumes with any value of it (what its trials used is not on record).
-SECTIONS_ADDED_LATER = ("pruning",)
+SECTIONS_ADDED_LATER = ("pruning", "constraints")
 
 
 def check_resumable(config: ExperimentConfig) -> bool:

@@ -165,6 +165,8 @@ CASES = {
                   ["data.options of 'synthetic' need classes >= 2", "got classes 1"]),
     "in-memory storage": ({"study": "n", "search": {"storage": "sqlite:///"}},
                           ["search.storage must name a database file", "got 'sqlite:///'"]),
+    "constraints added on resume": ({"search": {"constraints": {"max_flops": 5e4}}},
+                                    ["study 'kept' exists with a different setup", "constraints"]),
     "other pruning settings": ({"pruning": {"nm_block": 8}},
                                ["study 'kept' exists with a different setup "
                                 "(config.pruning.nm_block: stored 4, now 8)"]),

@@ -266,7 +266,7 @@ def test_a_script_s_model_is_the_same_model_when_another_script_imports_it(tmp_p
     from search.api import open_existing
     from search.config import config_from_dict
     from search.decide.retrain import as_bundle
-    from search.run.context import user_dense_keys
+    from search.run.dense_keys import user_dense_keys
     from trainers.checkpoint import load_checkpoint, save_checkpoint
 
     class Net(UserNet):

@@ -16,7 +16,8 @@ from spaces.nm_grid import NM_GRANULARITY, forms_nm_block, nm_inputs, nm_kept
 from trainers.pruning.criteria import Criterion
 from trainers.pruning.gradients import GradientStats
 from trainers.pruning.masks import mask_from_scores
-from trainers.pruning.structured import ChannelCoupling, channel_masks, lowest_channels
+from trainers.pruning.channel_masks import channel_masks
+from trainers.pruning.structured import ChannelCoupling, lowest_channels
 
 PRUNED = float("-inf")
 

@@ -37,6 +37,7 @@ from torch import nn
 
 from trainers.discovery import discover, layer_kind
 from trainers.pruning.criteria import get_criterion
+from trainers.pruning.faithful import RATIO, unfaithful_layers
 from trainers.pruning.grouped_convs import (channel_blocks, fits_conv_groups, has_grouped_conv,
                                             is_grouped_conv)
 from trainers.pruning.kept_outputs import blocked, fixed_outputs, head_dims
@@ -113,6 +114,7 @@ class ChannelCoupling:
         self.heads = head_dims(self._plain)[0]
         self._fixed = fixed_outputs(self._plain, found)
         self._graph = None
+        self._unfaithful: dict[str, str] | None = None
         self.groups: dict[str, int] = {}     # layer -> equal blocks (grouped convolutions)
         if has_grouped_conv(self._plain):
             self._build()
@@ -127,6 +129,24 @@ class ChannelCoupling:
             self._names = {id(module): name for name, module in self._plain.named_modules()}
         return self._graph
 
+    @property
+    def unfaithful(self) -> dict[str, str]:
+        """Layers whose channels are left alone, with why: masking them would not compute what
+        removing them does (``trainers.pruning.faithful``; tried once per architecture)."""
+        if self._unfaithful is None:
+            self._unfaithful = unfaithful_layers(
+                self._plain, self._example,
+                [n for n in self.layer_order if n != self.classifier], self._sample_request,
+                lambda removed: self.expand(removed, checked=False),
+                lambda keep: shrink_model(self._plain, self._example, keep))
+        return self._unfaithful
+
+    def _sample_request(self, name: str) -> list[int]:
+        self._build()
+        channels = self._modules[name].weight.shape[0]
+        return lowest_channels(torch.arange(channels, dtype=torch.float), RATIO,
+                               self.heads.get(name), self.groups.get(name, 1))
+
     def trace(self) -> None:
         """Build the dependency graph now, not at its first use (an untraceable model fails)."""
         self._build()
@@ -134,22 +154,26 @@ class ChannelCoupling:
     def __getstate__(self) -> dict:
         # The traced graph holds closures that do not pickle (Ray ships contexts to workers):
         # keep the plain model and rebuild the graph where it is used.
+        self.unfaithful      # found here, shipped with the state
         state = {k: v for k, v in self.__dict__.items() if k not in ("_modules", "_names")}
         return {**state, "_graph": None}
 
-    def expand(self, removed: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
+    def expand(self, removed: Mapping[str, Sequence[int]], checked: bool = True
+               ) -> dict[str, list[int]]:
         """Output channels removed per module (layers and norms) once couplings are followed.
 
         ``removed`` maps prunable layer names to channel indices. Requests for the classifier, and
         groups that would reach the model's output, a transformer's residual stream or the outputs
         of a tied weight, or leave a grouped convolution invalid (``fits_conv_groups``), are ignored
-        (the output shape and the embedding width must not change).
+        (the output shape and the embedding width must not change), and so are the layers in
+        ``unfaithful`` (``checked=False``: not, to find them).
         """
         graph = self._build()
+        skipped = self.unfaithful if checked else {}
         result: dict[str, set[int]] = {}
         for name in self._ordered(removed):
             idxs = sorted(set(int(i) for i in removed[name]))
-            if not idxs or name in result or name == self.classifier:
+            if not idxs or name in result or name == self.classifier or name in skipped:
                 continue
             module = self._modules[name]
             group = graph.get_pruning_group(module, _out_channel_fn(module), idxs)
@@ -179,32 +203,6 @@ def _out_targets(graph: tp.DependencyGraph, names: Mapping[int, str], group
         if name is not None:
             found.setdefault(name, []).extend(int(i) for i in idxs)
     return found
-
-
-def channel_masks(model: nn.Module, removed: Mapping[str, Sequence[int]]
-                  ) -> tuple[dict[str, torch.Tensor], dict[tuple[str, str], torch.Tensor]]:
-    """Weight masks (rows of Conv2d / Linear) and 1-D parameter masks (biases, norm weights and
-    biases) that silence the removed output channels of each module."""
-    modules = dict(model.named_modules())
-    weights: dict[str, torch.Tensor] = {}
-    params: dict[tuple[str, str], torch.Tensor] = {}
-    for name, idxs in removed.items():
-        module = modules[name]
-        index = torch.as_tensor(list(idxs), dtype=torch.long)
-        if layer_kind(module) is not None:
-            mask = torch.ones_like(module.weight, dtype=torch.bool)
-            mask[index] = False
-            weights[name] = mask
-            tensors = ["bias"]
-        else:
-            tensors = ["weight", "bias"]
-        for tensor_name in tensors:
-            value = getattr(module, tensor_name, None)
-            if isinstance(value, torch.Tensor) and value.dim() == 1:
-                keep = torch.ones(value.shape[0], dtype=torch.bool, device=value.device)
-                keep[index] = False
-                params[(name, tensor_name)] = keep
-    return weights, params
 
 
 def removal_indices(model: nn.Module, request: ChannelRequest, *, criterion: str = "magnitude",

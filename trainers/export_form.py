@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from spaces.candidate import Candidate
 from spaces.layers import LayerInfo
@@ -66,7 +66,8 @@ def example_batch(context: EvalContext) -> list[torch.Tensor]:
     dimension of size 1 to a constant)."""
     val = context.data.val
     if not isinstance(val, DataLoader):
-        return [torch.stack([val[i][0] for i in range(min(2, len(val)))]).cpu()]
+        # collated as a DataLoader would (a data set may return numpy arrays)
+        return [default_collate([val[i][0] for i in range(min(2, len(val)))]).cpu()]
     inputs: list[torch.Tensor] = []     # a user's loader: its first batches, as training reads them
     for batch in val:
         inputs.append(batch[0] if isinstance(batch, (list, tuple)) else batch)

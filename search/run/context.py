@@ -24,7 +24,8 @@ from trainers.models import build_model
 from trainers.models.attention import splitting
 from trainers.pruning.structured import ChannelCoupling
 from trainers.reference import DenseMismatch, load_or_train_dense
-from trainers.training import LossFn, MetricFn, ModelOutputError, TrainingDiverged
+from trainers.training import (LossFn, MetricFn, ModelOutputError, TrainingDiverged,
+                               iterate_batches)
 
 
 def set_threads(config: ExperimentConfig, workers: int = 1) -> int:
@@ -123,13 +124,18 @@ def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
             basis = cost_basis(probe, loaded.input_shape)
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
             tokens = any(w in str(exc) for w in ("indices", "Long", "Int"))   # an embedding
+            dtype = any(w in str(exc) for w in ("Double", "Half", "BFloat16"))
             hint = ("; the probe feeds float zeros: a model of token ids casts and clamps them "
                     "in forward, x.long().clamp(0, vocab - 1), as tiny_gpt does" if tokens else
+                    "; the search runs models in float32 (it prunes and quantizes float32 "
+                    "weights): build it in float32 (model.float()) and feed float32 inputs"
+                    if dtype else
                     "; build it for that input (model.options, or the factory's input_shape / "
                     "in_channels arguments)")
             raise ConfigError(f"model '{name}' failed on one input of the data's shape "
                               f"{list(loaded.input_shape)} ({error_summary(exc, 300)}){hint}"
                               ) from exc
+    check_real_inputs(probe, loaded, name)
     empty = [f"{x.name} {list(x.weight_shape)}" for x in basis.layers if not x.params]
     if empty:   # e.g. hidden: [0]; it trained, then the cost model divided by zero
         raise ConfigError(f"model '{name}': layer(s) {', '.join(empty)} have no weights; every "
@@ -137,6 +143,22 @@ def model_and_data(config: ExperimentConfig, data: DataBundle | None = None,
                           f"width or hidden size of 0)")
     return ModelAndData(device, loaded, factory, probe, basis,
                         from_config=model_factory is None and data is None, model_name=name)
+
+
+def check_real_inputs(probe: nn.Module, data: DataBundle, name: str) -> None:
+    """Two training samples through the model, before anything trains: inputs the model cannot
+    take (uint8 images into float weights) are one line naming their dtype, not a traceback from
+    the dense training."""
+    with torch.random.fork_rng(devices=[]):    # (a user's shuffling loader draws a seed)
+        x, _ = next(iterate_batches(data.train, 2, torch.device("cpu"), shuffle=False))
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            probe.eval()(x[:2])
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise ConfigError(f"model '{name}' failed on two samples of the training data (inputs "
+                          f"{str(x.dtype).replace('torch.', '')}, shape {list(x.shape[1:])}: "
+                          f"{error_summary(exc, 300)}); convert them where the data is made "
+                          f"(images: x.float() / 255) or at the start of forward") from exc
 
 
 def user_data(config: ExperimentConfig, train: Any, val: Any = None, test: Any = None,

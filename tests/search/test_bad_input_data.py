@@ -371,3 +371,24 @@ def test_top5_of_five_classes_or_fewer_is_refused(tmp_path):
                    train=TensorDataset(x, torch.arange(60) % 3), metric="top5", study="top5",
                    output_dir=str(tmp_path), log=lambda _: None, threads=1)
     assert not (tmp_path / "top5").exists()
+
+
+@pytest.mark.parametrize("kind", ["uint8 images", "float64 model"])
+def test_inputs_or_weights_of_another_dtype_are_one_line_before_training(kind, tmp_path):
+    """uint8 images into float weights failed inside the dense training (a traceback, the new
+    study's folder left behind); a float64 model was told to fix its input shape."""
+    x = torch.randint(0, 255, (60, 1, 6, 6), dtype=torch.uint8)
+    y = torch.arange(60) % 3
+
+    def net():
+        model = nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.ReLU(), nn.Linear(8, 3))
+        return model.double() if kind == "float64 model" else model
+
+    data = x.double() / 255 if kind == "float64 model" else x
+    expected = (r"failed on two samples of the training data \(inputs uint8, shape \[1, 6, 6\]"
+                r".*x\.float\(\) / 255" if kind == "uint8 images" else
+                r"the search runs models in float32 .*model\.float\(\)")
+    with pytest.raises(ConfigError, match=expected):
+        run_search(model=net, train=TensorDataset(data, y), study="d", output_dir=str(tmp_path),
+                   log=lambda _: None, threads=1)
+    assert not (tmp_path / "d").exists()

@@ -34,3 +34,26 @@ def test_a_stored_shrunk_quantized_model_is_rebuilt_into_the_dense_architecture(
     x = torch.randn(7, 4)
     with torch.no_grad():
         assert torch.allclose(rebuilt(x), small(x), atol=1e-6)
+
+
+def test_the_example_batch_is_collated_as_a_loader_would():
+    """A data set returning numpy arrays (and Python ints) gives a tensor batch, as training
+    reads it (torch.stack of its samples failed at export)."""
+    import types
+
+    import numpy as np
+    from torch.utils.data import Dataset
+
+    from trainers.export_form import example_batch
+
+    class Arrays(Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return np.full((1, 4, 4), i, dtype=np.float32), i
+
+    context = types.SimpleNamespace(data=types.SimpleNamespace(val=Arrays()))
+    (batch,) = example_batch(context)
+    assert isinstance(batch, torch.Tensor) and batch.shape == (2, 1, 4, 4)
+    assert batch[1].eq(1).all()

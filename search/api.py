@@ -33,6 +33,7 @@ from search.config import ExperimentConfig, config_from_dict, load_config
 from search.decide.constraints import FRACTION_METRICS
 from search.decide.tables import write_tables
 from search.run.backends import ContextInputs, get_backend
+from search.run.backends.local import check_picklable
 from search.run.context import build_study_context, set_threads, user_data
 from search.run.preflight import nothing_left_on_bad_input, preflight
 from search.run.storage import checkpoint_sqlite
@@ -165,6 +166,9 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
     backend = get_backend(config.parallel.backend)  # fails fast when an optional extra is missing
     with nothing_left_on_bad_input(config):  # a refused new study leaves no folder or file
         exists = preflight(config)      # bad input fails here, before training or writing
+        custom = any(x is not None for x in (data, factory, loss, metric_fn))
+        if custom and config.parallel.workers > 1 and config.parallel.backend == "optuna":
+            check_picklable(ContextInputs(data, factory, loss, metric_fn, {}))  # before training
         backend.prepare(config)         # e.g. worker processes import while the context loads
         set_threads(config)
         context, space = build_study_context(config, log=log, data=data, model_factory=factory,
@@ -204,7 +208,6 @@ def run_search(config: ExperimentConfig | str | Path | Mapping[str, Any] | None 
             f"data.val_fraction)")
     save_study_config(config, sources)
     try:
-        custom = any(x is not None for x in (data, factory, loss, metric_fn))
         inputs = ContextInputs.from_context(context) if custom else None
         backend.run(config, study, space, context, inputs=inputs, log=log)
     finally:

@@ -210,6 +210,8 @@ def fit_shapes(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
             module.register_buffer(attr, fresh)
         if attr == "weight":
             _update_sizes(module, tensor.shape)
+        elif isinstance(module, nn.RNNBase) and attr == "weight_ih_l0":
+            module.input_size = tensor.shape[1]     # its input lost channels
 
 
 def _update_sizes(module: nn.Module, shape: torch.Size) -> None:
@@ -221,3 +223,7 @@ def _update_sizes(module: nn.Module, shape: torch.Size) -> None:
         module.out_features, module.in_features = shape[0], shape[1]
     elif isinstance(module, nn.modules.batchnorm._NormBase):
         module.num_features = shape[0]
+    elif isinstance(module, nn.GroupNorm):
+        module.num_channels = shape[0]
+    elif isinstance(module, nn.LayerNorm):
+        module.normalized_shape = tuple(shape)

@@ -174,6 +174,7 @@ def load_exported(folder: str | Path, model_factory: Callable[[], nn.Module] | N
     stored shapes; quantized layers are rebuilt from their integer codes and scales.
     """
     from trainers.models import build_model
+    from trainers.models.attention import splitting
 
     folder = Path(folder)
     manifest_path = folder / "manifest.json"
@@ -192,6 +193,6 @@ def load_exported(folder: str | Path, model_factory: Callable[[], nn.Module] | N
     if model_factory is None:
         config = load_config(folder / "config.yaml")
         model = build_model(config.model, tuple(manifest["input_shape"]), manifest["num_classes"])
-    else:
-        model = model_factory()
+    else:   # with its attention split, as the study's models were (trainers.models.attention)
+        model = splitting(model_factory)()
     return rebuild_exported(stored, model)

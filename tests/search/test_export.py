@@ -180,3 +180,56 @@ def test_a_study_of_python_objects_asks_for_them(copied_study):
             copied_study.export(2, log=lambda line: None)
     finally:
         copied_study.study.set_user_attr("sources", {"model": "config", "data": "config"})
+
+
+class _Attention(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Linear(8, 16)
+        self.attn = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+        self.head = torch.nn.Linear(16, 4)
+
+    def forward(self, x):
+        h = self.emb(x)
+        return self.head((h + self.attn(h, h, h)[0]).mean(1))
+
+
+class _Recurrent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pre = torch.nn.Linear(8, 16)
+        self.rnn = torch.nn.LSTM(16, 12, batch_first=True)
+        self.fc = torch.nn.Linear(12, 4)
+
+    def forward(self, x):
+        return self.fc(self.rnn(torch.relu(self.pre(x)))[0][:, -1])
+
+
+@pytest.mark.parametrize("net, granularity", [(_Attention, "unstructured"),
+                                              (_Recurrent, "channel")])
+def test_load_exported_rebuilds_a_python_model_as_the_study_had_it(net, granularity, tmp_path):
+    """With model_factory=: the factory's attention is split as the study's was (q_proj was
+    missing), and an LSTM whose input lost channels takes the smaller input (it kept 16)."""
+    from torch.utils.data import TensorDataset
+
+    from search.api import run_search
+
+    gen = torch.Generator().manual_seed(0)
+    y = torch.arange(120) % 4
+    x = torch.randn(4, 6, 8, generator=gen)[y] + 0.3 * torch.randn(120, 6, 8, generator=gen)
+    result = run_search(model=net, train=TensorDataset(x[:90], y[:90]),
+                        test=TensorDataset(x[90:], y[90:]), study="s",
+                        output_dir=str(tmp_path), threads=1, cost={"measure_latency": False},
+                        dense={"epochs": 2}, finetune={"epochs": 1},
+                        space={"granularities": [granularity],
+                               "criteria": ["l2" if granularity == "channel" else "magnitude"]},
+                        search={"n_trials": 2, "baselines": ["uniform"],
+                                "baseline_sparsities": [0.5], "baseline_bits": [8]},
+                        log=lambda _: None)
+    exported = result.export(1)     # the uniform baseline (trial 0: the dense model)
+    program = torch.export.load(str(exported.folder / "model.pt2")).module()
+    model = load_exported(exported.folder, model_factory=net)
+    if granularity == "channel":
+        assert model.rnn.input_size < 16
+    with torch.no_grad():
+        assert torch.allclose(model(x[:3]), program(x[:3]), atol=1e-5)

@@ -97,6 +97,8 @@ def test_python_api_objects_that_cannot_reach_worker_processes_are_named(tmp_pat
         run_search(data, model=lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(),
                                                      nn.Linear(8, 4)),
                    log=lambda _: None)
+    # before the dense reference trained: the refused new study leaves nothing behind
+    assert not (tmp_path / "runs" / data["study"]).exists()
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from search.config import ExperimentConfig, dump_config, load_config
 from search.decide.retrain import (completed_trial, retrain, study_config, study_context,
                                    trial_candidate)
-from search.run.preflight import check_writable_folder
+from search.run.preflight import check_not_foreign, check_writable_folder
 from search.schema import ConfigError
 from spaces.candidate import Candidate
 from trainers.checkpoint import atomic_write, atomic_write_text, load_checkpoint, save_checkpoint
@@ -69,6 +69,8 @@ def export_trial(result: Any, trial_number: int, *, folder: str | Path | None = 
     out = Path(folder) if folder else config.study_dir / "exports" / str(trial_number)
     check_writable_folder(out, "--to" if folder else "output_dir", "the export folder",
                           create=False)     # before the retraining, writing nothing
+    if folder:
+        check_not_foreign(out, "--to", "export", "manifest.json", f'"format": "{FORMAT}"')
     context = study_context(result, config, log, build)
     candidate = trial_candidate(result, trial, config, context, log)
     log(f"retraining trial {trial_number} ({candidate.schedule} schedule, seed "

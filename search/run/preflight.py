@@ -24,6 +24,23 @@ from trainers.device import resolve_device
 from trainers.errors import SetupError, error_summary
 
 
+def check_not_foreign(folder: str | Path, field: str, what: str, marker: str, sign: str) -> None:
+    """A folder given by the user that holds other files is refused unless it is an earlier
+    ``what`` of ours (its ``marker`` file contains ``sign``): writing would overwrite theirs."""
+    folder = Path(folder)
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    mark = folder / marker
+    try:
+        ours = mark.is_file() and sign in mark.read_text(errors="replace")
+    except OSError:
+        ours = False
+    if not ours:
+        raise ConfigError(f"{field}: '{folder}' holds other files and is not an earlier {what} "
+                          f"(no {marker} of ours): writing there could overwrite them; give a "
+                          f"new or empty folder")
+
+
 def check_writable_folder(folder: str | Path, field: str, what: str, create: bool = True
                           ) -> Path:
     """``folder`` exists (created if needed) and a file can be written in it; otherwise one

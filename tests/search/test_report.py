@@ -105,6 +105,26 @@ def test_a_target_that_is_not_a_folder_is_one_error_line_before_any_work(study_c
     assert blocker.read_text() == "mine"
 
 
+@pytest.mark.parametrize("command, args", [("report", ()), ("export", ("0",))])
+def test_a_folder_of_other_files_is_not_written_over(study_cli, tmp_path, command, args):
+    """`--to ~/models` holding the user's own config.yaml / index.html was overwritten."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "config.yaml").write_text("mine")
+    (theirs / "index.html").write_text("mine")
+    code, out, err = study_cli(command, *args, "--to", str(theirs))
+    assert code == 2 and err.strip().splitlines() == [
+        f"error: --to: '{theirs}' holds other files and is not an earlier {command} (no "
+        f"{'manifest.json' if command == 'export' else 'index.html'} of ours): writing there "
+        f"could overwrite them; give a new or empty folder"]
+    assert (theirs / "config.yaml").read_text() == "mine" == (theirs / "index.html").read_text()
+    assert "retraining" not in out
+    ours = tmp_path / "ours"          # an earlier one of ours is written again
+    for _ in range(2):
+        code, out, err = study_cli(command, *args, "--to", str(ours))
+        assert code == 0, (out, err)
+
+
 def test_an_f1_study_from_python_is_labelled_by_its_metric(tmp_path):
     """The page said val_acc / "validation accuracy" for an f1_macro study's figures, and told to
     run `sparsity-search export N`, which refuses a model that came from Python."""

@@ -27,7 +27,7 @@ from search.decide.report.static import (
     layers_png,
     sensitivity_png,
 )
-from search.run.preflight import check_writable_folder
+from search.run.preflight import check_not_foreign, check_writable_folder
 from trainers.checkpoint import atomic_write_text
 
 __all__ = ["ReportData", "gather", "write_report"]
@@ -39,6 +39,8 @@ def write_report(result: Any, *, picks: Sequence[PickSettings] = (), trials: Seq
     out = Path(folder) if folder else result.config.study_dir / "report"
     check_writable_folder(out, "--to" if folder else "output_dir", "the report folder",
                           create=False)
+    if folder:
+        check_not_foreign(out, "--to", "report", "index.html", "Sparsity search report")
     data = gather(result, picks, trials)
     out.mkdir(parents=True, exist_ok=True)
     figures, pngs = {}, {}

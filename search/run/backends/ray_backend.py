@@ -41,7 +41,7 @@ from search.config import ExperimentConfig
 from search.run.backends.ray_trial import (DRIVER_ATTR, TRIAL_NUMBER_KEY, RayTrialJob,
                                            run_ray_trial)
 from search.run.budget import FINISHED_STATES, epochs_spent, process_token
-from search.run.progress import PeriodicTables, StudyStopped, progress_line
+from search.run.progress import FrontSize, PeriodicTables, StudyStopped, progress_line
 from search.run.reliability import INTERRUPTED
 from search.run.samplers import make_sampler
 from search.run.starting import enqueue_starting_points
@@ -88,11 +88,13 @@ class ProgressLog(tune.Callback):
     def __init__(self, study: optuna.Study, config: ExperimentConfig, log: Callable[[str], None]):
         self.study = study
         self.budget = config.search.n_trials
+        self.epoch_budget = config.search.budget_epochs
         self.log = log
         self.started = time.perf_counter()
         self.study_id = study._storage.get_study_id_from_name(config.study)  # noqa: SLF001
         self.done = count_finished(study)   # this driver sees every trial end, in order
         self.tables = PeriodicTables(config)
+        self.front = FrontSize(config.search.objectives.directions)   # as local workers count
 
     def __getstate__(self) -> dict:
         # The Tuner pickles its run config for Tuner.restore, which we do not use (see the README):
@@ -113,7 +115,11 @@ class ProgressLog(tune.Callback):
         number, stored = self._stored(trial)
         if stored is not None:
             self.done += stored.state in FINISHED_STATES
-            self.log(progress_line(self.study, stored, self.done, self.budget, self.started))
+            trials = self.study.get_trials(deepcopy=False)
+            epochs = None if self.epoch_budget is None else \
+                f"{epochs_spent(trials)}/{self.epoch_budget}"
+            self.log(progress_line(self.study, stored, self.done, self.budget, self.started,
+                                   self.front.size(trials), epochs))
         self.tables(self.study)   # as local runs do
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

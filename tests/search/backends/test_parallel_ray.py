@@ -6,6 +6,7 @@ here is stopped by pid when the module ends; the session checks that nothing of 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -78,6 +79,9 @@ def test_study_through_a_ray_cluster_is_read_by_the_same_commands(tmp_path, ray_
     pareto = _run("pareto", "--study", "tiny", "--output-dir", str(tmp_path / "runs"), "--all")
     rows = [line.split() for line in pareto.stdout.splitlines()[1:] if line.strip()]
     assert {int(row[0]) for row in rows} == {t.number for t in study.best_trials}
+    # the driver's last progress line counts the front as the tables do
+    sizes = re.findall(r"\| front size (\d+) \|", run.stdout)
+    assert len(sizes) == 4 and int(sizes[-1]) == len(rows)
 
 
 def test_local_ray_runtime_runs_two_trials_at_once(tmp_path):

@@ -159,9 +159,10 @@ def pick_trial(frame: pd.DataFrame, settings: PickSettings, metrics: Sequence[st
         named = metric if prefer == "accuracy" else prefer   # the study's metric, e.g. f1_macro
         rule = f"the {best} {named} of the {len(front)} non-dominated feasible trials"
     met = "; ".join(c.describe(float(chosen[c.metric])) for c in constraints)
-    reason = (f"trial {int(chosen['trial'])}: {rule}"
-              f" ({len(feasible)} of {len(done)} completed trials meet the constraints"
-              f"{': ' + met if met else ''}){note}")
+    counts = (f"{len(feasible)} of {len(done)} completed trials meet the constraints"
+              f"{': ' + met if met else ''}" if constraints else
+              f"{len(done)} completed trial{'s' if len(done) != 1 else ''}, no constraint given")
+    reason = f"trial {int(chosen['trial'])}: {rule} ({counts}){note}"
     return PickResult(int(chosen["trial"]), chosen.to_dict(), reason, len(feasible), len(done))
 
 

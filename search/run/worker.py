@@ -3,6 +3,7 @@ reached. ``sparsity-search run --workers N`` starts N of them; ``sparsity-search
 on any machine that reaches the storage (and the study folder, for ``dense.pt``)."""
 from __future__ import annotations
 
+import pickle
 import zlib
 from typing import Callable
 
@@ -70,16 +71,25 @@ def run_worker(config: ExperimentConfig, *, worker_index: int | None = None, wor
 
 
 def spawned_worker_main(config: ExperimentConfig, worker_index: int, workers: int,
-                        inputs: ContextInputs | None = None,
+                        inputs: bytes | ContextInputs | None = None,
                         basis: CostBasis | None = None) -> None:
     """Entry point of a worker process started by the local backend (forked from its fork server,
-    or spawned where the platform has none)."""
+    or spawned where the platform has none). ``inputs``: pickled ``ContextInputs``, or None."""
     prefix = f"[w{worker_index}] "
 
     def log(message: str) -> None:
         print(prefix + message, flush=True)
 
     stop_request.install()   # Ctrl-C, and terminate() from the first process, end it cleanly
+    if isinstance(inputs, bytes):
+        try:
+            inputs = pickle.loads(inputs)
+        except (AttributeError, ImportError) as exc:   # a name the main module does not define
+            log(f"stopped: cannot load the Python API's model, data or loss sent to it "
+                f"({type(exc).__name__}: {exc}); define them at module level, not under "
+                f"`if __name__ == \"__main__\":` (worker processes import the main module, they "
+                f"do not run it); the other workers go on")
+            raise SystemExit(3) from None
     try:
         run_worker(config, worker_index=worker_index, workers=workers, inputs=inputs,
                    basis=basis, log=log)

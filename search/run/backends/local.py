@@ -121,7 +121,11 @@ class WorkerProcesses:
                  inputs: ContextInputs | None = None, basis: CostBasis | None = None):
         ctx = multiprocessing.get_context(WORKER_START_METHOD)
         self.processes: list[BaseProcess] = [
-            ctx.Process(target=spawned_worker_main, args=(config, index, workers, inputs, basis),
+            # The Python API's objects travel pickled by us, so the worker unpickles them in its
+            # own code and can say why it cannot (a factory defined under `if __name__ ...`).
+            ctx.Process(target=spawned_worker_main,
+                        args=(config, index, workers,
+                              None if inputs is None else pickle.dumps(inputs), basis),
                         name=f"sparsity-search-worker-{index}")
             for index in indices]
         self.error: BaseException | None = None

@@ -187,3 +187,25 @@ def test_a_script_that_runs_a_study_at_import_is_not_run_again_by_its_workers(tm
     assert 'put the code that runs the study under `if __name__ == "__main__":`' in done.stderr
     assert "[w1] [" not in done.stdout                       # no trial ran in the worker
     assert "worker processes failed: sparsity-search-worker-1 (exit code 1)" in done.stdout
+
+
+def test_a_factory_defined_under_the_main_guard_is_named_by_the_worker(tmp_path):
+    """It pickles in the caller, but a worker imports the main module without running the guard:
+    it died in multiprocessing's unpickling with a bare AttributeError traceback."""
+    script = tmp_path / "guarded.py"
+    data = tiny_config_dict(tmp_path, n_trials=4)
+    data["parallel"] = {"workers": 2}
+    script.write_text(
+        "from torch import nn\n"
+        "from search.api import run_search\n"
+        "if __name__ == '__main__':\n"
+        "    def make():\n"
+        "        return nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 4))\n"
+        f"    result = run_search({data!r}, model=make, log=print)\n"
+        "    print('FINISHED', len(result.trials()))\n")
+    done = subprocess.run([cli_command()[0], str(script)], capture_output=True, text=True,
+                          env=cli_env(), cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "FINISHED 4" in done.stdout and "Traceback" not in done.stderr
+    assert ("[w1] stopped: cannot load the Python API's model, data or loss sent to it "
+            "(AttributeError: Can't get attribute 'make'") in done.stdout

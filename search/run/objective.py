@@ -1,13 +1,15 @@
 """The objective of every backend: one trial from candidate to stored metrics."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
 import traceback
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from search.config import ExperimentConfig
@@ -17,7 +19,7 @@ from search.run.early_stopping import FrontRungCheck
 from search.run.reliability import INTERRUPTED, RetryInterruptedTrial
 from search.run.study_view import StudyView
 from search.run.trial_writes import BufferedWrites
-from spaces.candidate import Candidate
+from spaces.candidate import SPARSITY_PREFIX, Candidate
 from spaces.space import SearchSpace
 from trainers.eval_context import EvalContext
 from trainers.method_parts import prepare_candidate, previews_final, training_epochs
@@ -52,17 +54,17 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         writes.flush()   # stored before training: a killed trial is retried from its parameters
         twin = find_duplicate(trials, flat)
         if twin is not None:   # never pay twice: reuse the stored result
-            for key, value in twin.user_attrs.items():
-                if key not in ("candidate", "origin", "finetune_epochs_done", "retry_of",
-                               "eval_seconds") + PROCESS_ATTRS:
-                    trial.set_user_attr(key, value)
-            trial.set_user_attr("duplicate_of", twin.number)
-            trial.set_user_attr("finetune_epochs_done", 0)
-            return list(twin.values)
+            return reuse(trial, twin)
         check = None
         started = time.perf_counter()
         try:
             prepared = prepare_candidate(candidate, context)   # built and pruned once per trial
+            if candidate.granularity == "channel" and candidate.schedule == "oneshot":
+                built = built_channel_key(flat, prepared.masks.weights)
+                trial.set_user_attr(CHANNEL_KEY, built)
+                twin = find_duplicate(trials, built, CHANNEL_KEY)
+                if twin is not None:   # other sparsities that remove the same channels
+                    return reuse(trial, twin)
             if config.search.early_stopping.active(metrics):
                 check = FrontRungCheck(view, metrics, config.search.objectives.directions,
                                        known_costs(candidate, context, prepared),
@@ -132,15 +134,42 @@ def finetune_epochs(candidate: Candidate, context: EvalContext) -> int:
     return training_epochs(candidate, context)
 
 
-def find_duplicate(trials: Sequence[FrozenTrial], candidate: dict) -> FrozenTrial | None:
-    """A completed trial of exactly this candidate (its flat dict; values are on the space's grid)
-    among ``trials`` (the study's, as read at the start of this trial).
+def find_duplicate(trials: Sequence[FrozenTrial], candidate: dict | str,
+                   key: str = "candidate") -> FrozenTrial | None:
+    """A completed trial of exactly this candidate (its flat dict; values are on the space's grid;
+    or, with ``key=CHANNEL_KEY``, the model it builds) among ``trials`` (the study's, as read at
+    the start of this trial).
 
     Candidates, not parameters, are compared: different parameters can make the same candidate
     (``global_offset`` offsets clamped at a layer's bound).
     """
     for other in trials:
-        if other.state == TrialState.COMPLETE and other.user_attrs.get("candidate") == candidate \
+        if other.state == TrialState.COMPLETE and other.user_attrs.get(key) == candidate \
                 and "duplicate_of" not in other.user_attrs:
             return other
     return None
+
+
+def reuse(trial: optuna.Trial, twin: FrozenTrial) -> list[float]:
+    """Record ``twin``'s result as this trial's (``duplicate_of``; nothing trained)."""
+    for key, value in twin.user_attrs.items():
+        if key not in ("candidate", "origin", "finetune_epochs_done", "retry_of", "eval_seconds",
+                       CHANNEL_KEY) + PROCESS_ATTRS:
+            trial.set_user_attr(key, value)
+    trial.set_user_attr("duplicate_of", twin.number)
+    trial.set_user_attr("finetune_epochs_done", 0)
+    return list(twin.values)
+
+
+CHANNEL_KEY = "channel_key"
+
+
+def built_channel_key(flat: dict, weight_masks: Mapping[str, torch.Tensor]) -> str:
+    """What a one-shot channel candidate builds: its settings but the per-layer sparsities, and
+    the output channels each module loses (two sparsities that round to the same channels, or a
+    request a coupled group ignores, build the same model)."""
+    removed = {name: (~mask.reshape(mask.shape[0], -1).any(dim=1)).nonzero().flatten().tolist()
+               for name, mask in sorted(weight_masks.items())}
+    settings = {k: v for k, v in sorted(flat.items()) if not k.startswith(SPARSITY_PREFIX)}
+    text = json.dumps([settings, removed], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]

@@ -26,6 +26,7 @@ from trainers.errors import error_summary
 from trainers.pruning.channel_masks import channel_masks
 
 RATIO = 0.25          # of each layer's channels (or heads, or block positions) removed to try
+CROSS_CHANNEL = (nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 _CACHE: dict[tuple, dict[str, str]] = {}
 
 
@@ -50,16 +51,48 @@ def unfaithful_layers(plain: nn.Module, example: torch.Tensor, layers: Sequence[
 
 def _find(plain: nn.Module, example: torch.Tensor, layers: Sequence[str], *tools: Callable
           ) -> dict[str, str]:
-    """All layers at once; each alone only when that fails (``tools``: request, expand, shrink)."""
-    batch = _batch(example)
-    if _try(plain, batch, layers, *tools) is None:
-        return {}
-    found = {}
+    """Groups of coupled layers (their removals reach the same modules: one verdict) that reach
+    a cross-channel norm are left out at once; the rest are tried all at once and, when that
+    fails, halved until the failing groups are alone (``tools``: request, expand, shrink)."""
+    request, expand = tools[0], tools[1]
+    modules = dict(plain.named_modules())
+    members: dict[object, list[str]] = {}
     for name in layers:
-        alone = _try(plain, batch, [name], *tools)
-        if alone is not None:
-            found[name] = alone
+        try:
+            reach: object = frozenset(expand({name: request(name)}))
+        except Exception:          # tried (and named) alone below
+            reach = name
+        members.setdefault(reach, []).append(name)
+    found = {}
+    for reach, names in list(members.items()):
+        norm = sorted(m for m in reach if isinstance(modules.get(m), CROSS_CHANNEL)) \
+            if isinstance(reach, frozenset) else []
+        if norm:
+            found.update({name: f"{norm[0]} ({type(modules[norm[0]]).__name__}) normalises "
+                                f"across its channels: a masked channel still counts in its "
+                                f"statistics, a removed one does not" for name in names})
+            del members[reach]
+    batch = _batch(example)
+    rest = [name for names in members.values() for name in names]
+    if not rest or _try(plain, batch, rest, *tools) is None:
+        return found
+    groups = {names[0]: names for names in members.values()}
+    for first, why in _halving(plain, batch, list(groups), tools).items():
+        found.update({name: why for name in groups[first]})
     return found
+
+
+def _halving(plain: nn.Module, batch: torch.Tensor, names: list[str], tools: Sequence[Callable]
+             ) -> dict[str, str]:
+    """The layers of ``names`` whose channels fail alone, found by halving."""
+    why = _try(plain, batch, names, *tools)
+    if why is None:
+        return {}
+    if len(names) == 1:
+        return {names[0]: why}
+    half = len(names) // 2
+    return {**_halving(plain, batch, names[:half], tools),
+            **_halving(plain, batch, names[half:], tools)}
 
 
 def _batch(example: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,9 @@ def test_layers_before_a_cross_channel_norm_are_left_alone(norm):
     left = coupling.unfaithful
     expected = {"conv", "fc1"} if norm == "group" else {"fc1"}
     assert set(left) == expected
-    assert all("give different outputs" in why or "fails" in why for why in left.values())
+    assert left["fc1"].startswith("ln (LayerNorm) normalises across its channels")
+    if norm == "group":
+        assert left["conv"].startswith("norm (GroupNorm) normalises across its channels")
     # The search's masks leave them whole; the others are pruned, and the exported (shrunk)
     # model computes what the masked one computes.
     candidate = Candidate(sparsity={"conv": 0.5, "fc1": 0.5, "fc2": 0.5}, bits={},
@@ -51,6 +53,27 @@ def test_layers_before_a_cross_channel_norm_are_left_alone(norm):
     assert small.fc2.out_features < 16
     with torch.no_grad():
         assert torch.allclose(small(x), model(x), atol=1e-5)
+
+
+def test_other_couplings_are_tried_and_the_failing_ones_named():
+    """No norm to recognise: two branches concatenated, then flattened into a Linear (torch-pruning
+    removes the wrong input columns), found by trying, beside a layer that is fine."""
+    class Concat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(1, 4, 1)
+            self.fc1 = nn.Linear(8 * 16, 12)
+            self.head = nn.Linear(12, 3)
+
+        def forward(self, x):
+            x = torch.relu(torch.cat([self.a(x), self.b(x)], 1)).flatten(1)
+            return self.head(torch.relu(self.fc1(x)))
+
+    torch.manual_seed(0)
+    left = ChannelCoupling(Concat().eval(), torch.zeros(1, 1, 4, 4)).unfaithful
+    assert set(left) == {"a", "b"}
+    assert all(why.startswith(("removing its channels", "masked and removed")) for why in
+               left.values())
 
 
 def test_the_built_in_models_keep_every_layer():

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_STUDY_STOPPED
     except KeyboardInterrupt:
+        stop_request.release_heartbeats()
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except BrokenPipeError:       # the reader closed the pipe (e.g. `| head`): not an error

@@ -53,10 +53,23 @@ def install() -> Callable[[], None]:
     return restore
 
 
+def release_heartbeats() -> None:
+    """Let Optuna's heartbeat threads end. One starts in ``with get_heartbeat_thread(...)`` around
+    each trial and is not a daemon: an interrupt that lands between its start and the ``with``
+    block's entry skips its stop, and the process then hung at exit waiting for it (seen once:
+    a worker printed "interrupted" and never ended). Called on the way out of an interrupt."""
+    for thread in threading.enumerate():
+        if getattr(getattr(thread, "_target", None), "__name__", "") != "_record_heartbeat":
+            continue
+        for arg in getattr(thread, "_args", ()):
+            if isinstance(arg, threading.Event):
+                arg.set()
+
+
 def raise_if_requested() -> None:
     """Raise ``KeyboardInterrupt`` if a stop was requested (and possibly swallowed) before."""
     if _requested:
         raise KeyboardInterrupt
 
 
-__all__ = ["install", "raise_if_requested"]
+__all__ = ["install", "raise_if_requested", "release_heartbeats"]

@@ -97,5 +97,6 @@ def spawned_worker_main(config: ExperimentConfig, worker_index: int, workers: in
         log(f"stopped: {exc}")
         raise SystemExit(3) from exc
     except KeyboardInterrupt:   # its running trial is marked interrupted and queued again
+        stop_request.release_heartbeats()
         log("interrupted")
         raise SystemExit(130) from None

@@ -51,3 +51,25 @@ def test_without_a_request_nothing_is_raised():
     restore = stop_request.install()
     restore()
     stop_request.raise_if_requested()
+
+
+def test_a_heartbeat_thread_left_running_by_an_interrupt_is_released():
+    """An interrupt between the heartbeat thread's start and Optuna's ``with`` block left it
+    running (not a daemon): the worker printed "interrupted" and never exited."""
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    from search.run.stop_request import release_heartbeats
+
+    class Beat:
+        def get_heartbeat_interval(self):
+            return 60
+
+        def record_heartbeat(self, trial_id):
+            pass
+
+    beat = HeartbeatThread(0, Beat())
+    beat.start()                 # and never joined, as after the interrupt
+    assert beat._thread.is_alive()
+    release_heartbeats()
+    beat._thread.join(timeout=5)
+    assert not beat._thread.is_alive()

@@ -18,7 +18,13 @@ CONSTRAINTS_KEY = "constraints"
 FEASIBLE = "feasible"   # the trials.csv column saying so, in studies with constraints
 
 __all__ = ["CONSTRAINTS_KEY", "FEASIBLE", "MAXIMIZE", "MINIMIZE", "dominated_by", "dominated_rows",
-           "dominates", "pareto_front", "to_minimization"]
+           "dominates", "feasible", "pareto_front", "to_minimization"]
+
+
+def feasible(trial: object) -> bool:
+    """Whether a trial (an Optuna ``FrozenTrial``) meets the study's ``search.constraints`` (a
+    study without any: every trial)."""
+    return all(c <= 0 for c in getattr(trial, "system_attrs", {}).get(CONSTRAINTS_KEY, ()))
 
 
 def to_minimization(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:

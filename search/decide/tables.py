@@ -8,7 +8,7 @@ import optuna
 import pandas as pd
 
 from search.decide.noise import INTERVAL_COLUMN, NOISE_COLUMN, interval_texts, noise_notes
-from search.pareto import CONSTRAINTS_KEY, FEASIBLE, pareto_front
+from search.pareto import CONSTRAINTS_KEY, FEASIBLE, feasible, pareto_front
 from search.run.budget import is_surplus
 from spaces.candidate import BITS_PREFIX, SPARSITY_PREFIX
 from trainers.checkpoint import atomic_write_text
@@ -31,7 +31,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             else:
                 row[key] = value
         if CONSTRAINTS_KEY in trial.system_attrs:   # the study has search.constraints
-            row[FEASIBLE] = all(c <= 0 for c in trial.system_attrs[CONSTRAINTS_KEY])
+            row[FEASIBLE] = feasible(trial)
         if trial.datetime_start and trial.datetime_complete:
             row["duration_s"] = (trial.datetime_complete - trial.datetime_start).total_seconds()
         rows.append(row)

@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import TrialState
 from trainers.rungs import StopCandidate
 
-from search.pareto import dominates
+from search.pareto import dominates, feasible
 from search.run.early_stopping_settings import EarlyStoppingSettings, ScreeningSettings
 from search.run.screening import fit_rung0_map, hypervolume_gain, ranked_out
 from search.run.study_view import StudyView
@@ -122,10 +122,12 @@ class FrontRungCheck:
 
     def dominating(self, bound: float, finished: Sequence[optuna.trial.FrozenTrial]
                    ) -> optuna.trial.FrozenTrial | None:
-        """A completed trial dominating (``bound`` accuracy, this candidate's known costs)."""
+        """A completed trial dominating (``bound`` accuracy, this candidate's known costs); only
+        trials within ``search.constraints`` count: the front is theirs."""
         point = [bound if m == "accuracy" else self.costs[m] for m in self.metrics]
         for other in finished:
-            if other.values is not None and dominates(other.values, point, self.directions):
+            if other.values is not None and feasible(other) \
+                    and dominates(other.values, point, self.directions):
                 return other
         return None
 

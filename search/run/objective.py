@@ -16,6 +16,7 @@ from search.config import ExperimentConfig
 from search.run.budget import (PROCESS_ATTRS, WORKER_ATTR, claim_epochs, claim_slot,
                                process_token)
 from search.run.early_stopping import FrontRungCheck
+from search.run.refine_settings import REFINED_KEY
 from search.run.reliability import INTERRUPTED, RetryInterruptedTrial
 from search.run.study_view import StudyView
 from search.run.trial_writes import BufferedWrites
@@ -53,7 +54,7 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
             trial.set_user_attr("origin", "sampler")
         writes.flush()   # stored before training: a killed trial is retried from its parameters
         twin = find_duplicate(trials, flat)
-        if twin is not None:   # never pay twice: reuse the stored result
+        if twin is not None:   # never pay twice: reuse the stored result (or stop)
             return reuse(trial, twin)
         check = None
         started = time.perf_counter()
@@ -74,6 +75,8 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
                     check.screen(measure_rung0(prepared.model, context, candidate.seed,
                                                screening.bn_batches).attrs(), screening)
             result = evaluate_candidate(candidate, context, check, prepared)
+        except optuna.TrialPruned:   # a twin stopped early (``reuse``)
+            raise
         except StopCandidate as stop:
             trial.set_user_attr("pruned_rung", stop.epoch)
             trial.set_user_attr("pruned_reason", stop.reason)
@@ -136,28 +139,37 @@ def finetune_epochs(candidate: Candidate, context: EvalContext) -> int:
 
 def find_duplicate(trials: Sequence[FrozenTrial], candidate: dict | str,
                    key: str = "candidate") -> FrozenTrial | None:
-    """A completed trial of exactly this candidate (its flat dict; values are on the space's grid;
-    or, with ``key=CHANNEL_KEY``, the model it builds) among ``trials`` (the study's, as read at
-    the start of this trial).
+    """A finished trial (completed, else stopped early) of exactly this candidate (its flat dict;
+    values are on the space's grid; or, with ``key=CHANNEL_KEY``, the model it builds) among
+    ``trials`` (the study's, as read at the start of this trial).
 
     Candidates, not parameters, are compared: different parameters can make the same candidate
     (``global_offset`` offsets clamped at a layer's bound).
     """
+    stopped = None   # one stopped early or screened out: its stop holds (the front only grows)
     for other in trials:
-        if other.state == TrialState.COMPLETE and other.user_attrs.get(key) == candidate \
+        if other.state in (TrialState.COMPLETE, TrialState.PRUNED) \
+                and other.user_attrs.get(key) == candidate \
                 and "duplicate_of" not in other.user_attrs:
-            return other
-    return None
+            if other.state == TrialState.COMPLETE:
+                return other
+            stopped = stopped or other
+    return stopped
 
 
 def reuse(trial: optuna.Trial, twin: FrozenTrial) -> list[float]:
-    """Record ``twin``'s result as this trial's (``duplicate_of``; nothing trained)."""
+    """Record ``twin``'s result as this trial's (``duplicate_of``; nothing trained); a twin
+    stopped early stops this trial with its reason."""
     for key, value in twin.user_attrs.items():
         if key not in ("candidate", "origin", "finetune_epochs_done", "retry_of", "eval_seconds",
-                       CHANNEL_KEY) + PROCESS_ATTRS:
+                       CHANNEL_KEY, REFINED_KEY) + PROCESS_ATTRS:
             trial.set_user_attr(key, value)
     trial.set_user_attr("duplicate_of", twin.number)
     trial.set_user_attr("finetune_epochs_done", 0)
+    if twin.state == TrialState.PRUNED:
+        reason = f"as trial {twin.number}: {twin.user_attrs.get('pruned_reason', 'stopped')}"
+        trial.set_user_attr("pruned_reason", reason)
+        raise optuna.TrialPruned(reason)
     return list(twin.values)
 
 

@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.config import ExperimentConfig
 from search.decide.tables import write_tables
-from search.pareto import CONSTRAINTS_KEY, dominated_by, dominated_rows, to_minimization
+from search.pareto import dominated_by, dominated_rows, feasible, to_minimization
 from search.run.budget import (FINISHED_STATES, budget_open, epochs_open, epochs_spent,
                                is_surplus)
 from search.run.early_stopping import SCREENING_NOTE
@@ -157,8 +157,7 @@ class FrontSize:
             if trial.state != TrialState.COMPLETE or trial.number in self.seen:
                 continue
             self.seen.add(trial.number)
-            if trial.values is None or "duplicate_of" in trial.user_attrs or any(
-                    c > 0 for c in trial.system_attrs.get(CONSTRAINTS_KEY, ())):
+            if trial.values is None or "duplicate_of" in trial.user_attrs or not feasible(trial):
                 continue
             point = to_minimization([trial.values], self.directions)[0]
             if dominated_by(self.front, point).any():

@@ -25,6 +25,7 @@ import numpy as np
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from search.pareto import feasible
 from search.run.evolutionary import is_layer_sparsity, params_key, step_value
 from search.run.proposing import ProposingSampler
 from search.run.refine_settings import REFINED_KEY, RefineSettings
@@ -90,7 +91,8 @@ class RefiningSampler(ProposingSampler):
             return None
         trials = study.get_trials(deepcopy=False)
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
-                and all(map(math.isfinite, t.values)) and t.params]
+                and all(map(math.isfinite, t.values)) and t.params
+                and feasible(t)]   # within search.constraints: the front users pick from
         seen = {params_key(free_params(t)) for t in trials if t.params}
         levels = self.levels
         turn = number // self.settings.every

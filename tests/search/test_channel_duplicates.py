@@ -35,3 +35,46 @@ def test_sparsities_that_remove_the_same_channels_are_trained_once(tmp_path):
     assert trials.loc[2, "accuracy"] == trials.loc[1, "accuracy"]
     assert trials.loc[3, "channel_key"] != trials.loc[1, "channel_key"]
     assert "duplicate_of" not in trials or trials["duplicate_of"].count() == 1
+
+
+def _twin_study(state, attrs):
+    import optuna
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(
+        state=state, values=[0.9, 10.0] if state.name == "COMPLETE" else None,
+        intermediate_values={} if state.name == "COMPLETE" else {1: 0.5},
+        user_attrs={"candidate": {"sparsity.a": 0.5}, **attrs}))
+    return study
+
+
+def test_a_reused_result_keeps_its_own_origin_not_the_twins_refinement_parents():
+    from optuna.trial import TrialState
+
+    from search.run.objective import REFINED_KEY, find_duplicate, reuse
+
+    study = _twin_study(TrialState.COMPLETE, {REFINED_KEY: [3], "origin": "refine",
+                                              "accuracy": 0.9})
+    twin = find_duplicate(study.trials, {"sparsity.a": 0.5})
+    trial = study.ask()
+    trial.set_user_attr("origin", "sampler")
+    assert reuse(trial, twin) == [0.9, 10.0]
+    assert REFINED_KEY not in trial.user_attrs and trial.user_attrs["origin"] == "sampler"
+    assert trial.user_attrs["duplicate_of"] == 0 and trial.user_attrs["accuracy"] == 0.9
+
+
+def test_a_candidate_stopped_early_before_is_stopped_again_without_training():
+    """It was trained again for an epoch and stopped with the same reason."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from search.run.objective import find_duplicate, reuse
+
+    study = _twin_study(TrialState.PRUNED, {"pruned_rung": 1, "finetune_epochs_done": 1,
+                                            "pruned_reason": "after 1 fine-tune epoch(s) ..."})
+    twin = find_duplicate(study.trials, {"sparsity.a": 0.5})
+    assert twin is not None and twin.state == TrialState.PRUNED
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned, match="as trial 0: after 1 fine-tune epoch"):
+        reuse(trial, twin)
+    assert trial.user_attrs["finetune_epochs_done"] == 0 and trial.user_attrs["pruned_rung"] == 1

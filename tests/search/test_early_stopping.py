@@ -72,3 +72,16 @@ def test_the_run_says_how_candidates_stop():
     none = EarlyStoppingSettings().describe(last_epoch=1)
     assert "no rung (1/2) comes before the last fine-tune epoch (1)" in none
     assert "stops after" not in none
+
+
+def test_only_trials_within_the_constraints_stop_a_candidate():
+    """The front is the feasible trials': an infeasible trial (over a size bound that is not an
+    objective) stopped feasible candidates it dominated."""
+    study = optuna.create_study(directions=DIRECTIONS)
+    study.add_trial(optuna.trial.create_trial(values=[0.95, 100.0], user_attrs={rung_key(1): 0.6},
+                                              system_attrs={"constraints": [4000.0]}))
+    check(study, 200.0, margin=0.03, learned_bound=False)(1, 0.87)     # not stopped
+    study.add_trial(optuna.trial.create_trial(values=[0.95, 100.0], user_attrs={rung_key(1): 0.6},
+                                              system_attrs={"constraints": [-10.0]}))
+    with pytest.raises(StopCandidate, match="dominated by trial 1"):
+        check(study, 200.0, margin=0.03, learned_bound=False)(1, 0.87)

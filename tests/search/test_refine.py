@@ -195,3 +195,27 @@ def test_a_study_view_reads_once_until_its_copy_is_older_than_max_age():
     assert len(fresh.trials(states=(TrialState.COMPLETE,))) == 3
     study.set_user_attr("dense_reference", {"accuracy": 0.5})
     assert fresh.user_attr("dense_reference") == {"accuracy": 0.5}
+
+
+def test_refinement_bisects_the_front_within_the_constraints():
+    """An infeasible trial (outside search.constraints) is off the front users pick from: it was
+    taken as the cheapest accurate trial and its refinements came out infeasible too."""
+    from optuna.distributions import CategoricalDistribution
+
+    sampler = RefiningSampler(optuna.samplers.RandomSampler(seed=0), ["accuracy", "flops"],
+                              ["maximize", "minimize"], EVERY_3)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.set_user_attr("dense_reference", {"accuracy": DENSE})
+    dists = {"criterion": CategoricalDistribution(["magnitude"]), "log_density.a": GRID,
+             "log_density.b": GRID, "bits": CategoricalDistribution([4, 8])}
+    for log_density, over in ((0.0, -1.0), (-0.4, 1.0), (-0.2, -1.0), (-1.0, -1.0), (-0.6, -1.0)):
+        density = 10 ** log_density
+        study.add_trial(optuna.trial.create_trial(
+            params={"criterion": "magnitude", "log_density.a": log_density,
+                    "log_density.b": log_density, "bits": 8}, distributions=dists,
+            values=[DENSE - 0.2 * max(0.0, 0.4 - density), density],
+            system_attrs={"constraints": [over]}))
+    study.optimize(objective, n_trials=1)           # trial 5: a refinement turn
+    child = study.trials[5]
+    assert child.user_attrs.get("origin") == "refine"
+    assert 1 not in child.user_attrs[REFINED_KEY]    # trial 1 is the infeasible one

@@ -19,7 +19,8 @@ def starting_candidates(space: SearchSpace, context: EvalContext, config: Experi
     """
     found: list[tuple[str, Candidate]] = []
     if config.search.enqueue_dense:
-        found.append(("dense", space.dense_candidate()))
+        dense = space.dense_candidate()   # clamped into the space: space.sparsity.low > 0
+        found.append(("dense" if not any(dense.sparsity.values()) else "least_sparse", dense))
     searched = space.searched_layers()
     for bits in config.search.baseline_bits:
         for sparsity in config.search.baseline_sparsities:

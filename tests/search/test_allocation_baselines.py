@@ -64,3 +64,18 @@ def test_every_rule_keeps_all_dense_when_no_layer_is_searched(tmp_path):
     assert [origin for origin, _ in found] == ["dense", "uniform", "uniform"]
     assert [set(c.bits.values()) for _, c in found[1:]] == [{8}, {4}]
     assert all(set(c.sparsity.values()) == {0.0} for _, c in found)
+
+
+def test_the_dense_point_clamped_into_the_space_is_not_called_dense(tmp_path):
+    """With space.sparsity.low > 0 the first trial is the least sparse candidate the space
+    allows; trials.csv said origin 'dense' for a model 30% sparse in every layer."""
+    from search.run.context import build_study_context
+    from search.run.starting import starting_candidates
+
+    data = tiny_config_dict(tmp_path, n_trials=2)
+    data["space"] = {**data.get("space", {}), "sparsity": {"low": 0.3}}
+    config = config_from_dict(data)
+    context, space = build_study_context(config, log=lambda _: None)
+    origin, candidate = starting_candidates(space, context, config)[0]
+    searched = space.searched_layers()            # (the classifier is not searched)
+    assert origin == "least_sparse" and all(candidate.sparsity[n] >= 0.3 for n in searched)

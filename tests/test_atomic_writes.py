@@ -17,6 +17,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("search", "spaces", "trainers")
 ALLOWED_FILES = {Path("trainers/checkpoint.py")}       # where atomic_write itself lives
+# Loads of bytes that never were a file: a worker process unpickles what its parent pickled for
+# it in memory (what multiprocessing would otherwise unpickle itself), to say why it cannot.
+ALLOWED_LOADS = {(Path("search/run/worker.py"), "inputs = pickle.loads(inputs)")}
 WRITER_METHODS = {"save", "savefig", "to_csv", "to_parquet", "to_json", "write_html",
                   "write_image", "write_text", "write_bytes", "dump", "export", "save_pretrained"}
 
@@ -97,6 +100,8 @@ def test_checkpoints_are_loaded_only_weights_only(package):
         if path.relative_to(REPO) in ALLOWED_FILES:
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
+            if (path.relative_to(REPO), line.strip()) in ALLOWED_LOADS:
+                continue
             if any(call in line for call in ("torch.load(", "pickle.load", "pickle.loads(",
                                              "dill.load")):
                 found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")

@@ -53,7 +53,8 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
         if "origin" not in trial.user_attrs:   # enqueued and refined trials have theirs
             trial.set_user_attr("origin", "sampler")
         writes.flush()   # stored before training: a killed trial is retried from its parameters
-        twin = find_duplicate(trials, flat)
+        stopping = config.search.early_stopping.active(metrics)   # (a stop holds only then)
+        twin = find_duplicate(trials, flat, stopped_too=stopping)
         if twin is not None:   # never pay twice: reuse the stored result (or stop)
             return reuse(trial, twin)
         check = None
@@ -63,10 +64,10 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
             if candidate.granularity == "channel" and candidate.schedule == "oneshot":
                 built = built_channel_key(flat, prepared.masks.weights)
                 trial.set_user_attr(CHANNEL_KEY, built)
-                twin = find_duplicate(trials, built, CHANNEL_KEY)
+                twin = find_duplicate(trials, built, CHANNEL_KEY, stopped_too=stopping)
                 if twin is not None:   # other sparsities that remove the same channels
                     return reuse(trial, twin)
-            if config.search.early_stopping.active(metrics):
+            if stopping:
                 check = FrontRungCheck(view, metrics, config.search.objectives.directions,
                                        known_costs(candidate, context, prepared),
                                        config.search.early_stopping, trial=trial)
@@ -138,10 +139,11 @@ def finetune_epochs(candidate: Candidate, context: EvalContext) -> int:
 
 
 def find_duplicate(trials: Sequence[FrozenTrial], candidate: dict | str,
-                   key: str = "candidate") -> FrozenTrial | None:
-    """A finished trial (completed, else stopped early) of exactly this candidate (its flat dict;
-    values are on the space's grid; or, with ``key=CHANNEL_KEY``, the model it builds) among
-    ``trials`` (the study's, as read at the start of this trial).
+                   key: str = "candidate", stopped_too: bool = True) -> FrozenTrial | None:
+    """A finished trial (completed, else, with ``stopped_too``, stopped early) of exactly this
+    candidate (its flat dict; values are on the space's grid; or, with ``key=CHANNEL_KEY``, the
+    model it builds) among ``trials`` (the study's, as read at the start of this trial): a study
+    resumed with early stopping off trains what an earlier run stopped.
 
     Candidates, not parameters, are compared: different parameters can make the same candidate
     (``global_offset`` offsets clamped at a layer's bound).
@@ -153,7 +155,7 @@ def find_duplicate(trials: Sequence[FrozenTrial], candidate: dict | str,
                 and "duplicate_of" not in other.user_attrs:
             if other.state == TrialState.COMPLETE:
                 return other
-            stopped = stopped or other
+            stopped = stopped or (other if stopped_too else None)
     return stopped
 
 

@@ -78,3 +78,13 @@ def test_a_candidate_stopped_early_before_is_stopped_again_without_training():
     with pytest.raises(optuna.TrialPruned, match="as trial 0: after 1 fine-tune epoch"):
         reuse(trial, twin)
     assert trial.user_attrs["finetune_epochs_done"] == 0 and trial.user_attrs["pruned_rung"] == 1
+
+
+def test_with_early_stopping_off_a_stopped_twin_is_not_reused():
+    """A study resumed with early stopping off trains what an earlier run stopped."""
+    from optuna.trial import TrialState
+
+    from search.run.objective import find_duplicate
+
+    study = _twin_study(TrialState.PRUNED, {"pruned_rung": 1})
+    assert find_duplicate(study.trials, {"sparsity.a": 0.5}, stopped_too=False) is None

@@ -28,12 +28,13 @@ BUDGET = 6
 pytestmark = pytest.mark.slow
 
 
-def write_config(tmp_path: Path, storage: str | None, dense_epochs: int = 200) -> Path:
+def write_config(tmp_path: Path, storage: str | None, dense_epochs: int = 200,
+                 finetune_epochs: int = 30) -> Path:
     config = {
         "study": "killed", "output_dir": str(tmp_path / "runs"), "device": "cpu", "threads": 1,
         "data": {"name": "synthetic", "options": {"samples": 300, "classes": 4}},
         "model": {"name": "mlp", "options": {"hidden": [16, 8]}},
-        "dense": {"epochs": dense_epochs}, "finetune": {"epochs": 30},
+        "dense": {"epochs": dense_epochs}, "finetune": {"epochs": finetune_epochs},
         # At most 90 % per layer: every candidate is valid, so every FAIL is an interruption.
         "space": {"bits": [8, 32], "criteria": ["magnitude"], "sparsity": {"high": 0.9}},
         "search": {"n_trials": BUDGET, "sampler": "random", "baseline_sparsities": [0.5],
@@ -255,7 +256,9 @@ def test_ctrl_c_of_a_run_with_workers_as_timeout_sends_it_is_clean_and_resumes(t
     """The terminal's Ctrl-C reaches the whole process group; ``timeout -s INT`` sends it to the
     command and then to the group again. The workers' trials used to end in Optuna's warning and
     two tracebacks (the second signal, or terminate(), cut the first one's cleanup)."""
-    config = write_config(tmp_path, None, dense_epochs=20)
+    # Trials long enough that worker 0 cannot finish the budget before worker 1 joins (in a fresh
+    # environment the fork server's first imports compile bytecode and take seconds).
+    config = write_config(tmp_path, None, dense_epochs=20, finetune_epochs=150)
     url = f"sqlite:///{tmp_path / 'runs' / 'killed' / 'study.db'}"
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "search", "run", str(config), "--workers", "2"],

@@ -60,8 +60,7 @@ class LocalBackend(Backend):
         if workers == 1:
             run_trials(study, space, context, config, log=log)
             return
-        if inputs is not None:
-            check_picklable(inputs)
+        # (``run_search`` checked that ``inputs`` pickle, before the dense reference trained)
         # Enqueue before any worker starts, so they all find the queue filled.
         enqueue_starting_points(study, space, context, config)
         log(f"starting {workers - 1} worker process(es) on storage of study '{config.study}'; "

@@ -22,6 +22,9 @@ class ScreeningSettings:
     # The predicted final accuracy is the monotone fit plus this quantile of its residuals.
     quantile: float = 0.9
     bn_batches: int = 4                # training batches re-estimating batch-norm statistics
+    # Validation samples rung 0 measures: a fixed random subset of the split when it is larger
+    # (None: the whole split). A candidate screened out costs a pass over these, not over all.
+    samples: int | None = 512
     # Of the candidates that could still reach the front, fine-tune only those whose predicted
     # hypervolume gain (median prediction) is in this top share of the last ``window`` such
     # candidates (1: fine-tune every one that could reach the front).
@@ -45,6 +48,10 @@ class ScreeningSettings:
         if self.window < 2:
             raise ConfigError(f"search.early_stopping.screening.window must be >= 2, "
                               f"got {self.window}")
+        if self.samples is not None and (isinstance(self.samples, bool)
+                                         or not isinstance(self.samples, int) or self.samples < 1):
+            raise ConfigError("search.early_stopping.screening.samples must be a whole number "
+                              f">= 1 or null (the whole validation split), got {self.samples!r}")
         if self.bn_batches < 0:
             raise ConfigError("search.early_stopping.screening.bn_batches must be >= 0, "
                               f"got {self.bn_batches}")

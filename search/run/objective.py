@@ -38,10 +38,11 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
     """The trial function of every backend. ``guard_budget``: claim a budget slot first (for
     workers that share a study; Ray's ``num_samples`` already bounds its own trials)."""
     metrics = config.search.objectives.metrics
+    fixed: dict = {}   # the study's fixed attributes, read by the first trial that needs them
 
     def objective(trial: optuna.Trial, writes: BufferedWrites) -> list[float]:
         trial.set_user_attr(WORKER_ATTR, process_token())
-        view = StudyView(trial.study)   # read once: budget, duplicates, rung 0 and the rungs
+        view = StudyView(trial.study, fixed=fixed)   # read once: budget, duplicates, rungs
         trials = view.trials()
         if guard_budget:
             claim_slot(trial, config.search.n_trials, trials)
@@ -74,7 +75,8 @@ def make_objective(space: SearchSpace, context: EvalContext, config: ExperimentC
                 screening = config.search.early_stopping.screening
                 if screening.enabled and previews_final(candidate):
                     check.screen(measure_rung0(prepared.model, context, candidate.seed,
-                                               screening.bn_batches).attrs(), screening)
+                                               screening.bn_batches, screening.samples).attrs(),
+                                 screening)
             result = evaluate_candidate(candidate, context, check, prepared)
         except optuna.TrialPruned:   # a twin stopped early (``reuse``)
             raise

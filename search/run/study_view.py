@@ -15,17 +15,24 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 MAX_AGE_S = 2.0   # re-read a copy older than this (a long epoch); short trials reuse theirs
+# Study attributes written before the first trial and never again: read once per run, not once
+# per trial (a read of every study attribute is a storage query; a stopped trial names the metric).
+FIXED_ATTRS = ("metric", "dense_reference")
 
 
 class StudyView:
     """``study.get_trials`` and ``study.user_attrs`` for one trial, read at most once per
     ``max_age`` seconds."""
 
-    def __init__(self, study: optuna.Study, max_age: float = MAX_AGE_S):
+    def __init__(self, study: optuna.Study, max_age: float = MAX_AGE_S,
+                 fixed: dict[str, Any] | None = None):
+        """``fixed``: where the ``FIXED_ATTRS`` found are kept for the next views of the same
+        run (one dict per objective)."""
         self.study = study
         self.max_age = max_age
         self._trials: list[FrozenTrial] | None = None
         self._attrs: dict[str, Any] | None = None
+        self._fixed = {} if fixed is None else fixed
         self._read_at = -float("inf")
 
     def _fresh(self) -> None:
@@ -42,6 +49,11 @@ class StudyView:
 
     def user_attr(self, key: str) -> Any:
         """A study user attribute (set before any trial runs: read once)."""
+        if key in self._fixed:
+            return self._fixed[key]
         if self._attrs is None:
             self._attrs = dict(self.study.user_attrs)
-        return self._attrs.get(key)
+        value = self._attrs.get(key)
+        if key in FIXED_ATTRS and value is not None:
+            self._fixed[key] = value
+        return value

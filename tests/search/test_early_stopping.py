@@ -85,3 +85,19 @@ def test_only_trials_within_the_constraints_stop_a_candidate():
                                               system_attrs={"constraints": [-10.0]}))
     with pytest.raises(StopCandidate, match="dominated by trial 1"):
         check(study, 200.0, margin=0.03, learned_bound=False)(1, 0.87)
+
+
+def test_a_runs_views_read_the_studys_fixed_attributes_once():
+    from search.run.study_view import StudyView
+
+    study = optuna.create_study()
+    study.set_user_attr("metric", "top5")
+    fixed: dict = {}
+    assert StudyView(study, fixed=fixed).user_attr("metric") == "top5"
+    assert StudyView(study, fixed=fixed).user_attr("dense_reference") is None   # not yet set
+    study.set_user_attr("metric", "changed behind the run's back")
+    study.set_user_attr("dense_reference", {"flops": 1.0})
+    later = StudyView(study, fixed=fixed)
+    assert later.user_attr("metric") == "top5"                  # kept from the first read
+    assert later.user_attr("dense_reference") == {"flops": 1.0}  # a missing one is read again
+    assert StudyView(study).user_attr("metric") == "changed behind the run's back"

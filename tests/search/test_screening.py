@@ -109,7 +109,8 @@ def test_screen_stops_a_dominated_candidate_and_records_its_figures():
 
 
 @pytest.mark.parametrize("field,value", [("min_trials", 1), ("min_correlation", 2.0),
-                                         ("quantile", 1.5), ("bn_batches", -1)])
+                                         ("quantile", 1.5), ("bn_batches", -1),
+                                         ("samples", 0)])
 def test_bad_screening_settings_name_the_field(field, value):
     with pytest.raises(ConfigError, match=f"search.early_stopping.screening.{field} must"):
         ScreeningSettings(**{field: value})

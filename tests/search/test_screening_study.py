@@ -36,7 +36,7 @@ def spent(trials):
 
 
 def test_screened_candidates_are_stored_and_counted(tmp_path, capsys):
-    screening = {"min_trials": 4, "min_correlation": -1.0, "quantile": 0.0}
+    screening = {"min_trials": 4, "min_correlation": -1.0, "quantile": 0.0, "samples": 20}
     path = write_config(tmp_path, n_trials=24, early_stopping={"screening": screening})
     assert main(["run", str(path)]) == 0
     out = capsys.readouterr().out
@@ -55,6 +55,9 @@ def test_screened_candidates_are_stored_and_counted(tmp_path, capsys):
     fine_tuned = [t for t in trials if t.state.name == "COMPLETE"]
     assert all("rung0_kl" in t.user_attrs for t in fine_tuned if "duplicate_of" not in t.user_attrs
                and t.user_attrs.get("origin") != "dense")
+    # Rung 0 measured a calibration subset of 20 validation samples, and says so.
+    assert {t.user_attrs.get("rung0_samples") for t in trials if "rung0_kl" in t.user_attrs} \
+        == {20}
     assert main(["status", "--output-dir", str(tmp_path / "runs"), "--study", "tiny"]) == 0
     assert f"{len(screened)} candidates screened out before fine-tuning" in capsys.readouterr().out
 

@@ -98,3 +98,40 @@ def test_prediction_count_is_samples_times_targets_per_sample():
     assert prediction_count(windows) == 40                             # every position of a window
     assert prediction_count(PlainDataset(7)) == 7
     assert prediction_count(tensors(0)) == 0
+
+
+def _sample_ids(split) -> list[int]:
+    """The samples of ``split`` in the order it yields them (each sample's value is its id)."""
+    return [int(v) for x, _ in iterate_batches(split, 7, torch.device("cpu"), shuffle=False)
+            for v in x.reshape(len(x), -1)[:, 0]]
+
+
+@pytest.mark.parametrize("kind", ["tensors", "dataset", "loader"])
+def test_a_calibration_subset_is_a_fixed_random_draw_in_the_split_order(kind):
+    from trainers.data.splits import calibration_subset
+
+    split = {"tensors": tensors(100), "dataset": PlainDataset(100),
+             "loader": DataLoader(PlainDataset(100), batch_size=8, shuffle=True,
+                                  drop_last=True)}[kind]
+    subset = calibration_subset(split, 30)
+    ids = _sample_ids(subset)
+    assert len(ids) == 30 and len(set(ids)) == 30 and ids == sorted(ids)   # drop_last undone
+    assert ids != list(range(30))                      # not the first 30: a class-sorted split
+    assert ids == _sample_ids(calibration_subset(split, 30))   # the same draw every time
+    expected = {"tensors": TensorDataset, "dataset": Subset, "loader": DataLoader}[kind]
+    assert type(subset) is expected                    # a tensor split stays one (fast path)
+    for whole in (None, 100, 500):                     # nothing to cut: the split itself
+        assert calibration_subset(split, whole) is split
+
+
+def test_a_split_that_cannot_be_indexed_is_measured_whole():
+    from torch.utils.data import IterableDataset
+
+    from trainers.data.splits import calibration_subset
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            return iter([(torch.zeros(2), 0)] * 50)
+
+    stream = Stream()
+    assert calibration_subset(stream, 10) is stream

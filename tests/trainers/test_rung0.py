@@ -10,6 +10,7 @@ from torch import nn
 
 from search.config import config_from_dict
 from search.run.context import build_study_context
+from trainers.data.splits import calibration_subset
 from trainers.method_parts import prepare_candidate
 from trainers.rung0 import mean_kl, measure_rung0
 from trainers.training import measure_metric
@@ -80,3 +81,22 @@ def test_kl_is_over_the_class_dimension_and_nan_without_classes():
     assert mean_kl(dense, shuffled) == pytest.approx(by_hand)
     assert math.isnan(mean_kl(torch.randn(5, 1), torch.randn(5, 1)))    # one output: regression
     assert math.isnan(mean_kl(torch.randn(5, 3), torch.randn(4, 3)))
+
+
+def test_rung_0_on_a_calibration_subset_measures_those_samples_against_the_dense_ones(
+        norm_context):
+    context, space = norm_context
+    split = context.data.val
+    assert len(split) > 20
+    dense = prepare_candidate(space.dense_candidate(), context)
+    figures = measure_rung0(dense.model, context, seed=0, bn_batches=0, samples=20)
+    subset = calibration_subset(split, 20)
+    assert figures.samples == 20 and figures.attrs()["rung0_samples"] == 20
+    assert figures.kl == pytest.approx(0.0, abs=1e-6)        # the dense logits of those 20
+    assert figures.accuracy == pytest.approx(
+        measure_metric(dense.model, subset, context.device))
+    pruned = prepare_candidate(space.uniform_candidate(0.9, 8), context)
+    whole = measure_rung0(pruned.model, context, seed=0, bn_batches=0, samples=len(split))
+    every = measure_rung0(pruned.model, context, seed=0, bn_batches=0, samples=None)
+    assert whole.samples is None and "rung0_samples" not in whole.attrs()
+    assert (whole.accuracy, whole.kl) == (every.accuracy, every.kl)

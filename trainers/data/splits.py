@@ -194,3 +194,28 @@ def bundle_from_splits(train: Split, val: Split | None = None, test: Split | Non
     return DataBundle(train, val, test, int(classes), shape, name,
                       declared_preprocessing(preprocessing))
 
+
+
+CALIBRATION_SEED = 0   # the same subset for every candidate (and every study of one split)
+
+
+def calibration_subset(split: Split, samples: int | None) -> Split:
+    """``samples`` samples of ``split``, drawn once at random (a fixed seed) and kept in the
+    split's order; the split itself when it has no more than that, when ``samples`` is None, or
+    when it cannot be indexed (an iterable data set, a loader with its own batch sampler).
+
+    A random draw, not the first ``samples``: a split stored by class (an image folder) would
+    otherwise be measured on its first classes only.
+    """
+    loader = split if isinstance(split, DataLoader) else None
+    dataset, size = inner_dataset(split), _length(split)
+    if samples is None or size is None or size <= samples \
+            or (loader is not None and loader.batch_size is None):
+        return split
+    generator = torch.Generator().manual_seed(CALIBRATION_SEED)
+    indices = torch.randperm(size, generator=generator)[:samples].sort().values
+    if loader is None and isinstance(dataset, TensorDataset):   # stays a tensor data set
+        return TensorDataset(*(tensor[indices] for tensor in dataset.tensors))
+    subset = Subset(dataset, indices.tolist())
+    return subset if loader is None else rebuild_loader(loader, subset, shuffle=False,
+                                                        drop_last=False)

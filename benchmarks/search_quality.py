@@ -32,6 +32,7 @@ Methods (``--methods``; the default list is marked *):
 - default+sp:S   default with the baselines enqueued at sparsities S (search.baseline_sparsities)
 - default+refine:L@E  default with search.refine at levels L every E trials (refine:none: off)
 - default+noscreen  default without rung-0 screening (early stopping at rungs 1 and 2 only)
+- default+rung0:N  default with rung 0 on N validation samples (screening.samples; all: the split)
 - default+A+B    changes A and B together, e.g. default+bits:8+refine:0.01@5
 - default+sensD  default-es with per-layer bounds from the sensitivity analysis for a drop D
 - global_offsetR default-es with one global sparsity + per-layer offsets within R
@@ -101,6 +102,8 @@ VARIANTS = {
     "noscreen": lambda _: {"search": {"early_stopping": {"screening": {"enabled": False}}}},
     "share:": lambda rest: {"search": {"early_stopping": {"screening": {
         "fine_tune_share": float(rest)}}}},
+    "rung0:": lambda rest: {"search": {"early_stopping": {"screening": {
+        "samples": None if rest == "all" else int(rest)}}}},
 }
 
 

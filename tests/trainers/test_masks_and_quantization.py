@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from spaces.candidate import Candidate
 from trainers.data import DataSettings, load_data
@@ -103,3 +104,11 @@ def test_mask_lowest_is_the_stable_sort_mask_without_sorting():
         scores = scores.reshape(1, -1) if case % 2 else scores
         for k in (0, 1, n // 2, n - 1, n, n + 2, int(torch.randint(0, n + 1, (1,), generator=g))):
             assert torch.equal(mask_lowest(scores, k), by_sorting(scores, k)), (case, k)
+
+
+def test_a_mask_of_another_shape_is_refused_when_attached():
+    from trainers.pruning.masks import attach
+
+    model = nn.Sequential(nn.Linear(4, 3))
+    with pytest.raises(ValueError, match=r"a mask of shape \(3,\) for a tensor of shape \(3, 4\)"):
+        attach(model, {"0": torch.ones(3, dtype=torch.bool)}, {"0": 8})

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from trainers.pruning.masks import MaskedQuantizedWeight, ParamMask
+from trainers.pruning.masks import MaskedQuantizedWeight, ParamMask, register
 
 
 class InPlaceMasks:
@@ -60,7 +60,7 @@ class InPlaceMasks:
         if self._saved:
             self.restore(mask_grads=False)
         for module, name, masking in self.entries:
-            parametrize.register_parametrization(module, name, masking)
+            register(module, name, masking)
 
     @torch.no_grad()
     def apply(self) -> None:

@@ -51,8 +51,11 @@ def run_pair(args: argparse.Namespace, seed: int, out: Path) -> tuple[dict, pd.D
         else:
             spent = int(runs["before"][0]["finetune_epochs_done"].fillna(0).sum())
             change = {"search": {"budget_epochs": spent, "n_trials": args.cap * args.trials}}
-            if args.share is not None:
-                change["search"]["early_stopping"] = {"screening": {"fine_tune_share": args.share}}
+            screening = {**({} if args.share is None else {"fine_tune_share": args.share}),
+                         **({} if args.rung0_samples is None else
+                            {"samples": None if args.rung0_samples == 0 else args.rung0_samples})}
+            if screening:
+                change["search"]["early_stopping"] = {"screening": screening}
         config = config_from_dict(merge_options(base, change))
         result, seconds, dense_file = run_sharing_dense(config, dense_file)
         trials, dense = result.trials(), result.dense_reference()
@@ -112,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4, help="fine-tune epochs per trial")
     parser.add_argument("--share", type=float,
                         help="screening.fine_tune_share of the screening run (default: the config's)")
+    parser.add_argument("--rung0-samples", type=int,
+                        help="screening.samples of the screening run (0: the whole validation "
+                             "split; default: the config's)")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/results/screening")

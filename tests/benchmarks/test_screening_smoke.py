@@ -6,7 +6,7 @@ from conftest import load_benchmark
 
 def test_screening_tiny(tmp_path, capsys):
     bench = load_benchmark("screening.py")
-    assert bench.main(["--tiny", "--out", str(tmp_path)]) == 0
+    assert bench.main(["--tiny", "--out", str(tmp_path), "--rung0-samples", "30"]) == 0
     table = pd.read_csv(tmp_path / "screening-cnn.csv")
     row = table.iloc[0]
     # The screening run gets the epochs the 'before' run spent, as its budget, and keeps to it.

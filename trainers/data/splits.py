@@ -195,7 +195,6 @@ def bundle_from_splits(train: Split, val: Split | None = None, test: Split | Non
                       declared_preprocessing(preprocessing))
 
 
-
 CALIBRATION_SEED = 0   # the same subset for every candidate (and every study of one split)
 
 

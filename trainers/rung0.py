@@ -21,7 +21,7 @@ from torch import nn
 from torch.optim.swa_utils import update_bn
 
 from trainers import method_parts
-from trainers.data.splits import calibration_subset
+from trainers.data.splits import Split, calibration_subset
 from trainers.eval_context import EvalContext
 from trainers.training import accuracy_metric, iterate_batches, predict
 
@@ -66,7 +66,7 @@ def measure_rung0(model: nn.Module, context: EvalContext, seed: int, bn_batches:
     return Rung0(accuracy, kl, time.perf_counter() - started, measured)
 
 
-def calibration_split(context: EvalContext, samples: int | None):
+def calibration_split(context: EvalContext, samples: int | None) -> Split:
     """The samples rung 0 measures (``calibration_subset`` of the validation split; built once
     per context and size)."""
     cache = context.extras.setdefault("rung0_splits", {})

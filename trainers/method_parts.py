@@ -7,6 +7,7 @@ the dense training cost) are built once and cached in ``context.extras``.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field, replace
 
@@ -37,6 +38,34 @@ def dense_model(context: EvalContext) -> nn.Module:
     model = context.model_factory()
     model.load_state_dict(context.dense_state)
     return model.to(context.device)
+
+
+def seeded_dense_model(context: EvalContext, seed: int) -> nn.Module:
+    """``torch.manual_seed(seed)`` then ``dense_model(context)``: the same weights and the same
+    random state after it, but from the second call on a copy of a cached template instead of a
+    fresh build. A fresh build initialises every weight (random draws) only to overwrite them:
+    about 80 ms for a ResNet-18 and 0.57 s for a ViT-B/16 against 8 ms and 0.16 s for a copy
+    (CPU, one thread), paid by every candidate, screened-out ones too. The random state the build leaves behind
+    depends only on the seed, so it is cached with the template (kept on the host, where the
+    factory builds it). A model that cannot be copied is built each time."""
+    cached = context.extras.get("dense_template")
+    if cached is None or cached[0] != seed:
+        torch.manual_seed(seed)
+        model = context.model_factory()
+        model.load_state_dict(context.dense_state)
+        after = rng_state()
+        try:
+            template = copy.deepcopy(model)
+        except Exception:   # noqa: BLE001 -- a model deepcopy cannot copy: built each time
+            template = None
+        context.extras["dense_template"] = (seed, template, after)
+        return model.to(context.device)
+    _, template, after = cached
+    torch.manual_seed(seed)   # every generator; then those a build draws from, as it left them
+    if template is None:
+        return dense_model(context)
+    set_rng_state(after)
+    return copy.deepcopy(template).to(context.device)
 
 
 def example_input(context: EvalContext) -> torch.Tensor:
@@ -100,8 +129,7 @@ def prepare_candidate(candidate: Candidate, context: EvalContext) -> PreparedCan
     """Seed, copy the dense reference and prune it with the candidate's criterion (see
     ``PreparedCandidate``); exactly what one-shot training starts with."""
     pruner = make_pruner(candidate, context)
-    torch.manual_seed(candidate.seed)
-    model = dense_model(context)
+    model = seeded_dense_model(context, candidate.seed)
     masks = pruner.step(model)
     return PreparedCandidate(candidate, model, masks, rng_state())
 

@@ -13,6 +13,7 @@ import trainers.pruning.pruner as pruner
 from search.config import config_from_dict
 from search.run.context import build_study_context
 from spaces.candidate import Candidate
+import trainers.method_parts as method_parts
 from trainers.method_parts import prepare_candidate
 from trainers.trial import (evaluate_candidate, known_costs, reference_metrics,
                             remember_dense_latency)
@@ -130,3 +131,53 @@ def test_the_test_split_can_be_left_out_of_the_search(study_context):
     quiet = replace(context, measure_test=False)
     metrics = evaluate_candidate(_candidate(space, "magnitude", "unstructured"), quiet).metrics
     assert "test_accuracy" not in metrics and 0 <= metrics["accuracy"] <= 1
+
+
+def test_the_dense_starting_point_is_copied_as_a_fresh_build_would_leave_it(study_context):
+    """From the second candidate on, the dense reference is a copy of a cached template: the
+    same weights and the same random state after it as ``manual_seed`` + a fresh build."""
+    context, _ = study_context
+    original, built = context.model_factory, []
+
+    def factory():
+        built.append(1)
+        return original()
+
+    context = replace(context, model_factory=factory, extras={})
+    for _ in range(3):   # the first call builds (and caches), the others copy
+        torch.manual_seed(123)
+        fresh = method_parts.dense_model(context)
+        fresh_draw = torch.rand(4)
+        torch.manual_seed(999)   # whatever the state before: the seed decides
+        copied = method_parts.seeded_dense_model(context, 123)
+        assert torch.equal(torch.rand(4), fresh_draw)
+        for (name, a), (_, b) in zip(fresh.state_dict().items(), copied.state_dict().items()):
+            assert torch.equal(a, b), name
+        assert all(p.data_ptr() != q.data_ptr()
+                   for p, q in zip(copied.parameters(), context.extras["dense_template"][1]
+                                   .parameters()))
+    assert len(built) == 3 + 1   # three fresh builds for the comparison, one for the template
+    method_parts.seeded_dense_model(context, 7)   # another seed: built again
+    assert len(built) == 5
+
+
+class _Uncopyable(torch.nn.Linear):
+    def __deepcopy__(self, memo):
+        raise TypeError("cannot copy this model")
+
+
+def test_a_model_that_cannot_be_copied_is_built_each_time(study_context):
+    context, _ = study_context
+    built = []
+
+    def factory():
+        built.append(1)
+        return _Uncopyable(3, 2)
+
+    context = replace(context, model_factory=factory, dense_state=_Uncopyable(3, 2).state_dict(),
+                      extras={})
+    first = method_parts.seeded_dense_model(context, 5)
+    draw = torch.rand(2)
+    second = method_parts.seeded_dense_model(context, 5)
+    assert torch.equal(torch.rand(2), draw) and len(built) == 2
+    assert torch.equal(first.weight, second.weight) and first is not second

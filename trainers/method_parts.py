@@ -46,16 +46,16 @@ def seeded_dense_model(context: EvalContext, seed: int) -> nn.Module:
     fresh build. A fresh build initialises every weight (random draws) only to overwrite them:
     about 80 ms for a ResNet-18 and 0.57 s for a ViT-B/16 against 8 ms and 0.16 s for a copy
     (CPU, one thread), paid by every candidate, screened-out ones too. The random state the build leaves behind
-    depends only on the seed, so it is cached with the template (kept on the host, where the
-    factory builds it). A model that cannot be copied is built each time."""
+    depends only on the seed, so it is cached with the template (kept on the host). A model that
+    cannot be copied is built each time."""
     cached = context.extras.get("dense_template")
     if cached is None or cached[0] != seed:
         torch.manual_seed(seed)
         model = context.model_factory()
         model.load_state_dict(context.dense_state)
         after = rng_state()
-        try:
-            template = copy.deepcopy(model)
+        try:   # on the host, even from a factory that builds on the device: no second copy there
+            template = copy.deepcopy(model).to("cpu")
         except Exception:   # noqa: BLE001 -- a model deepcopy cannot copy: built each time
             template = None
         context.extras["dense_template"] = (seed, template, after)

@@ -45,9 +45,9 @@ def seeded_dense_model(context: EvalContext, seed: int) -> nn.Module:
     random state after it, but from the second call on a copy of a cached template instead of a
     fresh build. A fresh build initialises every weight (random draws) only to overwrite them:
     about 80 ms for a ResNet-18 and 0.57 s for a ViT-B/16 against 8 ms and 0.16 s for a copy
-    (CPU, one thread), paid by every candidate, screened-out ones too. The random state the build leaves behind
-    depends only on the seed, so it is cached with the template (kept on the host). A model that
-    cannot be copied is built each time."""
+    (CPU, one thread), paid by every candidate, screened-out ones too. The random state the
+    build leaves behind depends only on the seed, so it is cached with the template (kept on the
+    host). A model that cannot be copied is built each time."""
     cached = context.extras.get("dense_template")
     if cached is None or cached[0] != seed:
         torch.manual_seed(seed)

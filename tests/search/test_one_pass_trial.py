@@ -1,6 +1,7 @@
 """One pass per trial: the candidate is built and pruned once (gradients collected once) and that
 one pruned model serves validity, early stopping's costs and training; latency is timed once per
-exported shape; the test split can be left out of the search."""
+exported shape; the test split can be left out of the search; the dense starting point is a copy
+of a cached template, as a fresh build would leave it."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -9,11 +10,11 @@ import pytest
 import torch
 
 import trainers.costs.latency as latency
+import trainers.method_parts as method_parts
 import trainers.pruning.pruner as pruner
 from search.config import config_from_dict
 from search.run.context import build_study_context
 from spaces.candidate import Candidate
-import trainers.method_parts as method_parts
 from trainers.method_parts import prepare_candidate
 from trainers.trial import (evaluate_candidate, known_costs, reference_metrics,
                             remember_dense_latency)

@@ -49,23 +49,18 @@ def seeded_dense_model(context: EvalContext, seed: int) -> nn.Module:
     build leaves behind depends only on the seed, so it is cached with the template (kept on the
     host). A model that cannot be copied is built each time."""
     cached = context.extras.get("dense_template")
+    torch.manual_seed(seed)   # every generator; then those a build draws from, as it left them
+    if cached is not None and cached[0] == seed and cached[1] is not None:
+        set_rng_state(cached[2])
+        return copy.deepcopy(cached[1]).to(context.device)
+    model = dense_model(context)
     if cached is None or cached[0] != seed:
-        torch.manual_seed(seed)
-        model = context.model_factory()
-        model.load_state_dict(context.dense_state)
-        after = rng_state()
-        try:   # on the host, even from a factory that builds on the device: no second copy there
+        try:   # on the host: a factory that builds on the device gets no second copy there
             template = copy.deepcopy(model).to("cpu")
         except Exception:   # noqa: BLE001 -- a model deepcopy cannot copy: built each time
             template = None
-        context.extras["dense_template"] = (seed, template, after)
-        return model.to(context.device)
-    _, template, after = cached
-    torch.manual_seed(seed)   # every generator; then those a build draws from, as it left them
-    if template is None:
-        return dense_model(context)
-    set_rng_state(after)
-    return copy.deepcopy(template).to(context.device)
+        context.extras["dense_template"] = (seed, template, rng_state())
+    return model
 
 
 def example_input(context: EvalContext) -> torch.Tensor:
